@@ -1,0 +1,354 @@
+/*
+ * portreg: a lock-free registry of backend HTTP ports.
+ *
+ * A broker fronts local backend daemons. Each daemon may start an HTTP
+ * status server and report the port it got in a BackendHttpReady frame.
+ * For every backend id the registry holds one of three states:
+ *
+ *   UNTRACKED       the registry has never heard of it, or it was untracked;
+ *   PENDING         tracked, no port reported yet;
+ *   BOUND(port)     tracked, its HTTP server listens on 127.0.0.1:port.
+ *
+ * Concurrency contract
+ * --------------------
+ * - Every function except portreg_create() and portreg_destroy() may be
+ *   called from any number of threads at once, with no per-thread setup.
+ *   A thread's first call on a registry allocates a small per-thread epoch
+ *   record (about 256 bytes); it is recycled when the thread exits.
+ *   portreg_thread_attach() does that step up front and reports failure.
+ * - portreg_lookup() and portreg_get() are wait-free: no lock, no
+ *   allocation (after the thread's first call), no system call, and no loop
+ *   that a concurrent writer can make repeat. Their cost is bounded by the
+ *   hash table's probe bound (ck_ht's probe limit, at most
+ *   max(64, capacity / 16) probes, each one key compare): the table never
+ *   holds tombstones, the only thing that makes ck_ht_get_spmc() start over.
+ * - Changing the state of a backend that the table already holds (register,
+ *   re-register, unbind, untrack, re-track) is one compare-and-swap on the
+ *   backend's packed state word: lock-free, no allocation. Inserting a new
+ *   id, growing the table and compacting untracked ids away take the
+ *   registry's writer lock; readers never wait for it.
+ * - The state word packs status, port and version into one atomic 64-bit
+ *   word, so every read returns one state the backend really had.
+ * - Each operation is linearizable: it takes effect atomically at one point
+ *   between its call and its return.
+ * - Memory that readers may still hold is freed after an epoch grace
+ *   period, so a reader never touches freed memory and churn never leaks.
+ *
+ * Versions
+ * --------
+ * Each state carries a 32-bit version. Every applied change (track of an
+ * untracked id, every register, unbind of a bound id, untrack of a tracked
+ * id) gives the backend a version greater than any it had before in this
+ * registry, also across untrack and re-track. An untracked backend reads as
+ * version 0 and a tracked one never does. Versions come from a per-id
+ * counter that resumes above every version a compacted-away id ever had, so
+ * the guarantee holds for 2^32 - 1 changes per registry lifetime.
+ *
+ * Errors
+ * ------
+ * Functions that can fail return 0 or a negative PORTREG_E* code, and a
+ * failed call changes nothing. portreg_strerror() names every code.
+ *
+ * Ids are byte strings of 1..PORTREG_ID_MAX bytes, compared byte for byte;
+ * NUL bytes are allowed. The registry copies them.
+ */
+#ifndef PORTREG_H
+#define PORTREG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(PORTREG_STATIC_DEFINE)
+#define PORTREG_API
+#elif defined(__GNUC__)
+#define PORTREG_API __attribute__((visibility("default")))
+#else
+#define PORTREG_API
+#endif
+
+#define PORTREG_VERSION_MAJOR 0
+#define PORTREG_VERSION_MINOR 2
+#define PORTREG_VERSION_PATCH 0
+/* 0xMMmmpp: compare with >= in preprocessor checks. */
+#define PORTREG_VERSION_HEX                                                                        \
+    ((PORTREG_VERSION_MAJOR << 16) | (PORTREG_VERSION_MINOR << 8) | PORTREG_VERSION_PATCH)
+
+/* Longest id, in bytes. */
+#define PORTREG_ID_MAX 255
+
+/* Return codes: 0 on success, or one of these. */
+#define PORTREG_EINVAL      (-1)  /* NULL registry or required out-pointer, bad id, NULL body */
+#define PORTREG_ENOMEM      (-2)  /* allocation failed; the registry is unchanged */
+#define PORTREG_EDECODE     (-3)  /* the frame body is not a valid BackendHttpReady */
+#define PORTREG_ERANGE      (-4)  /* port is 0 or above 65535 */
+#define PORTREG_ECONFLICT   (-5)  /* conditional update: the version did not match */
+#define PORTREG_ETIMEDOUT   (-6)  /* portreg_wait(): no change before the timeout */
+#define PORTREG_EVERSION    (-7)  /* frame: framing version other than 1 */
+#define PORTREG_ETOOLARGE   (-8)  /* frame: declared body longer than the reader's limit */
+#define PORTREG_ETRUNCATED  (-9)  /* frame: the stream ended inside a frame */
+#define PORTREG_ESYSTEM     (-10) /* a system call failed; errno says why */
+
+typedef struct portreg portreg_t;
+
+typedef enum {
+    PORTREG_UNTRACKED = 0,
+    PORTREG_PENDING = 1,
+    PORTREG_BOUND = 2,
+} portreg_status_t;
+
+typedef struct {
+    portreg_status_t status;
+    uint16_t port;    /* 1..65535 when BOUND, else 0 */
+    uint32_t version; /* 0 when UNTRACKED */
+} portreg_state_t;
+
+/* Allocator for everything the registry allocates. ctx is alloc_ctx. */
+typedef void *(*portreg_alloc_fn)(void *ctx, size_t size);
+typedef void (*portreg_free_fn)(void *ctx, void *ptr, size_t size);
+
+typedef struct {
+    /* Ids the table holds before its first grow; rounded up. 0: 64. */
+    size_t initial_capacity;
+    /* Seed for the id hash. 0: a random seed from getrandom(2) at create. */
+    uint64_t hash_seed;
+    /* Both NULL: malloc/free. Both set: every allocation of the registry
+     * goes through them (they must be thread-safe); portreg_snapshot()
+     * uses malloc, as its result outlives the registry. One set without
+     * the other: EINVAL. */
+    portreg_alloc_fn alloc;
+    portreg_free_fn free;
+    void *alloc_ctx;
+} portreg_options_t;
+
+/* Run-time version, PORTREG_VERSION_HEX of the library actually linked. */
+PORTREG_API unsigned portreg_version(void);
+/* "0.2.0" */
+PORTREG_API const char *portreg_version_string(void);
+
+/* A short message for any int: 0, every PORTREG_E* code, and a generic
+ * text for anything else. Never NULL; the string is static. */
+PORTREG_API const char *portreg_strerror(int code);
+/* The code's name, "PORTREG_EINVAL"; "PORTREG_UNKNOWN" for unknown codes. */
+PORTREG_API const char *portreg_err_name(int code);
+
+/* Fills opts with the defaults (all zero, as documented above). */
+PORTREG_API void portreg_options_init(portreg_options_t *opts);
+
+/* Creates an empty registry; opts NULL means defaults. Returns NULL and sets
+ * errno (ENOMEM, EINVAL, or EAGAIN when the process ran out of thread-
+ * specific keys) on failure. Not thread-safe with respect to the registry it
+ * creates (nobody else can see it yet). */
+PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
+
+/* Frees the registry and everything it holds. No other call on reg may be
+ * running or start, and no thread that used reg may be exiting while it
+ * runs (joining your threads first is enough). Threads may outlive it.
+ * NULL is a no-op. */
+PORTREG_API void portreg_destroy(portreg_t *reg);
+
+/* Sets up the calling thread's epoch record now instead of on its first
+ * call. Returns 0, PORTREG_EINVAL (reg NULL) or PORTREG_ENOMEM. Optional.
+ * Lock-free. */
+PORTREG_API int portreg_thread_attach(portreg_t *reg);
+
+/* untracked -> pending; a tracked backend keeps its state and version.
+ * Returns 0, PORTREG_EINVAL or PORTREG_ENOMEM.
+ * Lock-free for known ids; takes the writer lock to insert a new id. */
+PORTREG_API int portreg_track(portreg_t *reg, const char *id, size_t id_len);
+
+/* Any state -> bound(port), inserting the id if it is untracked. *prev (if
+ * prev is not NULL) receives the state it replaced. Returns 0,
+ * PORTREG_EINVAL, PORTREG_ERANGE (port 0) or PORTREG_ENOMEM.
+ * Lock-free for known ids; takes the writer lock to insert a new id. */
+PORTREG_API int portreg_register(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
+                                 portreg_state_t *prev);
+
+/* True, and *port (if port is not NULL) set, iff the backend is bound.
+ * False for bad arguments, and if the thread's first-call setup fails for
+ * lack of memory (see portreg_thread_attach()).
+ * Wait-free. */
+PORTREG_API bool portreg_lookup(portreg_t *reg, const char *id, size_t id_len, uint16_t *port);
+
+/* The backend's whole state. Returns 0, PORTREG_EINVAL or PORTREG_ENOMEM
+ * (first-call setup). Wait-free. */
+PORTREG_API int portreg_get(portreg_t *reg, const char *id, size_t id_len, portreg_state_t *state);
+
+/* Tracked -> untracked; an untracked id returns 0 with prev UNTRACKED
+ * (idempotent). Returns 0 or PORTREG_EINVAL. Lock-free; may afterwards
+ * take the writer lock to compact untracked ids away. */
+PORTREG_API int portreg_untrack(portreg_t *reg, const char *id, size_t id_len,
+                                portreg_state_t *prev);
+
+/* Bound -> pending (the backend's HTTP server went away, the backend is
+ * still known). Pending and untracked ids are left as they are. Returns 0 or
+ * PORTREG_EINVAL. Lock-free. */
+PORTREG_API int portreg_unbind(portreg_t *reg, const char *id, size_t id_len,
+                               portreg_state_t *prev);
+
+/* Like portreg_register(), applied only if the backend's version still
+ * equals expected_version (0: only if untracked). Otherwise returns
+ * PORTREG_ECONFLICT with the current state in *prev and changes nothing.
+ * Lock-free for known ids; takes the writer lock to insert a new id. */
+PORTREG_API int portreg_register_if(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
+                                    uint32_t expected_version, portreg_state_t *prev);
+
+/* Like portreg_untrack(), applied only if the backend's version still
+ * equals expected_version; otherwise PORTREG_ECONFLICT. expected_version 0
+ * on an untracked backend succeeds with no change. Lock-free. */
+PORTREG_API int portreg_untrack_if(portreg_t *reg, const char *id, size_t id_len,
+                                   uint32_t expected_version, portreg_state_t *prev);
+
+/* Tracked backends. Exact when no writer runs; under concurrent writers, a
+ * value the count had during the call, give or take writers in flight.
+ * Wait-free. */
+PORTREG_API size_t portreg_count(portreg_t *reg);
+
+/* Decodes body (the bytes inside the wire framing) as a BackendHttpReady
+ * and registers its port for id. *port (if port is not NULL) receives the
+ * port. Returns 0, PORTREG_EINVAL (bad id, or body NULL with body_len > 0),
+ * PORTREG_EDECODE (malformed: bad varint, wrong wire type, truncated, value
+ * above 32 bits), PORTREG_ERANGE (port 0, which includes the empty body, or
+ * above 65535) or PORTREG_ENOMEM. Unknown fields are skipped. On any error
+ * the registry is exactly as it was. Lock-free as portreg_register(). */
+PORTREG_API int portreg_decode_and_register(portreg_t *reg, const char *id, size_t id_len,
+                                            const uint8_t *body, size_t body_len, uint16_t *port);
+
+/* Decodes a BackendHttpReady body without touching any registry; same
+ * codes as portreg_decode_and_register(). */
+PORTREG_API int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port);
+
+/* Encodes BackendHttpReady{port} into buf (at most PORTREG_READY_MAX_SIZE
+ * bytes). Returns the encoded length, or PORTREG_EINVAL if buf is NULL or
+ * cap too small. Port 0 encodes as the empty body, as proto3 does. */
+#define PORTREG_READY_MAX_SIZE 6
+PORTREG_API int portreg_encode_ready(uint32_t port, uint8_t *buf, size_t cap);
+
+/* Snapshot iterator
+ * -----------------
+ * Walks every tracked backend without blocking anyone; the walk runs inside
+ * an epoch section from init to fini, so keep it short (it delays the
+ * reclamation of memory, never a reader or writer). Weakly consistent:
+ * - every backend tracked for the whole iteration is returned exactly once;
+ * - no id is returned twice;
+ * - each entry's state is one the backend really had during the iteration;
+ * - backends tracked or untracked during the iteration may or may not show.
+ * entry->id points into the registry and stays valid until
+ * portreg_iter_fini(). Iterators may nest and run on many threads at once;
+ * one iterator belongs to one thread. Calls on the same registry are fine
+ * between init and fini. */
+typedef struct {
+    const char *id;
+    size_t id_len;
+    portreg_state_t state;
+} portreg_entry_t;
+
+typedef struct {
+    /* Private: the iterator's position and the epoch record it holds. */
+    _Alignas(8) unsigned char opaque[96];
+} portreg_iter_t;
+
+/* Starts an iteration. If the thread's first-call setup fails for lack of
+ * memory, the iteration is empty. */
+PORTREG_API void portreg_iter_init(portreg_iter_t *it, portreg_t *reg);
+/* The next tracked backend; false when done. Wait-free per call. */
+PORTREG_API bool portreg_iter_next(portreg_iter_t *it, portreg_entry_t *entry);
+/* Ends the iteration; entries' ids are invalid afterwards. */
+PORTREG_API void portreg_iter_fini(portreg_iter_t *it);
+
+/* A copy-out snapshot, sorted by id (bytewise, shorter first on a tie),
+ * with the same guarantees as the iterator. It owns its ids and outlives
+ * the registry. Returns 0, PORTREG_EINVAL or PORTREG_ENOMEM. */
+typedef struct {
+    size_t count;
+    portreg_entry_t *entries;
+} portreg_snapshot_t;
+
+PORTREG_API int portreg_snapshot(portreg_t *reg, portreg_snapshot_t *snap);
+/* Frees what portreg_snapshot() allocated; a zeroed snapshot is fine. */
+PORTREG_API void portreg_snapshot_free(portreg_snapshot_t *snap);
+
+/* Waiting for changes
+ * -------------------
+ * Blocks until the backend's version differs from seen_version (0 for
+ * "untracked"), then stores its state in *state (if not NULL) and returns 0.
+ * Returns at once if it already differs. timeout_ns < 0 waits forever;
+ * otherwise PORTREG_ETIMEDOUT after that long with *state the current
+ * state. Also PORTREG_EINVAL, PORTREG_ENOMEM (an untracked id needs a
+ * placeholder to sleep on). Sleeps on a futex: no polling, and writers pay
+ * nothing unless someone waits on that backend. Blocking. */
+PORTREG_API int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_version,
+                             int64_t timeout_ns, portreg_state_t *state);
+
+/* The number of changes applied to the registry so far. Wait-free. */
+PORTREG_API uint64_t portreg_changes(portreg_t *reg);
+
+/* An eventfd (EFD_NONBLOCK | EFD_CLOEXEC) that becomes readable after any
+ * change, for event loops: read it (8 bytes) to re-arm, then compare
+ * portreg_changes() with the value you saw last. Created on first call; the
+ * same fd afterwards; closed by portreg_destroy(). Until it exists, writers
+ * make no system call for it. Returns the fd, or PORTREG_EINVAL,
+ * PORTREG_ESYSTEM (errno set). Lock-free. */
+PORTREG_API int portreg_eventfd(portreg_t *reg);
+
+/* Statistics, for tests and capacity planning. Wait-free, approximate under
+ * concurrent writers. */
+typedef struct {
+    size_t tracked;        /* same as portreg_count() */
+    size_t slots;          /* ids the table holds, untracked placeholders included */
+    size_t table_capacity; /* buckets in the hash table */
+    size_t bytes;          /* table + slots + ids, excluding allocator overhead */
+    uint64_t compactions;  /* rebuilds that dropped untracked ids */
+    uint64_t changes;      /* same as portreg_changes() */
+} portreg_stats_t;
+
+PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);
+
+/* Frees all memory waiting for a grace period, waiting for readers to
+ * leave their epoch sections. Never needed for correctness. Must not be
+ * called from inside an iteration. Blocking (takes the writer lock). */
+PORTREG_API int portreg_reclaim(portreg_t *reg);
+
+/* Wire framing
+ * ------------
+ * Daemons send [u8 version = 1][u32 little-endian body length][body].
+ * The reader takes bytes as they arrive, in any split, and hands out whole
+ * bodies. The declared length is checked against the limit before any
+ * allocation. One reader per stream; not thread-safe. */
+#define PORTREG_FRAME_VERSION     1
+#define PORTREG_FRAME_HEADER_SIZE 5
+#define PORTREG_FRAME_MAX_BODY    (16u * 1024u * 1024u)
+
+typedef struct {
+    /* Private. */
+    _Alignas(8) unsigned char opaque[64];
+} portreg_frame_reader_t;
+
+/* max_body 0 means PORTREG_FRAME_MAX_BODY; larger values are clamped to it. */
+PORTREG_API void portreg_frame_reader_init(portreg_frame_reader_t *fr, size_t max_body);
+
+/* Consumes bytes from data[0..len) and stops right after a frame completes.
+ * *consumed receives the number of bytes used. Returns 1 with *body and
+ * *body_len set when a frame completed (the body stays valid until the next
+ * call), 0 when more bytes are needed, or PORTREG_EVERSION,
+ * PORTREG_ETOOLARGE, PORTREG_ENOMEM, PORTREG_EINVAL. After an error other
+ * than ENOMEM the stream is unusable: every later call repeats the error. */
+PORTREG_API int portreg_frame_feed(portreg_frame_reader_t *fr, const uint8_t *data, size_t len,
+                                   size_t *consumed, const uint8_t **body, size_t *body_len);
+
+/* Call at end of stream: 0 if it ended between frames, PORTREG_ETRUNCATED
+ * if inside one, or the stream's earlier error. */
+PORTREG_API int portreg_frame_finish(const portreg_frame_reader_t *fr);
+
+/* Frees the reader's buffer. */
+PORTREG_API void portreg_frame_reader_fini(portreg_frame_reader_t *fr);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PORTREG_H */

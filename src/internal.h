@@ -1,0 +1,183 @@
+/*
+ * Private structures shared by the library's source files.
+ *
+ * Layout of a registry:
+ *
+ *   reg->table ──► ck_ht_t (bytestring keys) ──► entries {key, len, hash, value}
+ *                                                           │         │
+ *                                                           ▼         ▼
+ *                                              struct slot { state word, id bytes }
+ *
+ * The key pointer of each ck_ht entry points at slot->id and the value at the
+ * slot, so a lookup touches the bucket and then one slot. Slots are never
+ * removed from a live table (that would leave tombstones, which make
+ * ck_ht_get_spmc() start over): untrack flips the state word, and compaction
+ * builds a fresh table without the untracked slots and swaps it in.
+ */
+#ifndef PORTREG_INTERNAL_H
+#define PORTREG_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ck_epoch.h>
+#include <ck_ht.h>
+#include <ck_malloc.h>
+
+#include "portreg.h"
+#include "state.h"
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+/* libck is not instrumented, so TSan cannot see the happens-before edges
+ * inside ck_ht and ck_epoch; these restate them (see shared notes). */
+#include <sanitizer/tsan_interface.h>
+#define TSAN_RELEASE(addr) __tsan_release((void *)(addr))
+#define TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
+#else
+#define TSAN_RELEASE(addr) ((void)(addr))
+#define TSAN_ACQUIRE(addr) ((void)(addr))
+#endif
+
+#define PORTREG_HIDDEN __attribute__((visibility("hidden")))
+#define LIKELY(x)      __builtin_expect(!!(x), 1)
+#define UNLIKELY(x)    __builtin_expect(!!(x), 0)
+
+/* One backend. Allocated with its id; freed only after a grace period. */
+struct slot {
+    _Atomic uint64_t state; /* see state.h */
+    uint8_t id_len;
+    char id[]; /* not NUL-terminated; ck_ht's key points here */
+};
+
+/* A thread's epoch record for one registry. */
+struct reader {
+    ck_epoch_record_t rec; /* first: ck_epoch hands us &rec back */
+    void *raw;             /* what the allocator returned, for free */
+    size_t raw_size;
+};
+
+struct portreg {
+    /* Read on every lookup; written only by compaction (release). */
+    _Atomic(ck_ht_t *) table;
+    uint64_t gen; /* unique per registry in this process: guards TLS caches */
+    pthread_key_t key;
+    ck_epoch_t epoch;
+
+    /* Writer side: everything below the lock is guarded by it unless atomic. */
+    pthread_mutex_t writer;
+    struct reader *writer_rec; /* defers frees; used only under the lock */
+    uint32_t version_floor;    /* highest version any dropped slot had */
+    struct ck_malloc ckm;      /* ck_ht's allocator hooks (route to ours) */
+    uint64_t seed;
+
+    /* Bookkeeping, relaxed: statistics and compaction triggers only. */
+    _Atomic size_t tracked;
+    _Atomic size_t slots;
+    _Atomic size_t dead; /* slots in the table whose state is UNTRACKED */
+    _Atomic size_t slot_bytes;     /* live slots, ids included */
+    _Atomic size_t table_bytes;    /* ck_ht maps allocated and not yet freed */
+    _Atomic size_t table_capacity; /* buckets of the newest map */
+    _Atomic uint64_t changes;
+    _Atomic uint64_t compactions;
+    _Atomic int efd; /* eventfd, -1 until portreg_eventfd() */
+
+    portreg_alloc_fn alloc;
+    portreg_free_fn free;
+    void *alloc_ctx;
+    void *raw; /* what the allocator returned for this struct */
+    size_t raw_size;
+
+    /* TSan: the reclamation edge (epoch end -> deferred free) lives here. */
+    char tsan_sync;
+};
+
+/* Allocation through the registry's hooks. */
+PORTREG_HIDDEN void *mem_alloc(struct portreg *reg, size_t size);
+PORTREG_HIDDEN void mem_free(struct portreg *reg, void *ptr, size_t size);
+
+/* thread.c: the calling thread's record for reg, or NULL if it cannot be
+ * allocated. */
+PORTREG_HIDDEN struct reader *reader_get_slow(struct portreg *reg);
+PORTREG_HIDDEN void reader_release(void *reader);
+PORTREG_HIDDEN void readers_free_all(struct portreg *reg);
+PORTREG_HIDDEN struct reader *reader_new(struct portreg *reg);
+
+struct reader_cache {
+    const struct portreg *reg;
+    uint64_t gen;
+    struct reader *r;
+};
+/* initial-exec: a plain %fs-relative load on the lookup path instead of a
+ * __tls_get_addr() call. */
+extern _Thread_local struct reader_cache portreg_tls_reader PORTREG_HIDDEN
+    __attribute__((tls_model("initial-exec")));
+
+static inline struct reader *reader_get(struct portreg *reg)
+{
+    struct reader_cache *c = &portreg_tls_reader;
+    if (LIKELY(c->reg == reg && c->gen == reg->gen))
+        return c->r;
+    return reader_get_slow(reg);
+}
+
+static inline void reader_begin(struct reader *r)
+{
+    ck_epoch_begin(&r->rec, NULL);
+}
+
+static inline void reader_end(struct portreg *reg, struct reader *r)
+{
+    /* TSan: release before the section ends, acquired by deferred frees. */
+    TSAN_RELEASE(&reg->tsan_sync);
+    ck_epoch_end(&r->rec, NULL);
+}
+
+/* The current table. Acquire: pairs with the release in table_publish(),
+ * so the new table's ck_ht_t fields are visible before we use them. */
+static inline ck_ht_t *table_current(struct portreg *reg)
+{
+    return atomic_load_explicit(&reg->table, memory_order_acquire);
+}
+
+/* The slot for id in ht, or NULL. Call inside an epoch section (or under
+ * the writer lock). Wait-free: ht never holds tombstones. */
+static inline struct slot *table_find(ck_ht_t *ht, const char *id, size_t id_len)
+{
+    ck_ht_entry_t e;
+    ck_ht_hash_t h;
+
+    ck_ht_hash(&h, ht, id, (uint16_t)id_len);
+    ck_ht_entry_key_set(&e, id, (uint16_t)id_len);
+    if (!ck_ht_get_spmc(ht, h, &e))
+        return NULL;
+    struct slot *s = ck_ht_entry_value(&e);
+    TSAN_ACQUIRE(s); /* pairs with TSAN_RELEASE in table_insert() */
+    return s;
+}
+
+static inline bool id_valid(const char *id, size_t id_len)
+{
+    return id != NULL && id_len > 0 && id_len <= PORTREG_ID_MAX;
+}
+
+/* table.c: the writer side. All take/assume the writer lock as named. */
+PORTREG_HIDDEN void writer_lock(struct portreg *reg);
+PORTREG_HIDDEN void writer_unlock(struct portreg *reg);
+PORTREG_HIDDEN ck_ht_t *table_new(struct portreg *reg, size_t capacity);
+PORTREG_HIDDEN void table_free_now(struct portreg *reg, ck_ht_t *ht);
+PORTREG_HIDDEN int table_insert(struct portreg *reg, const char *id, size_t id_len, uint64_t state,
+                                struct slot **out);
+PORTREG_HIDDEN void compact_locked(struct portreg *reg);
+PORTREG_HIDDEN void compact_if_due(struct portreg *reg);
+PORTREG_HIDDEN void slot_free(struct portreg *reg, struct slot *s);
+
+/* wait.c: wakes futex sleepers on s and signals the eventfd. */
+PORTREG_HIDDEN void notify_change(struct portreg *reg, struct slot *s, uint64_t old);
+
+#endif
