@@ -1,0 +1,124 @@
+/* Conditional updates and unbind: stale daemons cannot clobber newer state. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "portreg.h"
+
+#define ID(s) (s), (sizeof(s) - 1)
+
+static portreg_t *reg;
+
+static void setup(void)
+{
+    reg = portreg_create(NULL);
+    cr_assert_not_null(reg);
+}
+
+static void teardown(void)
+{
+    portreg_destroy(reg);
+}
+
+TestSuite(conditional, .init = setup, .fini = teardown);
+
+static portreg_state_t get(const char *id, size_t len)
+{
+    portreg_state_t s;
+    cr_assert_eq(portreg_get(reg, id, len, &s), 0);
+    return s;
+}
+
+Test(conditional, register_if_applies_when_version_matches)
+{
+    cr_assert_eq(portreg_track(reg, ID("d")), 0);
+    portreg_state_t s = get(ID("d")), prev;
+    cr_assert_eq(portreg_register_if(reg, ID("d"), 9000, s.version, &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_PENDING);
+    cr_assert_eq(prev.version, s.version);
+    cr_assert_eq(get(ID("d")).port, 9000);
+}
+
+Test(conditional, stale_register_if_conflicts_and_reports_current_state)
+{
+    cr_assert_eq(portreg_register(reg, ID("d"), 9000, NULL), 0);
+    uint32_t stale = get(ID("d")).version;
+    cr_assert_eq(portreg_register(reg, ID("d"), 9001, NULL), 0); /* the replacement daemon */
+    portreg_state_t now = get(ID("d")), prev;
+    uint64_t changes = portreg_changes(reg);
+    cr_assert_eq(portreg_register_if(reg, ID("d"), 9000, stale, &prev), PORTREG_ECONFLICT);
+    cr_assert_eq(memcmp(&prev, &now, sizeof now), 0);
+    cr_assert_eq(memcmp(&now, &(portreg_state_t){get(ID("d")).status, get(ID("d")).port,
+                                                  get(ID("d")).version},
+                        sizeof now),
+                 0);
+    cr_assert_eq(portreg_changes(reg), changes);
+}
+
+Test(conditional, register_if_zero_inserts_only_untracked_ids)
+{
+    portreg_state_t prev;
+    cr_assert_eq(portreg_register_if(reg, ID("fresh"), 100, 0, &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    cr_assert_eq(get(ID("fresh")).port, 100);
+    cr_assert_eq(portreg_register_if(reg, ID("fresh"), 101, 0, &prev), PORTREG_ECONFLICT);
+    cr_assert_eq(prev.port, 100);
+    cr_assert_eq(get(ID("fresh")).port, 100);
+}
+
+Test(conditional, register_if_nonzero_on_unknown_id_conflicts_without_inserting)
+{
+    portreg_state_t prev = {PORTREG_BOUND, 1, 1};
+    cr_assert_eq(portreg_register_if(reg, ID("nobody"), 100, 7, &prev), PORTREG_ECONFLICT);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    cr_assert_eq(prev.version, 0);
+    cr_assert_eq(portreg_count(reg), 0);
+    cr_assert_eq(portreg_register_if(reg, ID("nobody"), 0, 0, NULL), PORTREG_ERANGE);
+}
+
+Test(conditional, untrack_if_applies_only_to_the_expected_version)
+{
+    cr_assert_eq(portreg_register(reg, ID("d"), 9000, NULL), 0);
+    uint32_t v = get(ID("d")).version;
+    portreg_state_t prev;
+    cr_assert_eq(portreg_untrack_if(reg, ID("d"), v + 1, &prev), PORTREG_ECONFLICT);
+    cr_assert_eq(prev.version, v);
+    cr_assert_eq(get(ID("d")).status, PORTREG_BOUND);
+    cr_assert_eq(portreg_untrack_if(reg, ID("d"), v, &prev), 0);
+    cr_assert_eq(prev.port, 9000);
+    cr_assert_eq(get(ID("d")).status, PORTREG_UNTRACKED);
+    cr_assert_eq(portreg_untrack_if(reg, ID("d"), 0, &prev), 0, "untracked matches version 0");
+    cr_assert_eq(portreg_untrack_if(reg, ID("d"), v, &prev), PORTREG_ECONFLICT);
+    cr_assert_eq(portreg_count(reg), 0);
+}
+
+Test(conditional, unbind_turns_bound_into_pending_with_a_new_version)
+{
+    cr_assert_eq(portreg_register(reg, ID("d"), 9000, NULL), 0);
+    uint32_t v = get(ID("d")).version;
+    portreg_state_t prev;
+    cr_assert_eq(portreg_unbind(reg, ID("d"), &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_BOUND);
+    cr_assert_eq(prev.port, 9000);
+    portreg_state_t s = get(ID("d"));
+    cr_assert_eq(s.status, PORTREG_PENDING);
+    cr_assert_eq(s.port, 0);
+    cr_assert_gt(s.version, v);
+    cr_assert_not(portreg_lookup(reg, ID("d"), NULL));
+    cr_assert_eq(portreg_count(reg), 1);
+}
+
+Test(conditional, unbind_leaves_pending_and_untracked_alone)
+{
+    portreg_state_t prev;
+    cr_assert_eq(portreg_track(reg, ID("p")), 0);
+    portreg_state_t before = get(ID("p"));
+    uint64_t changes = portreg_changes(reg);
+    cr_assert_eq(portreg_unbind(reg, ID("p"), &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_PENDING);
+    cr_assert_eq(get(ID("p")).version, before.version);
+    cr_assert_eq(portreg_unbind(reg, ID("ghost"), &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    cr_assert_eq(get(ID("ghost")).status, PORTREG_UNTRACKED);
+    cr_assert_eq(portreg_changes(reg), changes);
+    cr_assert_eq(portreg_count(reg), 1);
+}

@@ -1,0 +1,344 @@
+/* The registry's single-threaded contract: states, versions, edges. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "portreg.h"
+
+#define ID(s) (s), (sizeof(s) - 1)
+
+static portreg_t *reg;
+
+static void setup(void)
+{
+    reg = portreg_create(NULL);
+    cr_assert_not_null(reg);
+}
+
+static void teardown(void)
+{
+    portreg_destroy(reg);
+}
+
+TestSuite(registry, .init = setup, .fini = teardown);
+
+static portreg_state_t get(const char *id, size_t len)
+{
+    portreg_state_t s;
+    cr_assert_eq(portreg_get(reg, id, len, &s), 0);
+    return s;
+}
+
+Test(registry, unknown_id_is_untracked_and_lookup_fails)
+{
+    uint16_t port = 77;
+    portreg_state_t s = get(ID("ghost"));
+    cr_assert_eq(s.status, PORTREG_UNTRACKED);
+    cr_assert_eq(s.port, 0);
+    cr_assert_eq(s.version, 0);
+    cr_assert_not(portreg_lookup(reg, ID("ghost"), &port));
+    cr_assert_eq(port, 77, "lookup must not write the port on a miss");
+    cr_assert_eq(portreg_count(reg), 0);
+}
+
+Test(registry, track_makes_id_pending_and_lookup_still_fails)
+{
+    cr_assert_eq(portreg_track(reg, ID("zccache")), 0);
+    cr_assert_not(portreg_lookup(reg, ID("zccache"), NULL));
+    portreg_state_t s = get(ID("zccache"));
+    cr_assert_eq(s.status, PORTREG_PENDING);
+    cr_assert_eq(s.port, 0);
+    cr_assert_gt(s.version, 0);
+    cr_assert_eq(portreg_count(reg), 1);
+}
+
+Test(registry, register_makes_port_available)
+{
+    uint16_t port = 0;
+    cr_assert_eq(portreg_track(reg, ID("fbuild")), 0);
+    cr_assert_eq(portreg_register(reg, ID("fbuild"), 8001, NULL), 0);
+    cr_assert(portreg_lookup(reg, ID("fbuild"), &port));
+    cr_assert_eq(port, 8001);
+    portreg_state_t s = get(ID("fbuild"));
+    cr_assert_eq(s.status, PORTREG_BOUND);
+    cr_assert_eq(s.port, 8001);
+}
+
+Test(registry, register_returns_previous_port)
+{
+    portreg_state_t prev;
+    cr_assert_eq(portreg_register(reg, ID("fbuild"), 8001, NULL), 0);
+    uint32_t v1 = get(ID("fbuild")).version;
+    cr_assert_eq(portreg_register(reg, ID("fbuild"), 8002, &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_BOUND);
+    cr_assert_eq(prev.port, 8001);
+    cr_assert_eq(prev.version, v1);
+    uint16_t port = 0;
+    cr_assert(portreg_lookup(reg, ID("fbuild"), &port));
+    cr_assert_eq(port, 8002);
+    cr_assert_gt(get(ID("fbuild")).version, v1);
+}
+
+Test(registry, register_on_pending_id_returns_prev_pending)
+{
+    portreg_state_t prev;
+    cr_assert_eq(portreg_track(reg, ID("zccache")), 0);
+    uint32_t v = get(ID("zccache")).version;
+    cr_assert_eq(portreg_register(reg, ID("zccache"), 9000, &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_PENDING);
+    cr_assert_eq(prev.port, 0);
+    cr_assert_eq(prev.version, v);
+}
+
+Test(registry, register_on_unknown_id_inserts_it)
+{
+    portreg_state_t prev = {PORTREG_BOUND, 1, 1};
+    cr_assert_eq(portreg_register(reg, ID("new"), 1234, &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    cr_assert_eq(prev.port, 0);
+    cr_assert_eq(prev.version, 0);
+    cr_assert_eq(portreg_count(reg), 1);
+    cr_assert_eq(get(ID("new")).port, 1234);
+}
+
+Test(registry, track_on_bound_id_keeps_port_and_version)
+{
+    cr_assert_eq(portreg_register(reg, ID("fbuild"), 8002, NULL), 0);
+    portreg_state_t before = get(ID("fbuild"));
+    cr_assert_eq(portreg_track(reg, ID("fbuild")), 0);
+    portreg_state_t after = get(ID("fbuild"));
+    cr_assert_eq(after.status, PORTREG_BOUND);
+    cr_assert_eq(after.port, 8002);
+    cr_assert_eq(after.version, before.version);
+    cr_assert_eq(portreg_count(reg), 1);
+}
+
+Test(registry, track_twice_changes_nothing)
+{
+    cr_assert_eq(portreg_track(reg, ID("a")), 0);
+    uint32_t v = get(ID("a")).version;
+    uint64_t changes = portreg_changes(reg);
+    cr_assert_eq(portreg_track(reg, ID("a")), 0);
+    cr_assert_eq(get(ID("a")).version, v);
+    cr_assert_eq(portreg_changes(reg), changes);
+}
+
+Test(registry, untrack_returns_previous_state_and_forgets_port)
+{
+    portreg_state_t prev;
+    cr_assert_eq(portreg_register(reg, ID("fbuild"), 8002, NULL), 0);
+    uint32_t v = get(ID("fbuild")).version;
+    cr_assert_eq(portreg_untrack(reg, ID("fbuild"), &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_BOUND);
+    cr_assert_eq(prev.port, 8002);
+    cr_assert_eq(prev.version, v);
+    cr_assert_not(portreg_lookup(reg, ID("fbuild"), NULL));
+    portreg_state_t s = get(ID("fbuild"));
+    cr_assert_eq(s.status, PORTREG_UNTRACKED);
+    cr_assert_eq(s.version, 0);
+    cr_assert_eq(portreg_count(reg), 0);
+}
+
+Test(registry, untrack_of_untracked_id_is_idempotent)
+{
+    portreg_state_t prev = {PORTREG_BOUND, 5, 5};
+    cr_assert_eq(portreg_untrack(reg, ID("never"), &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    cr_assert_eq(prev.version, 0);
+    cr_assert_eq(portreg_track(reg, ID("once")), 0);
+    cr_assert_eq(portreg_untrack(reg, ID("once"), NULL), 0);
+    prev.status = PORTREG_BOUND;
+    cr_assert_eq(portreg_untrack(reg, ID("once"), &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    cr_assert_eq(portreg_count(reg), 0);
+}
+
+Test(registry, versions_increase_across_untrack_and_retrack)
+{
+    uint32_t last = 0;
+    for (int round = 0; round < 5; round++) {
+        cr_assert_eq(portreg_track(reg, ID("cycle")), 0);
+        uint32_t v = get(ID("cycle")).version;
+        cr_assert_gt(v, last);
+        cr_assert_eq(portreg_register(reg, ID("cycle"), (uint16_t)(100 + round), NULL), 0);
+        cr_assert_gt(get(ID("cycle")).version, v);
+        last = get(ID("cycle")).version;
+        cr_assert_eq(portreg_untrack(reg, ID("cycle"), NULL), 0);
+    }
+}
+
+Test(registry, versions_stay_increasing_after_compaction_drops_the_id)
+{
+    char id[32];
+    cr_assert_eq(portreg_register(reg, ID("phoenix"), 1, NULL), 0);
+    for (int i = 0; i < 20; i++)
+        cr_assert_eq(portreg_register(reg, ID("phoenix"), (uint16_t)(i + 2), NULL), 0);
+    uint32_t last = get(ID("phoenix")).version;
+    cr_assert_eq(portreg_untrack(reg, ID("phoenix"), NULL), 0);
+
+    /* Enough untracked ids to make the registry compact "phoenix" away. */
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    uint64_t compactions = st.compactions;
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(id, sizeof id, "filler-%d", i);
+        cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)n, NULL), 0);
+    }
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    cr_assert_gt(st.compactions, compactions, "the churn must have compacted");
+    cr_assert_lt(st.slots, 1000, "compaction must have dropped untracked slots");
+
+    cr_assert_eq(portreg_track(reg, ID("phoenix")), 0);
+    cr_assert_gt(get(ID("phoenix")).version, last);
+}
+
+Test(registry, ids_are_byte_strings_with_nul_bytes)
+{
+    const char a[] = {'x', '\0', 'y'};
+    const char b[] = {'x', '\0', 'z'};
+    uint16_t port = 0;
+    cr_assert_eq(portreg_register(reg, a, sizeof a, 1000, NULL), 0);
+    cr_assert_eq(portreg_register(reg, b, sizeof b, 2000, NULL), 0);
+    cr_assert_eq(portreg_register(reg, "x", 1, 3000, NULL), 0);
+    cr_assert(portreg_lookup(reg, a, sizeof a, &port));
+    cr_assert_eq(port, 1000);
+    cr_assert(portreg_lookup(reg, b, sizeof b, &port));
+    cr_assert_eq(port, 2000);
+    cr_assert(portreg_lookup(reg, "x", 1, &port));
+    cr_assert_eq(port, 3000);
+    cr_assert_eq(portreg_count(reg), 3);
+}
+
+Test(registry, longest_id_is_accepted_and_one_byte_more_is_rejected)
+{
+    char id[PORTREG_ID_MAX + 1];
+    memset(id, 'k', sizeof id);
+    cr_assert_eq(portreg_register(reg, id, PORTREG_ID_MAX, 4242, NULL), 0);
+    uint16_t port = 0;
+    cr_assert(portreg_lookup(reg, id, PORTREG_ID_MAX, &port));
+    cr_assert_eq(port, 4242);
+    cr_assert_eq(portreg_register(reg, id, PORTREG_ID_MAX + 1, 1, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_count(reg), 1);
+}
+
+Test(registry, bad_arguments_return_einval_and_change_nothing)
+{
+    portreg_state_t s;
+    cr_assert_eq(portreg_track(NULL, ID("a")), PORTREG_EINVAL);
+    cr_assert_eq(portreg_track(reg, NULL, 1), PORTREG_EINVAL);
+    cr_assert_eq(portreg_track(reg, "a", 0), PORTREG_EINVAL);
+    cr_assert_eq(portreg_register(reg, NULL, 3, 80, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_register(NULL, ID("a"), 80, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_register(reg, "a", 0, 80, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_untrack(reg, NULL, 1, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_untrack(NULL, ID("a"), NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_unbind(reg, "a", 0, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_get(reg, ID("a"), NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_get(NULL, ID("a"), &s), PORTREG_EINVAL);
+    cr_assert_eq(portreg_get(reg, "a", 0, &s), PORTREG_EINVAL);
+    cr_assert_not(portreg_lookup(NULL, ID("a"), NULL));
+    cr_assert_not(portreg_lookup(reg, NULL, 1, NULL));
+    cr_assert_not(portreg_lookup(reg, "a", 0, NULL));
+    cr_assert_eq(portreg_count(NULL), 0);
+    cr_assert_eq(portreg_stats(reg, NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_thread_attach(NULL), PORTREG_EINVAL);
+    cr_assert_eq(portreg_count(reg), 0);
+    cr_assert_eq(portreg_changes(reg), 0);
+}
+
+Test(registry, port_zero_is_erange_and_changes_nothing)
+{
+    cr_assert_eq(portreg_register(reg, ID("p"), 0, NULL), PORTREG_ERANGE);
+    cr_assert_eq(get(ID("p")).status, PORTREG_UNTRACKED);
+    cr_assert_eq(portreg_register(reg, ID("p"), 8080, NULL), 0);
+    cr_assert_eq(portreg_register(reg, ID("p"), 0, NULL), PORTREG_ERANGE);
+    cr_assert_eq(get(ID("p")).port, 8080);
+    cr_assert_eq(portreg_register(reg, ID("p"), 65535, NULL), 0);
+    cr_assert_eq(get(ID("p")).port, 65535);
+}
+
+Test(registry, every_applied_change_counts_once)
+{
+    cr_assert_eq(portreg_track(reg, ID("c")), 0);              /* 1 */
+    cr_assert_eq(portreg_register(reg, ID("c"), 1, NULL), 0);  /* 2 */
+    cr_assert_eq(portreg_register(reg, ID("c"), 1, NULL), 0);  /* 3: same port is a change */
+    cr_assert_eq(portreg_track(reg, ID("c")), 0);              /* no change */
+    cr_assert_eq(portreg_untrack(reg, ID("c"), NULL), 0);      /* 4 */
+    cr_assert_eq(portreg_untrack(reg, ID("c"), NULL), 0);      /* no change */
+    cr_assert_eq(portreg_changes(reg), 4);
+}
+
+Test(registry, strerror_and_names_cover_every_code)
+{
+    for (int code = -10; code <= 0; code++) {
+        cr_assert_not_null(portreg_strerror(code));
+        cr_assert_str_neq(portreg_strerror(code), "unknown error code");
+        cr_assert_str_neq(portreg_err_name(code), "PORTREG_UNKNOWN");
+    }
+    cr_assert_str_eq(portreg_err_name(PORTREG_ERANGE), "PORTREG_ERANGE");
+    cr_assert_str_eq(portreg_strerror(12345), "unknown error code");
+    cr_assert_str_eq(portreg_strerror(-11), "unknown error code");
+    cr_assert_str_eq(portreg_err_name(7), "PORTREG_UNKNOWN");
+}
+
+Test(registry, version_macros_match_the_runtime)
+{
+    cr_assert_eq(portreg_version(), (unsigned)PORTREG_VERSION_HEX);
+    char expect[32];
+    snprintf(expect, sizeof expect, "%d.%d.%d", PORTREG_VERSION_MAJOR, PORTREG_VERSION_MINOR,
+             PORTREG_VERSION_PATCH);
+    cr_assert_str_eq(portreg_version_string(), expect);
+}
+
+Test(registry, create_rejects_half_an_allocator)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.free = (portreg_free_fn)1;
+    cr_assert_null(portreg_create(&o));
+}
+
+Test(registry, fixed_seed_and_capacity_are_honoured)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.hash_seed = 42;
+    o.initial_capacity = 5000;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(r, &st), 0);
+    cr_assert_geq(st.table_capacity, 10000, "room for 5000 ids at load factor 1/2");
+    cr_assert_eq(portreg_register(r, ID("x"), 1, NULL), 0);
+    cr_assert(portreg_lookup(r, ID("x"), NULL));
+    portreg_destroy(r);
+}
+
+Test(registry, destroy_of_null_is_a_no_op)
+{
+    portreg_destroy(NULL);
+    cr_assert(true);
+}
+
+Test(registry, grows_to_a_million_ids, .timeout = 300)
+{
+    char id[48];
+    const int n = 1000000;
+    for (int i = 0; i < n; i++) {
+        int len = snprintf(id, sizeof id, "backend-%07d.svc", i);
+        cr_assert_eq(portreg_register(reg, id, (size_t)len, (uint16_t)(1 + i % 65535), NULL), 0);
+    }
+    cr_assert_eq(portreg_count(reg), (size_t)n);
+    for (int i = 0; i < n; i++) {
+        uint16_t port = 0;
+        int len = snprintf(id, sizeof id, "backend-%07d.svc", i);
+        cr_assert(portreg_lookup(reg, id, (size_t)len, &port), "id %d lost after growth", i);
+        cr_assert_eq(port, 1 + i % 65535);
+    }
+    cr_assert_not(portreg_lookup(reg, ID("backend-1000000.svc"), NULL));
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    cr_assert_geq(st.table_capacity, 2u * (size_t)n);
+    cr_assert_eq(st.slots, (size_t)n);
+}
