@@ -50,6 +50,7 @@ void portreg_iter_init(portreg_iter_t *it, portreg_t *reg)
      * after a store fence, so an acquire load sees a complete map. */
     i->pinned = *ht;
     i->pinned.map = __atomic_load_n(&ht->map, __ATOMIC_ACQUIRE);
+    TSAN_ACQUIRE(i->pinned.map); /* pairs with TSAN_RELEASE in ckm_malloc() */
     ck_ht_iterator_init(&i->pos);
 }
 

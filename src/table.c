@@ -50,6 +50,10 @@ static void *ckm_malloc(size_t size)
     while (cap * 2 <= size / sizeof(ck_ht_entry_t))
         cap *= 2;
     atomic_store_explicit(&reg->table_capacity, cap, memory_order_relaxed);
+    /* TSan sees malloc as a write to the map; ck_ht publishes the map
+     * with uninstrumented stores. Paired with the acquire in iter.c, the
+     * only place our own code reads a map's buckets. */
+    TSAN_RELEASE(h->data);
     return h->data;
 }
 
