@@ -82,16 +82,16 @@ extern "C" {
 #define PORTREG_ID_MAX 255
 
 /* Return codes: 0 on success, or one of these. */
-#define PORTREG_EINVAL      (-1)  /* NULL registry or required out-pointer, bad id, NULL body */
-#define PORTREG_ENOMEM      (-2)  /* allocation failed; the registry is unchanged */
-#define PORTREG_EDECODE     (-3)  /* the frame body is not a valid BackendHttpReady */
-#define PORTREG_ERANGE      (-4)  /* port is 0 or above 65535 */
-#define PORTREG_ECONFLICT   (-5)  /* conditional update: the version did not match */
-#define PORTREG_ETIMEDOUT   (-6)  /* portreg_wait(): no change before the timeout */
-#define PORTREG_EVERSION    (-7)  /* frame: framing version other than 1 */
-#define PORTREG_ETOOLARGE   (-8)  /* frame: declared body longer than the reader's limit */
-#define PORTREG_ETRUNCATED  (-9)  /* frame: the stream ended inside a frame */
-#define PORTREG_ESYSTEM     (-10) /* a system call failed; errno says why */
+#define PORTREG_EINVAL     (-1)  /* NULL registry or required out-pointer, bad id, NULL body */
+#define PORTREG_ENOMEM     (-2)  /* allocation failed; the registry is unchanged */
+#define PORTREG_EDECODE    (-3)  /* the frame body is not a valid BackendHttpReady */
+#define PORTREG_ERANGE     (-4)  /* port is 0 or above 65535 */
+#define PORTREG_ECONFLICT  (-5)  /* conditional update: the version did not match */
+#define PORTREG_ETIMEDOUT  (-6)  /* portreg_wait(): no change before the timeout */
+#define PORTREG_EVERSION   (-7)  /* frame: framing version other than 1 */
+#define PORTREG_ETOOLARGE  (-8)  /* frame: declared body longer than the reader's limit */
+#define PORTREG_ETRUNCATED (-9)  /* frame: the stream ended inside a frame */
+#define PORTREG_ESYSTEM    (-10) /* a system call failed; errno says why */
 
 typedef struct portreg portreg_t;
 

@@ -9,7 +9,8 @@
 
 int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port)
 {
-    running_process_broker_v2_BackendHttpReady msg = running_process_broker_v2_BackendHttpReady_init_zero;
+    running_process_broker_v2_BackendHttpReady msg =
+        running_process_broker_v2_BackendHttpReady_init_zero;
 
     if (body == NULL && body_len > 0)
         return PORTREG_EINVAL;
@@ -26,8 +27,8 @@ int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port)
     return 0;
 }
 
-int portreg_decode_and_register(portreg_t *reg, const char *id, size_t id_len,
-                                const uint8_t *body, size_t body_len, uint16_t *port)
+int portreg_decode_and_register(portreg_t *reg, const char *id, size_t id_len, const uint8_t *body,
+                                size_t body_len, uint16_t *port)
 {
     uint16_t p;
 

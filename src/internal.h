@@ -79,7 +79,7 @@ struct portreg {
     /* Bookkeeping, relaxed: statistics and compaction triggers only. */
     _Atomic size_t tracked;
     _Atomic size_t slots;
-    _Atomic size_t dead; /* slots in the table whose state is UNTRACKED */
+    _Atomic size_t dead;           /* slots in the table whose state is UNTRACKED */
     _Atomic size_t slot_bytes;     /* live slots, ids included */
     _Atomic size_t table_bytes;    /* ck_ht maps allocated and not yet freed */
     _Atomic size_t table_capacity; /* buckets of the newest map */

@@ -236,9 +236,9 @@ void compact_locked(struct portreg *reg)
          * that loses the race to us sees RETIRED and retries under the
          * lock; one that wins keeps the slot alive and we carry it over. */
         if (g->n < g->cap && st_status(w) == PORTREG_UNTRACKED && st_waiters(w) == 0 &&
-            atomic_compare_exchange_strong_explicit(
-                &s->state, &w, st_pack(ST_RETIRED, 0, st_version(w)), memory_order_acq_rel,
-                memory_order_acquire)) {
+            atomic_compare_exchange_strong_explicit(&s->state, &w,
+                                                    st_pack(ST_RETIRED, 0, st_version(w)),
+                                                    memory_order_acq_rel, memory_order_acquire)) {
             g->slots[g->n++] = s;
             if (st_version(w) > floor)
                 floor = st_version(w);

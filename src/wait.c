@@ -66,8 +66,7 @@ static int placeholder(struct portreg *reg, const char *id, size_t id_len)
     writer_lock(reg);
     ck_ht_t *ht = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
     if (table_find(ht, id, id_len) == NULL)
-        rc = table_insert(reg, id, id_len, st_pack(PORTREG_UNTRACKED, 0, reg->version_floor),
-                          NULL);
+        rc = table_insert(reg, id, id_len, st_pack(PORTREG_UNTRACKED, 0, reg->version_floor), NULL);
     writer_unlock(reg);
     return rc;
 }

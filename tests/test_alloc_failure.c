@@ -138,8 +138,7 @@ static int walk(const struct scenario *sc)
             assert_same(&before, &after);
             portreg_snapshot_free(&after.snap);
         } else {
-            cr_assert_eq(rc, 0, "%s: failure point %ld gave %s", sc->name, k,
-                         portreg_err_name(rc));
+            cr_assert_eq(rc, 0, "%s: failure point %ld gave %s", sc->name, k, portreg_err_name(rc));
             sc->check_applied(reg);
         }
         portreg_snapshot_free(&before.snap);
@@ -204,7 +203,8 @@ Test(alloc_failure, track_of_a_new_id_fails_cleanly)
 
 Test(alloc_failure, register_of_a_new_id_fails_cleanly)
 {
-    struct scenario sc = {"register", 0, prepare_some, op_register_new, applied_register_new, false};
+    struct scenario sc = {"register",           0,    prepare_some, op_register_new,
+                          applied_register_new, false};
     cr_assert_geq(walk(&sc), 1);
 }
 
@@ -281,7 +281,7 @@ static void applied_untrack(portreg_t *reg)
 Test(alloc_failure, compaction_that_runs_out_of_memory_keeps_everything)
 {
     /* Capacity small enough that compaction has not yet run in prepare. */
-    struct scenario sc = {"compaction", 0, prepare_compaction, op_untrack_compacting,
+    struct scenario sc = {"compaction",    0,    prepare_compaction, op_untrack_compacting,
                           applied_untrack, false};
     walk(&sc);
     /* Prove the scenario reached compaction: it compacts with a good

@@ -10,8 +10,8 @@
 
 #include "portreg.h"
 
-#define HOT       8    /* ids every writer re-registers */
-#define STABLE    256  /* ids registered up front, never untracked */
+#define HOT       8   /* ids every writer re-registers */
+#define STABLE    256 /* ids registered up front, never untracked */
 #define WRITERS   4
 #define READERS   6
 #define PER_WRITE 7992 /* registers per writer; < SPAN so ports never repeat */
@@ -232,8 +232,8 @@ Test(concurrency, thousands_of_short_lived_threads_reuse_epoch_records, .timeout
     for (int b = 0; b < batches; b++) {
         pthread_t t[8];
         for (int i = 0; i < batch; i++)
-            cr_assert_eq(pthread_create(&t[i], NULL, short_lived, (void *)(intptr_t)(b * batch + i)),
-                         0);
+            cr_assert_eq(
+                pthread_create(&t[i], NULL, short_lived, (void *)(intptr_t)(b * batch + i)), 0);
         for (int i = 0; i < batch; i++)
             pthread_join(t[i], NULL);
         if (b == 0)
@@ -242,10 +242,10 @@ Test(concurrency, thousands_of_short_lived_threads_reuse_epoch_records, .timeout
     /* 16 ids, one table, the writer's record and at most one record per
      * thread alive at once: a leak would add one per thread. */
     long after_all = atomic_load(&live_blocks);
-    cr_log_info("live blocks after 1 batch %ld, after %d threads %ld", after_first,
-                batch * batches, after_all);
-    cr_assert_leq(after_all, after_first + batch, "threads leak records: %ld -> %ld",
-                  after_first, after_all);
+    cr_log_info("live blocks after 1 batch %ld, after %d threads %ld", after_first, batch * batches,
+                after_all);
+    cr_assert_leq(after_all, after_first + batch, "threads leak records: %ld -> %ld", after_first,
+                  after_all);
     portreg_destroy(reg);
     cr_assert_eq(atomic_load(&live_blocks), 0);
 }

@@ -47,10 +47,11 @@ Test(conditional, stale_register_if_conflicts_and_reports_current_state)
     uint64_t changes = portreg_changes(reg);
     cr_assert_eq(portreg_register_if(reg, ID("d"), 9000, stale, &prev), PORTREG_ECONFLICT);
     cr_assert_eq(memcmp(&prev, &now, sizeof now), 0);
-    cr_assert_eq(memcmp(&now, &(portreg_state_t){get(ID("d")).status, get(ID("d")).port,
-                                                  get(ID("d")).version},
-                        sizeof now),
-                 0);
+    cr_assert_eq(
+        memcmp(&now,
+               &(portreg_state_t){get(ID("d")).status, get(ID("d")).port, get(ID("d")).version},
+               sizeof now),
+        0);
     cr_assert_eq(portreg_changes(reg), changes);
 }
 

@@ -157,8 +157,7 @@ Test(decode, truncated_unknown_field_is_edecode)
 Test(decode, unknown_fields_are_skipped)
 {
     /* field 2 bytes "hi", port 8080, field 3 varint 7, field 4 fixed32 */
-    const uint8_t body[] = {0x12, 0x02, 'h', 'i', 0x08, 0x90, 0x3f, 0x18, 0x07,
-                            0x25, 1,    2,   3,   4};
+    const uint8_t body[] = {0x12, 0x02, 'h', 'i', 0x08, 0x90, 0x3f, 0x18, 0x07, 0x25, 1, 2, 3, 4};
     uint16_t port = 0;
     cr_assert_eq(portreg_decode_and_register(reg, ID("fbuild"), body, sizeof body, &port), 0);
     cr_assert_eq(port, 8080);
@@ -180,8 +179,7 @@ Test(decode, bad_id_is_einval_before_decoding)
     const uint8_t body[] = {0x08, 0x50};
     cr_assert_eq(portreg_decode_and_register(reg, NULL, 3, body, sizeof body, NULL),
                  PORTREG_EINVAL);
-    cr_assert_eq(portreg_decode_and_register(reg, "x", 0, body, sizeof body, NULL),
-                 PORTREG_EINVAL);
+    cr_assert_eq(portreg_decode_and_register(reg, "x", 0, body, sizeof body, NULL), PORTREG_EINVAL);
     cr_assert_eq(portreg_decode_and_register(NULL, ID("x"), body, sizeof body, NULL),
                  PORTREG_EINVAL);
     cr_assert_eq(portreg_count(reg), 2);

@@ -260,12 +260,12 @@ Test(registry, port_zero_is_erange_and_changes_nothing)
 
 Test(registry, every_applied_change_counts_once)
 {
-    cr_assert_eq(portreg_track(reg, ID("c")), 0);              /* 1 */
-    cr_assert_eq(portreg_register(reg, ID("c"), 1, NULL), 0);  /* 2 */
-    cr_assert_eq(portreg_register(reg, ID("c"), 1, NULL), 0);  /* 3: same port is a change */
-    cr_assert_eq(portreg_track(reg, ID("c")), 0);              /* no change */
-    cr_assert_eq(portreg_untrack(reg, ID("c"), NULL), 0);      /* 4 */
-    cr_assert_eq(portreg_untrack(reg, ID("c"), NULL), 0);      /* no change */
+    cr_assert_eq(portreg_track(reg, ID("c")), 0);             /* 1 */
+    cr_assert_eq(portreg_register(reg, ID("c"), 1, NULL), 0); /* 2 */
+    cr_assert_eq(portreg_register(reg, ID("c"), 1, NULL), 0); /* 3: same port is a change */
+    cr_assert_eq(portreg_track(reg, ID("c")), 0);             /* no change */
+    cr_assert_eq(portreg_untrack(reg, ID("c"), NULL), 0);     /* 4 */
+    cr_assert_eq(portreg_untrack(reg, ID("c"), NULL), 0);     /* no change */
     cr_assert_eq(portreg_changes(reg), 4);
 }
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (README: `make test`).
+#   1. dev build (-Werror): unit tests, install/consumer test, example, stress smoke
+#   2. ASan + UBSan + LSan build: unit tests, example, stress
+#   3. TSan build: stress (Criterion cannot run under TSan, see tests/CMakeLists.txt)
+#   4. release build: the longest stress run
+#   5. planted bugs: each must be caught
+#   6. fuzzing, bounded
+#   7. formatting
+# Every stage prints its figures; the last line is the tally.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+failures=()
+export CTEST_OUTPUT_ON_FAILURE=1
+export TSAN_OPTIONS="suppressions=$PWD/stress/tsan.supp halt_on_error=1 second_deadlock_stack=1"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+
+stage() {
+  local name=$1
+  shift
+  echo
+  echo "=== stage: $name"
+  local start=$SECONDS
+  if "$@"; then
+    echo "=== stage $name: PASS ($((SECONDS - start)) s)"
+    passed=$((passed + 1))
+  else
+    echo "=== stage $name: FAIL ($((SECONDS - start)) s)"
+    failed=$((failed + 1))
+    failures+=("$name")
+  fi
+}
+
+build() {
+  cmake --preset "$1" >/dev/null && cmake --build --preset "$1" -j2
+}
+
+labels_present() {
+  ctest --test-dir "build/$1" -N -L "$2" 2>/dev/null | grep -q "Total Tests: [1-9]"
+}
+
+run_ctest() {
+  local preset=$1 labels=$2
+  ctest --test-dir "build/$preset" -L "$labels" --timeout 900 -j1
+}
+
+stage "dev: build" build dev
+stage "dev: unit, install, example, stress" run_ctest dev "unit|install|example|stress"
+stage "asan: build" build asan
+stage "asan: unit, example, stress" run_ctest asan "unit|example|stress"
+stage "tsan: build" build tsan
+stage "tsan: stress, example" run_ctest tsan "stress|example"
+if [ -x stress/run-stress.sh ]; then
+  stage "release: long stress" bash stress/run-stress.sh release
+fi
+if [ -x stress/run-planted.sh ]; then
+  stage "planted bugs are caught" bash stress/run-planted.sh
+fi
+if [ -x fuzz/run.sh ]; then
+  stage "fuzz (${FUZZ_SECONDS} s)" bash fuzz/run.sh "$FUZZ_SECONDS"
+fi
+stage "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
+
+echo
+for f in "${failures[@]+"${failures[@]}"}"; do
+  echo "failed stage: $f"
+done
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
