@@ -292,7 +292,8 @@ PORTREG_API uint64_t portreg_changes(portreg_t *reg);
  * portreg_changes() with the value you saw last. Created on first call; the
  * same fd afterwards; closed by portreg_destroy(). Until it exists, writers
  * make no system call for it. Returns the fd, or PORTREG_EINVAL,
- * PORTREG_ESYSTEM (errno set). Lock-free. */
+ * PORTREG_ESYSTEM (errno set). Lock-free. examples/epoll_changes.c shows
+ * the loop. */
 PORTREG_API int portreg_eventfd(portreg_t *reg);
 
 /* Statistics, for tests and capacity planning. Wait-free, approximate under
