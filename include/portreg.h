@@ -334,10 +334,15 @@ PORTREG_API void portreg_frame_reader_init(portreg_frame_reader_t *fr, size_t ma
 
 /* Consumes bytes from data[0..len) and stops right after a frame completes.
  * *consumed receives the number of bytes used. Returns 1 with *body and
- * *body_len set when a frame completed (the body stays valid until the next
- * call), 0 when more bytes are needed, or PORTREG_EVERSION,
- * PORTREG_ETOOLARGE, PORTREG_ENOMEM, PORTREG_EINVAL. After an error other
- * than ENOMEM the stream is unusable: every later call repeats the error. */
+ * *body_len set when a frame completed (the body is a copy that stays valid
+ * until the next call), 0 when all of data was used and more is needed, or:
+ * - PORTREG_EVERSION / PORTREG_ETOOLARGE: the stream is broken; *consumed
+ *   counts the bytes up to and including the offending one, and every later
+ *   call repeats the error;
+ * - PORTREG_ENOMEM: nothing was consumed (*consumed is 0) and the reader is
+ *   as it was: repeat the same call later;
+ * - PORTREG_EINVAL: a NULL argument (data may be NULL only when len is 0);
+ *   the reader is untouched. */
 PORTREG_API int portreg_frame_feed(portreg_frame_reader_t *fr, const uint8_t *data, size_t len,
                                    size_t *consumed, const uint8_t **body, size_t *body_len);
 

@@ -144,9 +144,10 @@ PORTREG_API int portreg_frame_feed(portreg_frame_reader_t *fr, const uint8_t *da
         }
         const uint8_t byte = data[used++];
         if (r->header_have == 0) {
-            *consumed = used;
-            if (byte != PORTREG_FRAME_VERSION)
+            if (byte != PORTREG_FRAME_VERSION) {
+                *consumed = used;
                 return fail(r, PORTREG_EVERSION);
+            }
             r->body_len = 0;
         } else {
             r->body_len |= (uint32_t)byte << (8 * (r->header_have - 1));

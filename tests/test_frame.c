@@ -331,6 +331,33 @@ Test(frame, body_of_16_mib_in_uneven_pieces_is_reassembled)
     free(wire);
 }
 
+Test(frame, small_frames_after_a_large_one_are_read_correctly)
+{
+    size_t n;
+    uint8_t *wire = make_big_frame(256 * 1024, &n);
+    uint8_t small[64];
+    size_t small_n = put_text_frame(small, "small after large");
+    portreg_frame_reader_t fr;
+    portreg_frame_reader_init(&fr, 0);
+
+    size_t used, body_len;
+    const uint8_t *body;
+    cr_assert_eq(portreg_frame_feed(&fr, wire, n, &used, &body, &body_len), 1);
+    cr_assert_eq(body_len, 256 * 1024);
+    /* The reader may drop its big buffer here; the bodies must not notice. */
+    for (int i = 0; i < 3; i++) {
+        struct bodies got = {0};
+        cr_assert_eq(feed_all(&fr, small, 9, &got), 0);
+        cr_assert_eq(feed_all(&fr, small + 9, small_n - 9, &got), 0);
+        cr_assert_eq(got.count, 1);
+        cr_assert_str_eq(got.text[0], "small after large");
+    }
+    cr_assert_eq(portreg_frame_feed(&fr, wire, n, &used, &body, &body_len), 1);
+    cr_assert(memcmp(body, wire + PORTREG_FRAME_HEADER_SIZE, body_len) == 0);
+    portreg_frame_reader_fini(&fr);
+    free(wire);
+}
+
 Test(frame, end_of_stream_mid_header_is_truncated)
 {
     uint8_t wire[16];
