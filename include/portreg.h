@@ -211,10 +211,13 @@ PORTREG_API size_t portreg_count(portreg_t *reg);
 /* Decodes body (the bytes inside the wire framing) as a BackendHttpReady
  * and registers its port for id. *port (if port is not NULL) receives the
  * port. Returns 0, PORTREG_EINVAL (bad id, or body NULL with body_len > 0),
- * PORTREG_EDECODE (malformed: bad varint, wrong wire type, truncated, value
- * above 32 bits), PORTREG_ERANGE (port 0, which includes the empty body, or
- * above 65535) or PORTREG_ENOMEM. Unknown fields are skipped. On any error
- * the registry is exactly as it was. Lock-free as portreg_register(). */
+ * PORTREG_EDECODE (malformed: a varint longer than 10 bytes or truncated,
+ * a tag of field 0 or above 2^29-1, a wrong wire type for port, a length
+ * past the end, a group, a port value above 32 bits), PORTREG_ERANGE (port 0,
+ * which includes the empty body, or above 65535) or PORTREG_ENOMEM. Unknown
+ * well-formed fields are skipped; if port appears twice the last one wins.
+ * On any error the registry is exactly as it was. Lock-free as
+ * portreg_register(). */
 PORTREG_API int portreg_decode_and_register(portreg_t *reg, const char *id, size_t id_len,
                                             const uint8_t *body, size_t body_len, uint16_t *port);
 

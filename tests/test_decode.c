@@ -203,3 +203,49 @@ Test(decode, every_valid_port_round_trips)
         cr_assert_eq(port, p);
     }
 }
+
+Test(decode, overlong_varint_in_an_unknown_field_is_edecode)
+{
+    /* field 2 varint of 13 bytes, then port 80 */
+    const uint8_t body[] = {0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                            0x80, 0x80, 0x80, 0x80, 0x80, 0x00, 0x08, 0x50};
+    assert_rejected(body, sizeof body, PORTREG_EDECODE);
+}
+
+Test(decode, tag_above_32_bits_is_edecode)
+{
+    /* 35 bits: nanopb would truncate it to a valid-looking tag */
+    const uint8_t five_byte_tag[] = {0xf8, 0xff, 0xff, 0xff, 0x7f, 0x01, 0x08, 0x50};
+    assert_rejected(five_byte_tag, sizeof five_byte_tag, PORTREG_EDECODE);
+    /* a tag padded to 10 bytes is non-minimal but legal */
+    const uint8_t padded_tag[] = {0x90, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                                  0x80, 0x80, 0x00, 0x01, 0x08, 0x50};
+    uint16_t port = 0;
+    cr_assert_eq(portreg_decode_port(padded_tag, sizeof padded_tag, &port), 0);
+    cr_assert_eq(port, 80);
+}
+
+Test(decode, field_number_zero_and_groups_are_edecode)
+{
+    const uint8_t field_zero[] = {0x00, 0x01, 0x08, 0x50};
+    const uint8_t group[] = {0x13, 0x14, 0x08, 0x50};
+    const uint8_t wire_type_7[] = {0x0f, 0x08, 0x50};
+    assert_rejected(field_zero, sizeof field_zero, PORTREG_EDECODE);
+    assert_rejected(group, sizeof group, PORTREG_EDECODE);
+    assert_rejected(wire_type_7, sizeof wire_type_7, PORTREG_EDECODE);
+}
+
+Test(decode, length_past_the_end_is_edecode)
+{
+    const uint8_t body[] = {0x08, 0x50, 0x1a, 0x7f, 0x00};
+    assert_rejected(body, sizeof body, PORTREG_EDECODE);
+}
+
+Test(decode, non_minimal_varint_within_ten_bytes_is_accepted)
+{
+    /* port 80 spelled in 10 bytes: legal protobuf */
+    const uint8_t body[] = {0x08, 0xd0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    uint16_t port = 0;
+    cr_assert_eq(portreg_decode_port(body, sizeof body, &port), 0);
+    cr_assert_eq(port, 80);
+}
