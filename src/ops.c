@@ -180,60 +180,51 @@ static int apply(struct portreg *reg, const char *id, size_t id_len, const struc
     return rc;
 }
 
-int portreg_track(portreg_t *reg, const char *id, size_t id_len)
+/* Argument checks shared by every writer entry point. */
+static int apply_checked(struct portreg *reg, const char *id, size_t id_len, struct op op,
+                         portreg_state_t *prev)
 {
     if (reg == NULL || !id_valid(id, id_len))
         return PORTREG_EINVAL;
-    struct op op = {.kind = OP_TRACK};
-    return apply(reg, id, id_len, &op, NULL);
+    if (op.kind == OP_REGISTER && op.port == 0)
+        return PORTREG_ERANGE;
+    return apply(reg, id, id_len, &op, prev);
+}
+
+int portreg_track(portreg_t *reg, const char *id, size_t id_len)
+{
+    return apply_checked(reg, id, id_len, (struct op){.kind = OP_TRACK}, NULL);
 }
 
 int portreg_register(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
                      portreg_state_t *prev)
 {
-    if (reg == NULL || !id_valid(id, id_len))
-        return PORTREG_EINVAL;
-    if (port == 0)
-        return PORTREG_ERANGE;
-    struct op op = {.kind = OP_REGISTER, .port = port};
-    return apply(reg, id, id_len, &op, prev);
+    return apply_checked(reg, id, id_len, (struct op){.kind = OP_REGISTER, .port = port}, prev);
 }
 
 int portreg_register_if(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
                         uint32_t expected_version, portreg_state_t *prev)
 {
-    if (reg == NULL || !id_valid(id, id_len))
-        return PORTREG_EINVAL;
-    if (port == 0)
-        return PORTREG_ERANGE;
     struct op op = {
         .kind = OP_REGISTER, .port = port, .conditional = true, .expected = expected_version};
-    return apply(reg, id, id_len, &op, prev);
+    return apply_checked(reg, id, id_len, op, prev);
 }
 
 int portreg_untrack(portreg_t *reg, const char *id, size_t id_len, portreg_state_t *prev)
 {
-    if (reg == NULL || !id_valid(id, id_len))
-        return PORTREG_EINVAL;
-    struct op op = {.kind = OP_UNTRACK};
-    return apply(reg, id, id_len, &op, prev);
+    return apply_checked(reg, id, id_len, (struct op){.kind = OP_UNTRACK}, prev);
 }
 
 int portreg_untrack_if(portreg_t *reg, const char *id, size_t id_len, uint32_t expected_version,
                        portreg_state_t *prev)
 {
-    if (reg == NULL || !id_valid(id, id_len))
-        return PORTREG_EINVAL;
     struct op op = {.kind = OP_UNTRACK, .conditional = true, .expected = expected_version};
-    return apply(reg, id, id_len, &op, prev);
+    return apply_checked(reg, id, id_len, op, prev);
 }
 
 int portreg_unbind(portreg_t *reg, const char *id, size_t id_len, portreg_state_t *prev)
 {
-    if (reg == NULL || !id_valid(id, id_len))
-        return PORTREG_EINVAL;
-    struct op op = {.kind = OP_UNBIND};
-    return apply(reg, id, id_len, &op, prev);
+    return apply_checked(reg, id, id_len, (struct op){.kind = OP_UNBIND}, prev);
 }
 
 /* The state word for id, read in one epoch section. Wait-free: one probe

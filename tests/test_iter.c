@@ -4,24 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "portreg.h"
+#include "fixture.h"
 
-#define ID(s) (s), (sizeof(s) - 1)
-
-static portreg_t *reg;
-
-static void setup(void)
-{
-    reg = portreg_create(NULL);
-    cr_assert_not_null(reg);
-}
-
-static void teardown(void)
-{
-    portreg_destroy(reg);
-}
-
-TestSuite(iter, .init = setup, .fini = teardown);
+TestSuite(iter, .init = registry_setup, .fini = registry_teardown);
 
 Test(iter, snapshot_returns_exactly_the_tracked_backends)
 {

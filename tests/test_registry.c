@@ -3,36 +3,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "portreg.h"
+#include "fixture.h"
 
-#define ID(s) (s), (sizeof(s) - 1)
-
-static portreg_t *reg;
-
-static void setup(void)
-{
-    reg = portreg_create(NULL);
-    cr_assert_not_null(reg);
-}
-
-static void teardown(void)
-{
-    portreg_destroy(reg);
-}
-
-TestSuite(registry, .init = setup, .fini = teardown);
-
-static portreg_state_t get(const char *id, size_t len)
-{
-    portreg_state_t s;
-    cr_assert_eq(portreg_get(reg, id, len, &s), 0);
-    return s;
-}
+TestSuite(registry, .init = registry_setup, .fini = registry_teardown);
 
 Test(registry, unknown_id_is_untracked_and_lookup_fails)
 {
     uint16_t port = 77;
-    portreg_state_t s = get(ID("ghost"));
+    portreg_state_t s = state_of(ID("ghost"));
     cr_assert_eq(s.status, PORTREG_UNTRACKED);
     cr_assert_eq(s.port, 0);
     cr_assert_eq(s.version, 0);
@@ -45,7 +23,7 @@ Test(registry, track_makes_id_pending_and_lookup_still_fails)
 {
     cr_assert_eq(portreg_track(reg, ID("zccache")), 0);
     cr_assert_not(portreg_lookup(reg, ID("zccache"), NULL));
-    portreg_state_t s = get(ID("zccache"));
+    portreg_state_t s = state_of(ID("zccache"));
     cr_assert_eq(s.status, PORTREG_PENDING);
     cr_assert_eq(s.port, 0);
     cr_assert_gt(s.version, 0);
@@ -59,7 +37,7 @@ Test(registry, register_makes_port_available)
     cr_assert_eq(portreg_register(reg, ID("fbuild"), 8001, NULL), 0);
     cr_assert(portreg_lookup(reg, ID("fbuild"), &port));
     cr_assert_eq(port, 8001);
-    portreg_state_t s = get(ID("fbuild"));
+    portreg_state_t s = state_of(ID("fbuild"));
     cr_assert_eq(s.status, PORTREG_BOUND);
     cr_assert_eq(s.port, 8001);
 }
@@ -68,7 +46,7 @@ Test(registry, register_returns_previous_port)
 {
     portreg_state_t prev;
     cr_assert_eq(portreg_register(reg, ID("fbuild"), 8001, NULL), 0);
-    uint32_t v1 = get(ID("fbuild")).version;
+    uint32_t v1 = state_of(ID("fbuild")).version;
     cr_assert_eq(portreg_register(reg, ID("fbuild"), 8002, &prev), 0);
     cr_assert_eq(prev.status, PORTREG_BOUND);
     cr_assert_eq(prev.port, 8001);
@@ -76,14 +54,14 @@ Test(registry, register_returns_previous_port)
     uint16_t port = 0;
     cr_assert(portreg_lookup(reg, ID("fbuild"), &port));
     cr_assert_eq(port, 8002);
-    cr_assert_gt(get(ID("fbuild")).version, v1);
+    cr_assert_gt(state_of(ID("fbuild")).version, v1);
 }
 
 Test(registry, register_on_pending_id_returns_prev_pending)
 {
     portreg_state_t prev;
     cr_assert_eq(portreg_track(reg, ID("zccache")), 0);
-    uint32_t v = get(ID("zccache")).version;
+    uint32_t v = state_of(ID("zccache")).version;
     cr_assert_eq(portreg_register(reg, ID("zccache"), 9000, &prev), 0);
     cr_assert_eq(prev.status, PORTREG_PENDING);
     cr_assert_eq(prev.port, 0);
@@ -98,15 +76,15 @@ Test(registry, register_on_unknown_id_inserts_it)
     cr_assert_eq(prev.port, 0);
     cr_assert_eq(prev.version, 0);
     cr_assert_eq(portreg_count(reg), 1);
-    cr_assert_eq(get(ID("new")).port, 1234);
+    cr_assert_eq(state_of(ID("new")).port, 1234);
 }
 
 Test(registry, track_on_bound_id_keeps_port_and_version)
 {
     cr_assert_eq(portreg_register(reg, ID("fbuild"), 8002, NULL), 0);
-    portreg_state_t before = get(ID("fbuild"));
+    portreg_state_t before = state_of(ID("fbuild"));
     cr_assert_eq(portreg_track(reg, ID("fbuild")), 0);
-    portreg_state_t after = get(ID("fbuild"));
+    portreg_state_t after = state_of(ID("fbuild"));
     cr_assert_eq(after.status, PORTREG_BOUND);
     cr_assert_eq(after.port, 8002);
     cr_assert_eq(after.version, before.version);
@@ -116,10 +94,10 @@ Test(registry, track_on_bound_id_keeps_port_and_version)
 Test(registry, track_twice_changes_nothing)
 {
     cr_assert_eq(portreg_track(reg, ID("a")), 0);
-    uint32_t v = get(ID("a")).version;
+    uint32_t v = state_of(ID("a")).version;
     uint64_t changes = portreg_changes(reg);
     cr_assert_eq(portreg_track(reg, ID("a")), 0);
-    cr_assert_eq(get(ID("a")).version, v);
+    cr_assert_eq(state_of(ID("a")).version, v);
     cr_assert_eq(portreg_changes(reg), changes);
 }
 
@@ -127,13 +105,13 @@ Test(registry, untrack_returns_previous_state_and_forgets_port)
 {
     portreg_state_t prev;
     cr_assert_eq(portreg_register(reg, ID("fbuild"), 8002, NULL), 0);
-    uint32_t v = get(ID("fbuild")).version;
+    uint32_t v = state_of(ID("fbuild")).version;
     cr_assert_eq(portreg_untrack(reg, ID("fbuild"), &prev), 0);
     cr_assert_eq(prev.status, PORTREG_BOUND);
     cr_assert_eq(prev.port, 8002);
     cr_assert_eq(prev.version, v);
     cr_assert_not(portreg_lookup(reg, ID("fbuild"), NULL));
-    portreg_state_t s = get(ID("fbuild"));
+    portreg_state_t s = state_of(ID("fbuild"));
     cr_assert_eq(s.status, PORTREG_UNTRACKED);
     cr_assert_eq(s.version, 0);
     cr_assert_eq(portreg_count(reg), 0);
@@ -158,11 +136,11 @@ Test(registry, versions_increase_across_untrack_and_retrack)
     uint32_t last = 0;
     for (int round = 0; round < 5; round++) {
         cr_assert_eq(portreg_track(reg, ID("cycle")), 0);
-        uint32_t v = get(ID("cycle")).version;
+        uint32_t v = state_of(ID("cycle")).version;
         cr_assert_gt(v, last);
         cr_assert_eq(portreg_register(reg, ID("cycle"), (uint16_t)(100 + round), NULL), 0);
-        cr_assert_gt(get(ID("cycle")).version, v);
-        last = get(ID("cycle")).version;
+        cr_assert_gt(state_of(ID("cycle")).version, v);
+        last = state_of(ID("cycle")).version;
         cr_assert_eq(portreg_untrack(reg, ID("cycle"), NULL), 0);
     }
 }
@@ -173,7 +151,7 @@ Test(registry, versions_stay_increasing_after_compaction_drops_the_id)
     cr_assert_eq(portreg_register(reg, ID("phoenix"), 1, NULL), 0);
     for (int i = 0; i < 20; i++)
         cr_assert_eq(portreg_register(reg, ID("phoenix"), (uint16_t)(i + 2), NULL), 0);
-    uint32_t last = get(ID("phoenix")).version;
+    uint32_t last = state_of(ID("phoenix")).version;
     cr_assert_eq(portreg_untrack(reg, ID("phoenix"), NULL), 0);
 
     /* Enough untracked ids to make the registry compact "phoenix" away. */
@@ -190,7 +168,7 @@ Test(registry, versions_stay_increasing_after_compaction_drops_the_id)
     cr_assert_lt(st.slots, 1000, "compaction must have dropped untracked slots");
 
     cr_assert_eq(portreg_track(reg, ID("phoenix")), 0);
-    cr_assert_gt(get(ID("phoenix")).version, last);
+    cr_assert_gt(state_of(ID("phoenix")).version, last);
 }
 
 Test(registry, ids_are_byte_strings_with_nul_bytes)
@@ -250,12 +228,12 @@ Test(registry, bad_arguments_return_einval_and_change_nothing)
 Test(registry, port_zero_is_erange_and_changes_nothing)
 {
     cr_assert_eq(portreg_register(reg, ID("p"), 0, NULL), PORTREG_ERANGE);
-    cr_assert_eq(get(ID("p")).status, PORTREG_UNTRACKED);
+    cr_assert_eq(state_of(ID("p")).status, PORTREG_UNTRACKED);
     cr_assert_eq(portreg_register(reg, ID("p"), 8080, NULL), 0);
     cr_assert_eq(portreg_register(reg, ID("p"), 0, NULL), PORTREG_ERANGE);
-    cr_assert_eq(get(ID("p")).port, 8080);
+    cr_assert_eq(state_of(ID("p")).port, 8080);
     cr_assert_eq(portreg_register(reg, ID("p"), 65535, NULL), 0);
-    cr_assert_eq(get(ID("p")).port, 65535);
+    cr_assert_eq(state_of(ID("p")).port, 65535);
 }
 
 Test(registry, every_applied_change_counts_once)

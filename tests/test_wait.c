@@ -10,25 +10,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "portreg.h"
+#include "fixture.h"
 
-#define ID(s)     (s), (sizeof(s) - 1)
 #define SECOND_NS INT64_C(1000000000)
 
-static portreg_t *reg;
-
-static void setup(void)
-{
-    reg = portreg_create(NULL);
-    cr_assert_not_null(reg);
-}
-
-static void teardown(void)
-{
-    portreg_destroy(reg);
-}
-
-TestSuite(wait, .init = setup, .fini = teardown);
+TestSuite(wait, .init = registry_setup, .fini = registry_teardown);
 
 struct waiter {
     const char *id;
