@@ -77,9 +77,11 @@ struct portreg {
     uint64_t seed;
 
     /* Bookkeeping, relaxed: statistics and compaction triggers only. */
-    _Atomic size_t tracked;
-    _Atomic size_t slots;
-    _Atomic size_t dead;           /* slots in the table whose state is UNTRACKED */
+    /* Signed: the updates that follow two CASes on one slot may land in
+     * either order, so a counter can dip below zero for a moment. */
+    _Atomic intptr_t tracked;
+    _Atomic intptr_t slots;
+    _Atomic intptr_t dead;         /* slots in the table whose state is UNTRACKED */
     _Atomic size_t slot_bytes;     /* live slots, ids included */
     _Atomic size_t table_bytes;    /* ck_ht maps allocated and not yet freed */
     _Atomic size_t table_capacity; /* buckets of the newest map */
@@ -159,6 +161,13 @@ static inline struct slot *table_find(ck_ht_t *ht, const char *id, size_t id_len
     struct slot *s = ck_ht_entry_value(&e);
     TSAN_ACQUIRE(s); /* pairs with TSAN_RELEASE in table_insert() */
     return s;
+}
+
+/* A bookkeeping counter as a size, clamping the transient dips. */
+static inline size_t counter_read(_Atomic intptr_t *c)
+{
+    intptr_t v = atomic_load_explicit(c, memory_order_relaxed);
+    return v > 0 ? (size_t)v : 0;
 }
 
 static inline bool id_valid(const char *id, size_t id_len)

@@ -132,7 +132,7 @@ size_t portreg_count(portreg_t *reg)
 {
     if (reg == NULL)
         return 0;
-    return atomic_load_explicit(&reg->tracked, memory_order_relaxed);
+    return counter_read(&reg->tracked);
 }
 
 uint64_t portreg_changes(portreg_t *reg)
@@ -148,8 +148,8 @@ int portreg_stats(portreg_t *reg, portreg_stats_t *stats)
 {
     if (reg == NULL || stats == NULL)
         return PORTREG_EINVAL;
-    stats->tracked = atomic_load_explicit(&reg->tracked, memory_order_relaxed);
-    stats->slots = atomic_load_explicit(&reg->slots, memory_order_relaxed);
+    stats->tracked = counter_read(&reg->tracked);
+    stats->slots = counter_read(&reg->slots);
     stats->table_capacity = atomic_load_explicit(&reg->table_capacity, memory_order_relaxed);
     stats->bytes = atomic_load_explicit(&reg->table_bytes, memory_order_relaxed) +
                    atomic_load_explicit(&reg->slot_bytes, memory_order_relaxed);

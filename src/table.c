@@ -209,7 +209,7 @@ void compact_locked(struct portreg *reg)
     size_t total = (size_t)ck_ht_count(old);
     /* Only untracks (lock-free) add dead slots while we run; the ones we
      * counted here are the ones we have room to drop. */
-    size_t cap = atomic_load_explicit(&reg->dead, memory_order_relaxed);
+    size_t cap = counter_read(&reg->dead);
     if (cap == 0 || cap > total)
         return;
 
@@ -256,8 +256,8 @@ void compact_locked(struct portreg *reg)
      * in table_current(). */
     atomic_store_explicit(&reg->table, fresh, memory_order_release);
     reg->version_floor = floor;
-    atomic_fetch_sub_explicit(&reg->dead, g->n, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&reg->slots, g->n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&reg->dead, (intptr_t)g->n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&reg->slots, (intptr_t)g->n, memory_order_relaxed);
     atomic_fetch_add_explicit(&reg->compactions, 1, memory_order_relaxed);
 #ifdef PORTREG_PLANT_EARLY_FREE
     /* Planted bug: free the dropped slots before readers are done. */
@@ -281,8 +281,8 @@ undo:
 
 static bool compact_due(struct portreg *reg)
 {
-    size_t dead = atomic_load_explicit(&reg->dead, memory_order_relaxed);
-    size_t slots = atomic_load_explicit(&reg->slots, memory_order_relaxed);
+    size_t dead = counter_read(&reg->dead);
+    size_t slots = counter_read(&reg->slots);
     return dead >= COMPACT_MIN_DEAD && dead * 2 >= slots;
 }
 
