@@ -41,6 +41,10 @@ struct reader *reader_get_slow(struct portreg *reg)
     if (r == NULL) {
         /* A record a finished thread gave back, else a new one. */
         ck_epoch_record_t *rec = ck_epoch_recycle(&reg->epoch, NULL);
+        /* TSan: the handover from the exited owner happens inside libck;
+         * pairs with the release in reader_release(). */
+        if (rec != NULL)
+            TSAN_ACQUIRE(rec);
         r = rec != NULL ? (struct reader *)rec : reader_new(reg);
         if (r == NULL)
             return NULL;
@@ -63,6 +67,7 @@ void reader_release(void *p)
 
     if (portreg_tls_reader.r == r)
         portreg_tls_reader = (struct reader_cache){NULL, 0, NULL};
+    TSAN_RELEASE(&r->rec); /* acquired by the thread that recycles it */
     ck_epoch_unregister(&r->rec);
 }
 

@@ -1,0 +1,210 @@
+/*
+ * portreg_stress: runs the checks, prints what each one proved.
+ *
+ *   portreg_stress [--check NAME[,NAME...]] [--size ci|long|smoke]
+ *                  [--seed N] [--threads N] [--scale X]
+ *
+ * Checks: exchange (chain, monotonic and version checks), iter, reclaim,
+ * churn; "all" (the default) runs them in that order. The seed is printed
+ * and chooses every thread's operations; pass it back to repeat a run's
+ * operation sequences (the interleaving is the scheduler's). Exit status:
+ * 0 all checks passed, 1 a check failed, 2 a usage or setup error.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stress.h"
+
+static const struct {
+    const char *name;
+    unsigned (*run)(const struct cfg *);
+} checks[] = {
+    {"exchange", check_exchange},
+    {"iter", check_iter},
+    {"reclaim", check_reclaim},
+    {"churn", check_churn},
+};
+#define NCHECKS (sizeof checks / sizeof checks[0])
+
+static unsigned at_least(double v, unsigned min)
+{
+    return v < min ? min : v > 4e9 ? 4000000000u : (unsigned)v;
+}
+
+/* CI sizes per build, measured on 2 cores to take about two minutes each
+ * (the three builds' stress runs share a 30-minute CI budget with the unit
+ * tests and fuzzing); "long" multiplies them, most for the release build. */
+struct size {
+    const char *build;
+    unsigned x_rounds, i_ops, r_cycles, c_threads, long_factor;
+};
+static const struct size sizes[] = {
+    {"plain", 3000, 4000000, 4000000, 80000, 4},
+    {"debug", 800, 1000000, 1000000, 20000, 4},
+    {"tsan", 500, 600000, 700000, 16000, 2},
+    {"asan", 1500, 4000000, 1500000, 40000, 2},
+};
+
+static void set_size(struct cfg *c, const char *size)
+{
+    const char *build = STRESS_BUILD;
+#if !defined(__OPTIMIZE__)
+    if (strcmp(build, "plain") == 0)
+        build = "debug";
+#endif
+    const struct size *z = &sizes[0];
+    while (strcmp(z->build, build) != 0)
+        z++;
+    double f = 1.0;
+    if (strcmp(size, "smoke") == 0)
+        f = 0.01;
+    else if (strcmp(size, "long") == 0)
+        f = z->long_factor;
+    else if (strcmp(size, "ci") != 0)
+        die("unknown --size %s (ci, long or smoke)", size);
+
+    c->size = size;
+    c->build = build;
+    c->x_writers = 8, c->x_readers = 8, c->x_hot = 4, c->x_cold = 256;
+    c->x_ops_per_round = 2000;
+    c->i_churners = 8, c->i_iterators = 6, c->i_stable = 200, c->i_churn_ids = 1024;
+    c->r_cyclers = 6, c->r_readers = 4, c->r_window = 32;
+    c->c_alive = 8, c->c_readers = 2;
+    c->r_enforce_rss = strcmp(build, "asan") != 0;
+    c->x_rounds = at_least(z->x_rounds * f, 1);
+    c->i_ops = at_least(z->i_ops * f, 1);
+    c->r_cycles = at_least(z->r_cycles * f, 1);
+    c->c_threads = at_least(z->c_threads * f, 1);
+}
+
+/* Scaled, but never below what each check needs to prove anything. */
+static void scale(struct cfg *c, double x)
+{
+    c->x_rounds = at_least(c->x_rounds * x, 1);
+    c->i_ops = at_least(c->i_ops * x, 4000);
+    c->r_cycles = at_least(c->r_cycles * x, 4096);
+    c->c_threads = at_least(c->c_threads * x, 2 * 16 * c->c_alive);
+}
+
+/* Oversubscribe: n threads split between the roles of each check. */
+static void set_threads(struct cfg *c, unsigned n)
+{
+    if (n < 4 || n > 256)
+        die("--threads must be 4..256");
+    c->x_writers = n / 2, c->x_readers = n - n / 2;
+    /* Each writer's ports for an id must not wrap within a round. */
+    unsigned k = 65535u / c->x_writers - 1;
+    c->x_ops_per_round = k < 2000 ? k : 2000;
+    c->i_churners = n / 2, c->i_iterators = n - n / 2;
+    c->r_cyclers = n - n / 3, c->r_readers = n / 3;
+    c->c_alive = n;
+}
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s [--check exchange,iter,reclaim,churn|all] [--size ci|long|smoke]\n"
+            "          [--seed N] [--threads N] [--scale X]\n",
+            argv0);
+    exit(2);
+}
+
+static uint64_t fresh_seed(void)
+{
+    uint64_t s = 0;
+    if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s)
+        s = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+    return s % 1000000000000u; /* short enough to copy from a log */
+}
+
+int main(int argc, char **argv)
+{
+    struct cfg cfg = {0};
+    const char *size = "ci", *which = "all";
+    unsigned threads = 0;
+    double x = 1.0;
+    bool seeded = false;
+
+    for (int i = 1; i < argc; i += 2) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+            usage(argv[0]);
+        if (v == NULL)
+            usage(argv[0]);
+        char *end;
+        errno = 0;
+        if (strcmp(a, "--seed") == 0) {
+            cfg.seed = strtoull(v, &end, 0);
+            seeded = true;
+        } else if (strcmp(a, "--threads") == 0) {
+            threads = (unsigned)strtoul(v, &end, 0);
+        } else if (strcmp(a, "--scale") == 0) {
+            x = strtod(v, &end);
+        } else if (strcmp(a, "--size") == 0) {
+            size = v;
+            end = (char *)v + strlen(v);
+        } else if (strcmp(a, "--check") == 0) {
+            which = v;
+            end = (char *)v + strlen(v);
+        } else {
+            usage(argv[0]);
+        }
+        if (errno != 0 || *end != '\0' || end == v)
+            usage(argv[0]);
+    }
+    set_size(&cfg, size);
+    if (threads != 0)
+        set_threads(&cfg, threads);
+    if (x <= 0 || x > 1000)
+        die("--scale must be in (0, 1000]");
+    scale(&cfg, x);
+    if (!seeded)
+        cfg.seed = fresh_seed();
+
+    bool run[NCHECKS] = {false};
+    char list[256];
+    snprintf(list, sizeof list, "%s", which);
+    for (char *save, *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        size_t k;
+        for (k = 0; k < NCHECKS; k++)
+            if (strcmp(tok, "all") == 0 || strcmp(tok, checks[k].name) == 0)
+                run[k] = true;
+        if (strcmp(tok, "all") != 0) {
+            for (k = 0; k < NCHECKS && strcmp(tok, checks[k].name) != 0; k++)
+                ;
+            if (k == NCHECKS)
+                die("unknown check '%s'", tok);
+        }
+    }
+
+    printf("portreg_stress: seed=%llu build=%s size=%s scale=%g cpus=%ld library=%s\n",
+           (unsigned long long)cfg.seed, cfg.build, cfg.size, x, sysconf(_SC_NPROCESSORS_ONLN),
+           portreg_version_string());
+    fflush(stdout);
+    unsigned failed = 0, ran = 0;
+    double t0 = now_s();
+    for (size_t k = 0; k < NCHECKS && !stopping(); k++) {
+        if (!run[k])
+            continue;
+        failed += checks[k].run(&cfg) != 0;
+        ran++;
+        fflush(stdout);
+    }
+    struct mem m = mem_now();
+    printf("portreg_stress: %s: %u of %u checks failed, seed=%llu, %.1f s, peak_rss=%zu KiB\n",
+           failed ? "FAIL" : "PASS", failed, ran, (unsigned long long)cfg.seed, now_s() - t0,
+           m.hwm_kib);
+    if (failed) {
+        char t[32] = "";
+        if (threads != 0)
+            snprintf(t, sizeof t, " --threads %u", threads);
+        printf("portreg_stress: repeat with: %s --seed %llu --size %s --scale %g%s --check %s\n",
+               argv[0], (unsigned long long)cfg.seed, cfg.size, x, t, which);
+    }
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,191 @@
+/*
+ * What the checks share: ids, failure reporting, memory figures, the
+ * counting allocator, threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "stress.h"
+
+_Atomic unsigned stress_failures;
+_Atomic bool stress_stop;
+
+#define FAIL_PRINT_MAX 25
+
+size_t id_make(char *buf, char tag, uint32_t group, uint32_t index)
+{
+    size_t pad = (index * 7u + group) % 23u;
+    buf[0] = tag;
+    memcpy(buf + 1, &group, 4);
+    memcpy(buf + 5, &index, 4);
+    memset(buf + 9, 'x', pad);
+    return 9 + pad;
+}
+
+bool id_parse(const char *id, size_t len, char *tag, uint32_t *group, uint32_t *index)
+{
+    char check[ID_BUF];
+    if (len < 9 || len > 9 + 22)
+        return false;
+    memcpy(group, id + 1, 4);
+    memcpy(index, id + 5, 4);
+    *tag = id[0];
+    /* Re-make it: an id that differs in any byte is not one of ours. */
+    return id_make(check, *tag, *group, *index) == len && memcmp(check, id, len) == 0;
+}
+
+void fail(const char *check, const char *fmt, ...)
+{
+    unsigned n = atomic_fetch_add_explicit(&stress_failures, 1, memory_order_relaxed);
+    atomic_store_explicit(&stress_stop, true, memory_order_relaxed);
+    if (n >= FAIL_PRINT_MAX) {
+        if (n == FAIL_PRINT_MAX)
+            fprintf(stderr, "%s check: further failures not printed\n", check);
+        return;
+    }
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    /* One fprintf per line, so lines from several threads do not mix. */
+    fprintf(stderr, "%s check FAILED: %s\n", check, msg);
+}
+
+void die(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "stress: setup error: %s\n", msg);
+    exit(2);
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n != 0 ? n : 1, size != 0 ? size : 1);
+    if (p == NULL)
+        die("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        die("allocation overflow");
+    void *q = realloc(p, n * size != 0 ? n * size : 1);
+    if (q == NULL)
+        die("out of memory (%zu x %zu bytes)", n, size);
+    return q;
+}
+
+struct mem mem_now(void)
+{
+    struct mem m = {0, 0};
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return m;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return m;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "VmHWM:");
+    if (p != NULL)
+        m.hwm_kib = strtoul(p + 6, NULL, 10);
+    p = strstr(buf, "VmRSS:");
+    if (p != NULL)
+        m.rss_kib = strtoul(p + 6, NULL, 10);
+    return m;
+}
+
+void mem_reset_peak(void)
+{
+    malloc_trim(0);
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = write(fd, "5", 1);
+    (void)n; /* an older kernel keeps the process-wide peak: still a bound */
+    close(fd);
+}
+
+/* Each block carries its size and a tag, so a free with the wrong size, a
+ * double free or a foreign pointer is counted as a bad free. */
+struct block {
+    size_t size;
+    uint64_t tag;
+};
+_Static_assert(sizeof(struct block) == 16, "keeps malloc's 16-byte alignment");
+#define TAG_LIVE UINT64_C(0x706f72747265676c)
+#define TAG_DEAD UINT64_C(0x6465616464656164)
+
+static void *counting_alloc(void *ctx, size_t size)
+{
+    struct counting *c = ctx;
+    struct block *b = malloc(sizeof *b + size);
+    if (b == NULL)
+        return NULL;
+    b->size = size;
+    b->tag = TAG_LIVE;
+    atomic_fetch_add_explicit(&c->live_bytes, (int64_t)size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->live_blocks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->total_allocs, 1, memory_order_relaxed);
+    return b + 1;
+}
+
+static void counting_free(void *ctx, void *ptr, size_t size)
+{
+    struct counting *c = ctx;
+    if (ptr == NULL)
+        return;
+    struct block *b = (struct block *)ptr - 1;
+    if (b->tag != TAG_LIVE || b->size != size) {
+        atomic_fetch_add_explicit(&c->bad_frees, 1, memory_order_relaxed);
+        return; /* leave it: freeing a block we cannot trust could corrupt */
+    }
+    b->tag = TAG_DEAD;
+    atomic_fetch_sub_explicit(&c->live_bytes, (int64_t)size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&c->live_blocks, 1, memory_order_relaxed);
+    free(b);
+}
+
+void counting_options(struct counting *c, portreg_options_t *opts)
+{
+    memset(c, 0, sizeof *c);
+    portreg_options_init(opts);
+    opts->alloc = counting_alloc;
+    opts->free = counting_free;
+    opts->alloc_ctx = c;
+}
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    int err = pthread_create(t, NULL, fn, arg);
+    if (err != 0)
+        die("pthread_create: %s", strerror(err));
+}
+
+void join_thread(pthread_t t)
+{
+    int err = pthread_join(t, NULL);
+    if (err != 0)
+        die("pthread_join: %s", strerror(err));
+}
