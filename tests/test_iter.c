@@ -119,7 +119,10 @@ Test(iter, writers_may_change_the_registry_during_an_iteration)
         }
         step++;
         if (e.id_len > 7 && memcmp(e.id, "stable-", 7) == 0) {
-            int i = atoi(e.id + 7);
+            /* ids are not NUL-terminated: parse within id_len */
+            int i = 0;
+            for (size_t k = 7; k < e.id_len; k++)
+                i = i * 10 + (e.id[k] - '0');
             cr_assert(i >= 0 && i < 100);
             cr_assert_eq(seen[i], 0, "stable-%d returned twice", i);
             seen[i] = 1;
