@@ -33,6 +33,8 @@
  *   between its call and its return.
  * - Memory that readers may still hold is freed after an epoch grace
  *   period, so a reader never touches freed memory and churn never leaks.
+ *   Readers enter an epoch section with plain stores where membarrier(2)
+ *   is available (see portreg_options_t.no_membarrier).
  *
  * Versions
  * --------
@@ -123,6 +125,13 @@ typedef struct {
     portreg_alloc_fn alloc;
     portreg_free_fn free;
     void *alloc_ctx;
+    /* false (default): where the kernel offers membarrier(2), readers
+     * enter their epoch section with plain stores and reclamation makes
+     * every running thread of the process execute a memory barrier (an
+     * interrupt to the cores running them, a few microseconds, after grows
+     * and compactions only). true: readers pay an atomic exchange per
+     * section instead and no other core is ever interrupted. */
+    bool no_membarrier;
 } portreg_options_t;
 
 /* Run-time version, PORTREG_VERSION_HEX of the library actually linked. */

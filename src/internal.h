@@ -26,7 +26,9 @@
 #include <ck_epoch.h>
 #include <ck_ht.h>
 #include <ck_malloc.h>
+#include <ck_pr.h>
 
+#include "hash.h"
 #include "portreg.h"
 #include "state.h"
 
@@ -75,6 +77,7 @@ struct portreg {
     uint32_t version_floor;    /* highest version any dropped slot had */
     struct ck_malloc ckm;      /* ck_ht's allocator hooks (route to ours) */
     uint64_t seed;
+    bool membarrier; /* readers skip the fence; see reader_begin() */
 
     /* Bookkeeping, relaxed: statistics and compaction triggers only. */
     /* Signed: the updates that follow two CASes on one slot may land in
@@ -128,9 +131,32 @@ static inline struct reader *reader_get(struct portreg *reg)
     return reader_get_slow(reg);
 }
 
-static inline void reader_begin(struct reader *r)
+/* Enters an epoch section. ck_epoch_begin() orders the record's stores
+ * before the section's loads with an atomic exchange, about a third of a
+ * lookup. With membarrier(2), the reclaimer pays instead: it makes every
+ * running thread of the process execute a full barrier before it scans the
+ * records (epoch_scan_barrier()), so a store still in a reader's store
+ * buffer becomes visible to the scan, and a reader whose store was not yet
+ * made has not loaded anything the scan is about to free. Same argument as
+ * liburcu's memb flavour. Nested sections only count. */
+static inline void reader_begin(struct portreg *reg, struct reader *r)
 {
-    ck_epoch_begin(&r->rec, NULL);
+    ck_epoch_record_t *rec = &r->rec;
+
+    if (UNLIKELY(!reg->membarrier)) {
+        ck_epoch_begin(rec, NULL);
+        return;
+    }
+    unsigned active = ck_pr_load_uint(&rec->active);
+    if (active == 0) {
+        ck_pr_store_uint(&rec->active, 1);
+        ck_pr_store_uint(&rec->epoch, ck_pr_load_uint(&reg->epoch.epoch));
+        /* compiler barrier: the section's loads stay after these stores
+         * in program order; membarrier() supplies the CPU ordering. */
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        ck_pr_store_uint(&rec->active, active + 1);
+    }
 }
 
 static inline void reader_end(struct portreg *reg, struct reader *r)
@@ -154,7 +180,8 @@ static inline struct slot *table_find(ck_ht_t *ht, const char *id, size_t id_len
     ck_ht_entry_t e;
     ck_ht_hash_t h;
 
-    ck_ht_hash(&h, ht, id, (uint16_t)id_len);
+    /* ht->seed: the seed this table was built with (our hash callback). */
+    h.value = id_hash(id, id_len, ht->seed);
     ck_ht_entry_key_set(&e, id, (uint16_t)id_len);
     if (!ck_ht_get_spmc(ht, h, &e))
         return NULL;
@@ -177,6 +204,9 @@ static inline bool id_valid(const char *id, size_t id_len)
 
 /* table.c: the writer side. All take/assume the writer lock as named. */
 PORTREG_HIDDEN void writer_lock(struct portreg *reg);
+PORTREG_HIDDEN bool membarrier_setup(void);
+PORTREG_HIDDEN void epoch_scan_barrier(struct portreg *reg);
+PORTREG_HIDDEN void hash_callback(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed);
 PORTREG_HIDDEN void writer_unlock(struct portreg *reg);
 PORTREG_HIDDEN ck_ht_t *table_new(struct portreg *reg, size_t capacity);
 PORTREG_HIDDEN void table_free_now(struct portreg *reg, ck_ht_t *ht);

@@ -42,7 +42,7 @@ void portreg_iter_init(portreg_iter_t *it, portreg_t *reg)
     i->r = reader_get(reg);
     if (i->r == NULL)
         return;
-    reader_begin(i->r);
+    reader_begin(reg, i->r);
     ck_ht_t *ht = table_current(reg);
     /* ck_ht_next() reads table->map on every call, and a grow replaces it:
      * iterate over a private copy whose map cannot move. The other fields

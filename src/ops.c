@@ -157,7 +157,7 @@ static int apply(struct portreg *reg, const char *id, size_t id_len, const struc
     if (r == NULL)
         return PORTREG_ENOMEM;
 
-    reader_begin(r);
+    reader_begin(reg, r);
     struct slot *s = table_find(table_current(reg), id, id_len);
     int rc = s != NULL ? slot_apply(reg, s, op, prev) : APPLY_MISSING;
     reader_end(reg, r);
@@ -235,7 +235,7 @@ static inline bool read_state(struct portreg *reg, const char *id, size_t id_len
     if (UNLIKELY(r == NULL))
         return false;
 
-    reader_begin(r);
+    reader_begin(reg, r);
     struct slot *s = table_find(table_current(reg), id, id_len);
     /* acquire: pairs with the release CAS in slot_apply(), so what the
      * registering thread wrote before it is visible to our caller. */

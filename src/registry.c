@@ -71,6 +71,7 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     reg->raw_size = raw_size;
     reg->seed = o.hash_seed != 0 ? o.hash_seed : random_seed();
     reg->gen = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
+    reg->membarrier = !o.no_membarrier && membarrier_setup();
     atomic_init(&reg->efd, -1);
     ck_epoch_init(&reg->epoch);
 
@@ -163,6 +164,7 @@ int portreg_reclaim(portreg_t *reg)
     if (reg == NULL)
         return PORTREG_EINVAL;
     writer_lock(reg);
+    epoch_scan_barrier(reg);
     ck_epoch_barrier(&reg->writer_rec->rec);
     writer_unlock(reg);
     return 0;

@@ -14,8 +14,11 @@
  * the table, compact_locked() builds a fresh table without them and swaps
  * it in with one pointer store. Readers still on the old table finish there.
  */
+#include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -83,6 +86,35 @@ static void ckm_free(void *p, size_t size, bool defer)
         map_free_now(h);
 }
 
+/* ck_ht's hash hook: the same function table_find() inlines. */
+void hash_callback(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+{
+    h->value = id_hash(key, len, seed);
+}
+
+/* Registers the process for expedited private membarriers, once; false
+ * where the kernel (or a seccomp filter) does not offer them. */
+bool membarrier_setup(void)
+{
+    static _Atomic int state; /* 0 unknown, 1 available, -1 not */
+    int s = atomic_load_explicit(&state, memory_order_acquire);
+    if (s == 0) {
+        long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        bool ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                  syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+        s = ok ? 1 : -1;
+        atomic_store_explicit(&state, s, memory_order_release);
+    }
+    return s > 0;
+}
+
+/* Before scanning epoch records: see reader_begin(). */
+void epoch_scan_barrier(struct portreg *reg)
+{
+    if (reg->membarrier)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
+
 void writer_lock(struct portreg *reg)
 {
     pthread_mutex_lock(&reg->writer);
@@ -92,8 +124,10 @@ void writer_lock(struct portreg *reg)
 void writer_unlock(struct portreg *reg)
 {
     /* Run the deferred frees whose grace period is over. Non-blocking. */
-    if (reg->writer_rec->rec.n_pending > 0)
+    if (reg->writer_rec->rec.n_pending > 0) {
+        epoch_scan_barrier(reg);
         ck_epoch_poll(&reg->writer_rec->rec);
+    }
     hook_reg = NULL;
     pthread_mutex_unlock(&reg->writer);
 }
@@ -108,7 +142,7 @@ ck_ht_t *table_new(struct portreg *reg, size_t capacity)
     if (capacity > UINT32_MAX / 2)
         capacity = UINT32_MAX / 2;
     /* ck_ht keeps a load factor of one half: room for capacity ids. */
-    if (!ck_ht_init(ht, CK_HT_MODE_BYTESTRING, NULL, &reg->ckm, capacity * 2, reg->seed)) {
+    if (!ck_ht_init(ht, CK_HT_MODE_BYTESTRING, hash_callback, &reg->ckm, capacity * 2, reg->seed)) {
         mem_free(reg, ht, sizeof *ht);
         return NULL;
     }

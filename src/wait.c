@@ -82,7 +82,7 @@ int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_ve
     int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
 
     for (;;) {
-        reader_begin(r);
+        reader_begin(reg, r);
         struct slot *s = table_find(table_current(reg), id, id_len);
         uint64_t w = s != NULL ? atomic_load_explicit(&s->state, memory_order_acquire)
                                : st_pack(PORTREG_UNTRACKED, 0, 0);
