@@ -75,7 +75,8 @@ struct portreg {
     pthread_mutex_t writer;
     struct reader *writer_rec; /* defers frees; used only under the lock */
     uint32_t version_floor;    /* highest version any dropped slot had */
-    struct ck_malloc ckm;      /* ck_ht's allocator hooks (route to ours) */
+    unsigned unlocks_since_poll;
+    struct ck_malloc ckm; /* ck_ht's allocator hooks (route to ours) */
     uint64_t seed;
     bool membarrier; /* readers skip the fence; see reader_begin() */
 
