@@ -64,38 +64,41 @@ struct reader {
     size_t raw_size;
 };
 
+/* Fields are grouped by who writes them, one cache line per group, so
+ * lookups never share a line with the counters every change updates. */
 struct portreg {
-    /* Read on every lookup; written only by compaction (release). */
-    _Atomic(ck_ht_t *) table;
-    uint64_t gen; /* unique per registry in this process: guards TLS caches */
+    /* Read by every call; written only by compaction (table) and by
+     * portreg_eventfd() (efd, once). */
+    _Alignas(64) _Atomic(ck_ht_t *) table;
+    uint64_t gen;    /* unique per registry in this process: guards TLS caches */
+    bool membarrier; /* readers skip the fence; see reader_begin() */
+    _Atomic int efd; /* eventfd, -1 until portreg_eventfd() */
     pthread_key_t key;
-    ck_epoch_t epoch;
+    uint64_t seed;
+    ck_epoch_t epoch; /* readers load epoch.epoch on entry */
+    portreg_alloc_fn alloc;
+    portreg_free_fn free;
+    void *alloc_ctx;
 
-    /* Writer side: everything below the lock is guarded by it unless atomic. */
-    pthread_mutex_t writer;
+    /* Updated by every applied change (lock-free writers), relaxed:
+     * statistics and compaction triggers only. Signed: the updates that
+     * follow two CASes on one slot may land in either order, so a counter
+     * can dip below zero for a moment. */
+    _Alignas(64) _Atomic intptr_t tracked;
+    _Atomic intptr_t dead; /* slots in the table whose state is UNTRACKED */
+    _Atomic uint64_t changes;
+
+    /* Writer side: guarded by the lock unless atomic. */
+    _Alignas(64) pthread_mutex_t writer;
     struct reader *writer_rec; /* defers frees; used only under the lock */
     uint32_t version_floor;    /* highest version any dropped slot had */
     unsigned unlocks_since_poll;
     struct ck_malloc ckm; /* ck_ht's allocator hooks (route to ours) */
-    uint64_t seed;
-    bool membarrier; /* readers skip the fence; see reader_begin() */
-
-    /* Bookkeeping, relaxed: statistics and compaction triggers only. */
-    /* Signed: the updates that follow two CASes on one slot may land in
-     * either order, so a counter can dip below zero for a moment. */
-    _Atomic intptr_t tracked;
     _Atomic intptr_t slots;
-    _Atomic intptr_t dead;         /* slots in the table whose state is UNTRACKED */
     _Atomic size_t slot_bytes;     /* live slots, ids included */
     _Atomic size_t table_bytes;    /* ck_ht maps allocated and not yet freed */
     _Atomic size_t table_capacity; /* buckets of the newest map */
-    _Atomic uint64_t changes;
     _Atomic uint64_t compactions;
-    _Atomic int efd; /* eventfd, -1 until portreg_eventfd() */
-
-    portreg_alloc_fn alloc;
-    portreg_free_fn free;
-    void *alloc_ctx;
     void *raw; /* what the allocator returned for this struct */
     size_t raw_size;
 
