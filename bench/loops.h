@@ -1,0 +1,181 @@
+/*
+ * The reader and writer loops, written once and inlined into each impl's
+ * translation unit with that impl's operations, so that every impl pays the
+ * same loop overhead and no indirect call per operation.
+ *
+ * Include after defining the impl's operations; call the loops from small
+ * wrapper functions (see impl_*.c).
+ */
+#ifndef BENCH_LOOPS_H
+#define BENCH_LOOPS_H
+
+#include <x86intrin.h>
+
+#include "bench.h"
+
+#define BENCH_INLINE static inline __attribute__((always_inline))
+
+/* Lookups between two polls of the stop flag (and, for qsbr, between two
+ * quiescent-state announcements). */
+#define BENCH_BATCH 256
+/* One lookup in this many is timed; the rest run untimed. */
+#define BENCH_SAMPLE_EVERY 16
+/* How many lookups ahead the read loop fetches its ids. */
+#define BENCH_PREFETCH 8
+
+typedef bool (*bench_lookup_fn)(void *inst, void *tls, const char *id, size_t len, uint16_t *port);
+typedef void (*bench_change_fn)(void *inst, void *tls, const char *id, size_t len, enum bst_op op,
+                                uint16_t port);
+typedef void (*bench_quiesce_fn)(void *tls);
+
+BENCH_INLINE uint64_t bench_rng(uint64_t *s)
+{
+    /* splitmix64: one add and a short mix, cheap next to a lookup */
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* An index in [0, n) from the high half of r (n < 2^32). */
+BENCH_INLINE size_t bench_pick(uint64_t r, size_t n)
+{
+    return (size_t)(((r >> 32) * (uint64_t)n) >> 32);
+}
+
+/* The lfence keeps the lookup's loads from starting before the first read
+ * of the TSC; rdtscp waits for them to finish before the second. */
+BENCH_INLINE uint64_t bench_tsc_begin(void)
+{
+    _mm_lfence();
+    uint64_t t = __rdtsc();
+    _mm_lfence();
+    return t;
+}
+
+BENCH_INLINE uint64_t bench_tsc_end(void)
+{
+    unsigned aux;
+    uint64_t t = __rdtscp(&aux);
+    _mm_lfence();
+    return t;
+}
+
+BENCH_INLINE bool bench_stopped(const struct bench_cell *c)
+{
+    /* relaxed: only a flag; the join publishes the thread's counters */
+    return atomic_load_explicit(&c->stop, memory_order_relaxed);
+}
+
+/* Picks the id of a later lookup and starts fetching it. */
+BENCH_INLINE const bench_id_t *bench_next_id(const struct bench_cell *c, uint64_t *rng)
+{
+    uint64_t r = bench_rng(rng);
+    const bench_id_t *id = (r & 1023) < c->miss_per_1024 ? &c->absent[bench_pick(r, c->n_absent)]
+                                                         : &c->present[bench_pick(r, c->n_present)];
+    __builtin_prefetch(id);
+    return id;
+}
+
+BENCH_INLINE void bench_read_loop(struct bench_thread *t, bench_lookup_fn lookup,
+                                  bench_quiesce_fn quiesce)
+{
+    const struct bench_cell *c = t->cell;
+    void *inst = t->inst;
+    void *tls = t->tls;
+    uint64_t rng = t->rng, ops = 0, hits = 0;
+    const bench_id_t *ahead[BENCH_PREFETCH];
+    for (unsigned i = 0; i < BENCH_PREFETCH; i++)
+        ahead[i] = bench_next_id(c, &rng);
+
+    while (!bench_stopped(c)) {
+        for (unsigned i = 0; i < BENCH_BATCH; i++) {
+            const bench_id_t *id = ahead[i % BENCH_PREFETCH];
+            ahead[i % BENCH_PREFETCH] = bench_next_id(c, &rng);
+            uint16_t port;
+            if (i % BENCH_SAMPLE_EVERY == 0) {
+                uint64_t t0 = bench_tsc_begin();
+                bool hit = lookup(inst, tls, id->p, id->len, &port);
+                uint64_t t1 = bench_tsc_end();
+                hits += hit;
+                lat_add(t->hist, t1 - t0);
+            } else {
+                hits += lookup(inst, tls, id->p, id->len, &port);
+            }
+        }
+        ops += BENCH_BATCH;
+        quiesce(tls);
+    }
+    t->ops = ops;
+    t->hits = hits;
+}
+
+/* A port that changes with every write and is never 0. */
+BENCH_INLINE uint16_t bench_port(uint64_t n)
+{
+    return (uint16_t)(1024 + n % 60000);
+}
+
+BENCH_INLINE void bench_write_loop(struct bench_thread *t, bench_change_fn change,
+                                   bench_quiesce_fn quiesce)
+{
+    struct bench_cell *c = t->cell;
+    void *inst = t->inst;
+    void *tls = t->tls;
+    uint64_t rng = t->rng, ops = 0;
+    uint64_t t0 = bench_now_ns();
+
+    switch (c->wl) {
+    case WL_READ_MOSTLY:
+        while (!bench_stopped(c)) {
+            for (unsigned i = 0; i < 64; i++) {
+                const bench_id_t *id = &c->present[bench_pick(bench_rng(&rng), c->n_present)];
+                change(inst, tls, id->p, id->len, BST_REGISTER, bench_port(ops + i));
+            }
+            ops += 64;
+            quiesce(tls);
+        }
+        break;
+    case WL_CHURN: {
+        /* A backend restart: untrack it, track it again (pending) a little
+         * later, bind its new port later still; gap ids are in flux. */
+        size_t n = c->n_present, gap = c->churn_gap, cur = c->churn_cursor;
+        while (!bench_stopped(c)) {
+            for (unsigned i = 0; i < 64; i += 3) {
+                const bench_id_t *a = &c->present[cur];
+                const bench_id_t *b = &c->present[(cur + n - gap / 2) % n];
+                const bench_id_t *d = &c->present[(cur + n - gap) % n];
+                change(inst, tls, a->p, a->len, BST_UNTRACK, 0);
+                change(inst, tls, b->p, b->len, BST_TRACK, 0);
+                change(inst, tls, d->p, d->len, BST_REGISTER, bench_port(ops + i));
+                cur = (cur + 1) % n;
+            }
+            ops += 66;
+            quiesce(tls);
+        }
+        t->churn_end = cur;
+        break;
+    }
+    case WL_INSERT:
+        for (size_t i = 0; i < c->n_fresh && !bench_stopped(c); i++) {
+            change(inst, tls, c->fresh[i].p, c->fresh[i].len, BST_REGISTER, bench_port(i));
+            ops++;
+            if (i % 64 == 63)
+                quiesce(tls);
+        }
+        /* release: pairs with the driver's acquire; it ends the window */
+        atomic_store_explicit(&c->writer_done, true, memory_order_release);
+        break;
+    default:
+        break;
+    }
+    t->busy_ns = bench_now_ns() - t0;
+    t->ops = ops;
+}
+
+BENCH_INLINE void bench_no_quiesce(void *tls)
+{
+    (void)tls;
+}
+
+#endif
