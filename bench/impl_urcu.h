@@ -282,3 +282,21 @@ static void ur_write(struct bench_thread *t)
 {
     bench_write_loop(t, ur_change, ur_quiesce);
 }
+
+/* The impl table both flavours export; only the names differ. */
+#define UR_DEFINE_IMPL(var, label)                                                                 \
+    static const struct bench_store var##_store = {label, ur_create, ur_destroy, ur_bytes};        \
+    const struct bench_impl var = {                                                                \
+        .name = label,                                                                             \
+        .store = &var##_store,                                                                     \
+        .workloads = WL_ALL,                                                                       \
+        .thread_enter = ur_enter,                                                                  \
+        .thread_leave = ur_leave,                                                                  \
+        .thread_offline = ur_offline,                                                              \
+        .thread_online = ur_online,                                                                \
+        .read_loop = ur_read,                                                                      \
+        .write_loop = ur_write,                                                                    \
+        .lookup = ur_lookup,                                                                       \
+        .insert = ur_insert,                                                                       \
+        .remove = ur_remove,                                                                       \
+    }

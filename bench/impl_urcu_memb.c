@@ -11,27 +11,12 @@ static void ur_write_repl(struct bench_thread *t)
     bench_write_loop(t, ur_change_repl, ur_quiesce);
 }
 
-static const struct bench_store memb_store = {"urcu-memb", ur_create, ur_destroy, ur_bytes};
-
-const struct bench_impl bench_impl_urcu_memb = {
-    .name = "urcu-memb",
-    .store = &memb_store,
-    .workloads = WL_ALL,
-    .thread_enter = ur_enter,
-    .thread_leave = ur_leave,
-    .thread_offline = ur_offline,
-    .thread_online = ur_online,
-    .read_loop = ur_read,
-    .write_loop = ur_write,
-    .lookup = ur_lookup,
-    .insert = ur_insert,
-    .remove = ur_remove,
-};
+UR_DEFINE_IMPL(bench_impl_urcu_memb, "urcu-memb");
 
 /* Same table and readers; the writer registers by cds_lfht_replace(). */
 const struct bench_impl bench_impl_urcu_memb_repl = {
     .name = "urcu-repl",
-    .store = &memb_store,
+    .store = &bench_impl_urcu_memb_store,
     .workloads = 1u << WL_READ_MOSTLY,
     .thread_enter = ur_enter,
     .thread_leave = ur_leave,

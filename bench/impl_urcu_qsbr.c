@@ -7,19 +7,4 @@
 #define URCU_QSBR  1
 #include "impl_urcu.h"
 
-static const struct bench_store qsbr_store = {"urcu-qsbr", ur_create, ur_destroy, ur_bytes};
-
-const struct bench_impl bench_impl_urcu_qsbr = {
-    .name = "urcu-qsbr",
-    .store = &qsbr_store,
-    .workloads = WL_ALL,
-    .thread_enter = ur_enter,
-    .thread_leave = ur_leave,
-    .thread_offline = ur_offline,
-    .thread_online = ur_online,
-    .read_loop = ur_read,
-    .write_loop = ur_write,
-    .lookup = ur_lookup,
-    .insert = ur_insert,
-    .remove = ur_remove,
-};
+UR_DEFINE_IMPL(bench_impl_urcu_qsbr, "urcu-qsbr");

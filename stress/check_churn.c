@@ -204,14 +204,7 @@ unsigned check_churn(const struct cfg *cfg)
              "resident memory grew with threads: %zu KiB after warm-up, %zu KiB later "
              "(limit %zu)",
              warm.rss_kib, worst.rss_kib, rss_limit);
-    portreg_destroy(r.reg);
-    int64_t left = atomic_load(&r.mem.live_bytes), blocks = atomic_load(&r.mem.live_blocks);
-    unsigned bad = atomic_load(&r.mem.bad_frees);
-    if (left != 0 || blocks != 0 || bad != 0)
-        fail(CHECK,
-             "after portreg_destroy: %lld bytes in %lld blocks still allocated, "
-             "%u frees with a wrong size or pointer",
-             (long long)left, (long long)blocks, bad);
+    bool empty = destroy_and_check_empty(CHECK, r.reg, &r.mem);
     free(wave);
     free(readers);
 
@@ -225,7 +218,7 @@ unsigned check_churn(const struct cfg *cfg)
            "later, %lld / %lld at end, 0 after destroy: %s\n",
            (long long)warm.live_bytes, (long long)warm.live_blocks, (long long)worst.live_bytes,
            (long long)worst.live_blocks, (long long)p.live_bytes, (long long)p.live_blocks,
-           left == 0 && blocks == 0 ? "yes" : "NO");
+           empty ? "yes" : "NO");
     printf("churn:   rss: %zu KiB after warm-up, max %zu KiB later (%s); %.1f s, "
            "%.0f threads/s, peak_rss=%zu KiB\n",
            warm.rss_kib, worst.rss_kib,

@@ -270,14 +270,7 @@ unsigned check_reclaim(const struct cfg *cfg)
     else if (!stopping())
         fail(CHECK, "only %u memory samples", r.nsamples);
 
-    portreg_destroy(r.reg);
-    int64_t left = atomic_load(&r.mem.live_bytes), blocks = atomic_load(&r.mem.live_blocks);
-    unsigned bad = atomic_load(&r.mem.bad_frees);
-    if (left != 0 || blocks != 0 || bad != 0)
-        fail(CHECK,
-             "after portreg_destroy: %lld bytes in %lld blocks still allocated, "
-             "%u frees with a wrong size or pointer",
-             (long long)left, (long long)blocks, bad);
+    bool empty = destroy_and_check_empty(CHECK, r.reg, &r.mem);
     free(r.head);
     pthread_barrier_destroy(&r.pause);
     pthread_barrier_destroy(&r.resume);
@@ -294,9 +287,8 @@ unsigned check_reclaim(const struct cfg *cfg)
            "1/4 / 2/4 / 3/4, %lld at end (%zu slots, %llu compactions), 0 after destroy: %s; "
            "peak including frees awaiting a grace period: %lld; %lld allocations\n",
            (long long)r.retained[0], (long long)r.retained[1], (long long)r.retained[2],
-           (long long)live_end, st.slots, (unsigned long long)st.compactions,
-           left == 0 && blocks == 0 ? "yes" : "NO", (long long)f.pending_max,
-           (long long)atomic_load(&r.mem.total_allocs));
+           (long long)live_end, st.slots, (unsigned long long)st.compactions, empty ? "yes" : "NO",
+           (long long)f.pending_max, (long long)atomic_load(&r.mem.total_allocs));
     printf("reclaim:   rss: %zu KiB max during warm-up, %zu KiB max later (%s); %.1f s, "
            "%.0f cycles/s, peak_rss=%zu KiB\n",
            f.rss_warm, f.rss_max, cfg->r_enforce_rss ? "bound enforced" : "not enforced under ASan",

@@ -128,6 +128,9 @@ struct counting {
     _Atomic unsigned bad_frees;
 };
 void counting_options(struct counting *c, portreg_options_t *opts);
+/* Destroys reg and fails check if it left anything allocated or freed a
+ * block with the wrong size; returns whether nothing was left. */
+bool destroy_and_check_empty(const char *check, portreg_t *reg, struct counting *c);
 
 double now_s(void);
 void start_thread(pthread_t *t, void *(*fn)(void *), void *arg);

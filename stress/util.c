@@ -169,6 +169,19 @@ void counting_options(struct counting *c, portreg_options_t *opts)
     opts->alloc_ctx = c;
 }
 
+bool destroy_and_check_empty(const char *check, portreg_t *reg, struct counting *c)
+{
+    portreg_destroy(reg);
+    int64_t left = atomic_load(&c->live_bytes), blocks = atomic_load(&c->live_blocks);
+    unsigned bad = atomic_load(&c->bad_frees);
+    if (left != 0 || blocks != 0 || bad != 0)
+        fail(check,
+             "after portreg_destroy: %lld bytes in %lld blocks still allocated, "
+             "%u frees with a wrong size or pointer",
+             (long long)left, (long long)blocks, bad);
+    return left == 0 && blocks == 0;
+}
+
 double now_s(void)
 {
     struct timespec ts;
