@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config make
   libck-dev nanopb libnanopb-dev python3-protobuf
   libcriterion-dev liburcu-dev
-  clang libclang-rt-14-dev llvm
+  clang libclang-rt-14-dev llvm clang-format
   valgrind gnuplot-nox
 )
 
