@@ -211,6 +211,18 @@ static void counting_free(void *ctx, void *p, size_t size)
     free(p);
 }
 
+/* A registry whose every allocation goes through the counters above. */
+static portreg_t *create_counted(void)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.alloc = counting_alloc;
+    o.free = counting_free;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    return r;
+}
+
 static void *short_lived(void *arg)
 {
     long i = (long)(intptr_t)arg;
@@ -224,12 +236,7 @@ static void *short_lived(void *arg)
 
 Test(concurrency, thousands_of_short_lived_threads_reuse_epoch_records, .timeout = 120)
 {
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = counting_alloc;
-    o.free = counting_free;
-    reg = portreg_create(&o);
-    cr_assert_not_null(reg);
+    reg = create_counted();
     const int batch = 8, batches = 400;
     long after_first = 0;
     for (long i = 0; i < 16; i++)
@@ -268,11 +275,7 @@ static void *reader_until_stop(void *arg)
 
 Test(concurrency, churn_of_distinct_ids_keeps_memory_flat, .timeout = 120)
 {
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = counting_alloc;
-    o.free = counting_free;
-    reg = portreg_create(&o);
+    reg = create_counted();
     atomic_store(&stop, 0);
     cr_assert_eq(portreg_register(reg, "anchor", 6, 1, NULL), 0);
     pthread_t r[2];
