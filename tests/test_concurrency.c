@@ -311,7 +311,9 @@ Test(concurrency, churn_of_distinct_ids_keeps_memory_flat, .timeout = 120)
     cr_log_info("live blocks: peak %ld during %ld cycles; compactions %lu", peak, cycles,
                 (unsigned long)st.compactions);
     cr_assert_gt(st.compactions, 100);
-    cr_assert_lt(peak, cycles / 2, "memory grows with churn: peak %ld blocks", peak);
+    /* A leak keeps at least one block per cycle (the slot); the backlog
+     * was 30-40% of that bound under ASan on a loaded 2-core machine. */
+    cr_assert_lt(peak, cycles * 3 / 4, "memory grows with churn: peak %ld blocks", peak);
     portreg_destroy(reg);
     cr_assert_eq(atomic_load(&live_blocks), 0);
 }
