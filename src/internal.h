@@ -210,13 +210,11 @@ static inline bool id_valid(const char *id, size_t id_len)
 PORTREG_HIDDEN void writer_lock(struct portreg *reg);
 PORTREG_HIDDEN bool membarrier_setup(void);
 PORTREG_HIDDEN void epoch_scan_barrier(struct portreg *reg);
-PORTREG_HIDDEN void hash_callback(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed);
 PORTREG_HIDDEN void writer_unlock(struct portreg *reg);
 PORTREG_HIDDEN ck_ht_t *table_new(struct portreg *reg, size_t capacity);
 PORTREG_HIDDEN void table_free_now(struct portreg *reg, ck_ht_t *ht);
 PORTREG_HIDDEN int table_insert(struct portreg *reg, const char *id, size_t id_len, uint64_t state,
                                 struct slot **out);
-PORTREG_HIDDEN void compact_locked(struct portreg *reg);
 PORTREG_HIDDEN void compact_if_due(struct portreg *reg);
 PORTREG_HIDDEN void slot_free(struct portreg *reg, struct slot *s);
 

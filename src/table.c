@@ -88,7 +88,7 @@ static void ckm_free(void *p, size_t size, bool defer)
 }
 
 /* ck_ht's hash hook: the same function table_find() inlines. */
-void hash_callback(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
+static void hash_callback(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
 {
     h->value = id_hash(key, len, seed);
 }
@@ -243,7 +243,7 @@ static void graveyard_run(ck_epoch_entry_t *e)
 
 /* Rebuilds the table without its untracked slots. Caller holds the lock.
  * On allocation failure nothing changes (the untracked slots stay). */
-void compact_locked(struct portreg *reg)
+static void compact_locked(struct portreg *reg)
 {
     ck_ht_t *old = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
     size_t total = (size_t)ck_ht_count(old);
