@@ -74,7 +74,7 @@ extern "C" {
 #endif
 
 #define PORTREG_VERSION_MAJOR 0
-#define PORTREG_VERSION_MINOR 2
+#define PORTREG_VERSION_MINOR 3
 #define PORTREG_VERSION_PATCH 0
 /* 0xMMmmpp: compare with >= in preprocessor checks. */
 #define PORTREG_VERSION_HEX                                                                        \
@@ -93,7 +93,8 @@ extern "C" {
 #define PORTREG_EVERSION   (-7)  /* frame: framing version other than 1 */
 #define PORTREG_ETOOLARGE  (-8)  /* frame: declared body longer than the reader's limit */
 #define PORTREG_ETRUNCATED (-9)  /* frame: the stream ended inside a frame */
-#define PORTREG_ESYSTEM    (-10) /* a system call failed; errno says why */
+#define PORTREG_ESYSTEM    (-10) /* a system call failed; portreg_last_errno() says why */
+#define PORTREG_EFULL      (-11) /* a new id would exceed portreg_options_t.max_ids */
 
 typedef struct portreg portreg_t;
 
@@ -132,6 +133,23 @@ typedef struct {
      * and compactions only). true: readers pay an atomic exchange per
      * section instead and no other core is ever interrupted. */
     bool no_membarrier;
+    /* Most ids the table may hold at once: tracked ids, untracked ids not
+     * yet compacted away, wait placeholders and ids held by handles. An
+     * insert that would exceed it first compacts the table, then fails
+     * with PORTREG_EFULL and changes nothing. Ids already held can always
+     * change state. 0: no limit. */
+    size_t max_ids;
+    /* false (default): the registry starts one helper thread the first
+     * time it defers memory, which frees memory whose grace period has
+     * passed within about 10 ms, also when every writer has gone quiet; it
+     * sleeps (no polling) while nothing is deferred. true: no thread;
+     * deferred memory is freed by later writer calls and portreg_reclaim(). */
+    bool no_reclaim_thread;
+    /* Must be zero (portreg_options_init() sees to it). Options added by
+     * later versions take this space, zero meaning their default, so the
+     * struct keeps its size; a library that finds a non-zero byte here that
+     * it does not understand refuses it (portreg_create() fails, EINVAL). */
+    uint64_t reserved[6];
 } portreg_options_t;
 
 /* Run-time version, PORTREG_VERSION_HEX of the library actually linked. */
@@ -234,6 +252,12 @@ PORTREG_API int portreg_decode_and_register(portreg_t *reg, const char *id, size
  * codes as portreg_decode_and_register(). */
 PORTREG_API int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port);
 
+/* Decodes a BackendHttpReady body and stores the port field exactly as
+ * decoded in *value (0 when absent), with no range check: for callers that
+ * report the offending value of a PORTREG_ERANGE. Returns 0, PORTREG_EINVAL
+ * (value NULL, or body NULL with body_len > 0) or PORTREG_EDECODE. */
+PORTREG_API int portreg_decode_ready(const uint8_t *body, size_t body_len, uint32_t *value);
+
 /* Encodes BackendHttpReady{port} into buf (at most PORTREG_READY_MAX_SIZE
  * bytes). Returns the encoded length, or PORTREG_EINVAL if buf is NULL or
  * cap too small. Port 0 encodes as the empty body, as proto3 does. */
@@ -317,6 +341,11 @@ typedef struct {
     size_t bytes;          /* table + slots + ids, excluding allocator overhead */
     uint64_t compactions;  /* rebuilds that dropped untracked ids */
     uint64_t changes;      /* same as portreg_changes() */
+    size_t probe_max;      /* longest probe sequence of the current table */
+    uint64_t reseeds;      /* rebuilds with a fresh hash seed */
+    size_t deferred_bytes; /* part of bytes waiting for a grace period */
+    size_t handles;        /* open handles */
+    uint64_t reserved[4];  /* zero; room for later statistics */
 } portreg_stats_t;
 
 PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);
@@ -325,6 +354,42 @@ PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);
  * leave their epoch sections. Never needed for correctness. Must not be
  * called from inside an iteration. Blocking (takes the writer lock). */
 PORTREG_API int portreg_reclaim(portreg_t *reg);
+
+/* Handles
+ * -------
+ * A handle resolves an id once; reads through it then cost one atomic load
+ * (no hash, no probe, no epoch section). The id need not be tracked: the
+ * handle follows it through track, register, unbind, untrack and re-track.
+ * While a handle is open, the id's slot stays in the table (compaction,
+ * growth and reseeding carry it over), so many handles on one id share one
+ * slot and one pin count. Handles may be shared freely between threads;
+ * portreg_handle_close() must not race with other calls on the same handle;
+ * every handle must be closed before portreg_destroy() (debug builds abort
+ * in portreg_destroy() if one is still open; release builds leak it). */
+typedef struct portreg_handle portreg_handle_t;
+
+/* Resolves id, inserting an untracked slot for it if the table has none.
+ * Returns 0 with *out set, PORTREG_EINVAL, PORTREG_ENOMEM or PORTREG_EFULL.
+ * Blocking (takes the writer lock). */
+PORTREG_API int portreg_handle_open(portreg_t *reg, const char *id, size_t id_len,
+                                    portreg_handle_t **out);
+/* Same result as portreg_lookup() on the handle's id at one instant inside
+ * the call. False for a NULL handle. Wait-free: one atomic load. */
+PORTREG_API bool portreg_handle_lookup(const portreg_handle_t *h, uint16_t *port);
+/* Same as portreg_get(). Returns 0 or PORTREG_EINVAL. Wait-free. */
+PORTREG_API int portreg_handle_get(const portreg_handle_t *h, portreg_state_t *state);
+/* Same as portreg_wait() on the handle's id; never allocates. Blocking. */
+PORTREG_API int portreg_handle_wait(const portreg_handle_t *h, uint32_t seen_version,
+                                    int64_t timeout_ns, portreg_state_t *state);
+/* The handle's id (not NUL-terminated), valid until the handle is closed. */
+PORTREG_API const char *portreg_handle_id(const portreg_handle_t *h, size_t *id_len);
+/* Releases the handle; the id's state is untouched. NULL is a no-op.
+ * Lock-free. */
+PORTREG_API void portreg_handle_close(portreg_handle_t *h);
+
+/* The errno of the calling thread's most recent call that returned
+ * PORTREG_ESYSTEM (0 if none): thread-local, untouched by other calls. */
+PORTREG_API int portreg_last_errno(void);
 
 /* Wire framing
  * ------------

@@ -63,12 +63,12 @@ static bool wire_valid(const uint8_t *p, size_t len)
     return true;
 }
 
-int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port)
+int portreg_decode_ready(const uint8_t *body, size_t body_len, uint32_t *value)
 {
     running_process_broker_v2_BackendHttpReady msg =
         running_process_broker_v2_BackendHttpReady_init_zero;
 
-    if (body == NULL && body_len > 0)
+    if (value == NULL || (body == NULL && body_len > 0))
         return PORTREG_EINVAL;
     if (body_len > 0 && !wire_valid(body, body_len))
         return PORTREG_EDECODE;
@@ -77,11 +77,24 @@ int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port)
     pb_istream_t in = pb_istream_from_buffer(body != NULL ? body : (const uint8_t *)"", body_len);
     if (!pb_decode(&in, running_process_broker_v2_BackendHttpReady_fields, &msg))
         return PORTREG_EDECODE;
-    /* proto3 leaves an absent field at 0, so the empty body lands here. */
-    if (msg.port == 0 || msg.port > UINT16_MAX)
+    *value = msg.port; /* proto3 leaves an absent field at 0 */
+    return 0;
+}
+
+int portreg_decode_port(const uint8_t *body, size_t body_len, uint16_t *port)
+{
+    uint32_t v;
+
+    if (body == NULL && body_len > 0)
+        return PORTREG_EINVAL;
+    int rc = portreg_decode_ready(body, body_len, &v);
+    if (rc != 0)
+        return rc;
+    /* The empty body decodes as port 0 and lands here. */
+    if (v == 0 || v > UINT16_MAX)
         return PORTREG_ERANGE;
     if (port != NULL)
-        *port = (uint16_t)msg.port;
+        *port = (uint16_t)v;
     return 0;
 }
 

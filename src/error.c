@@ -1,5 +1,5 @@
 /* Error messages and version queries. */
-#include "portreg.h"
+#include "internal.h"
 
 #define STR_(x) #x
 #define STR(x)  STR_(x)
@@ -29,7 +29,8 @@ static const struct {
     {PORTREG_EVERSION, "PORTREG_EVERSION", "unsupported framing version"},
     {PORTREG_ETOOLARGE, "PORTREG_ETOOLARGE", "frame body larger than the limit"},
     {PORTREG_ETRUNCATED, "PORTREG_ETRUNCATED", "stream ended inside a frame"},
-    {PORTREG_ESYSTEM, "PORTREG_ESYSTEM", "system call failed (see errno)"},
+    {PORTREG_ESYSTEM, "PORTREG_ESYSTEM", "system call failed (see portreg_last_errno())"},
+    {PORTREG_EFULL, "PORTREG_EFULL", "the registry holds max_ids ids; nothing changed"},
 };
 
 const char *portreg_strerror(int code)
@@ -46,4 +47,18 @@ const char *portreg_err_name(int code)
         if (errors[i].code == code)
             return errors[i].name;
     return "PORTREG_UNKNOWN";
+}
+
+static _Thread_local int last_errno;
+
+int portreg_last_errno(void)
+{
+    return last_errno;
+}
+
+/* Records err for portreg_last_errno() and returns PORTREG_ESYSTEM. */
+int portreg__system_error(int err)
+{
+    last_errno = err;
+    return PORTREG_ESYSTEM;
 }

@@ -218,6 +218,9 @@ PORTREG_HIDDEN int table_insert(struct portreg *reg, const char *id, size_t id_l
 PORTREG_HIDDEN void compact_if_due(struct portreg *reg);
 PORTREG_HIDDEN void slot_free(struct portreg *reg, struct slot *s);
 
+/* error.c: records err for portreg_last_errno(); returns PORTREG_ESYSTEM. */
+PORTREG_HIDDEN int portreg__system_error(int err);
+
 /* wait.c: wakes futex sleepers on s and signals the eventfd. */
 PORTREG_HIDDEN void notify_change(struct portreg *reg, struct slot *s, uint64_t old);
 

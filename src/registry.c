@@ -47,7 +47,10 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     portreg_options_init(&o);
     if (opts != NULL)
         o = *opts;
-    if ((o.alloc == NULL) != (o.free == NULL)) {
+    bool reserved_clear = true;
+    for (size_t i = 0; i < sizeof o.reserved / sizeof o.reserved[0]; i++)
+        reserved_clear = reserved_clear && o.reserved[i] == 0;
+    if ((o.alloc == NULL) != (o.free == NULL) || !reserved_clear) {
         errno = EINVAL;
         return NULL;
     }

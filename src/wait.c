@@ -139,7 +139,7 @@ int portreg_eventfd(portreg_t *reg)
         return fd;
     fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (fd < 0)
-        return PORTREG_ESYSTEM;
+        return portreg__system_error(errno);
     int expected = -1;
     /* acq_rel: one fd wins; losers close theirs and use the winner's. */
     if (!atomic_compare_exchange_strong_explicit(&reg->efd, &expected, fd, memory_order_acq_rel,

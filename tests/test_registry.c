@@ -249,14 +249,14 @@ Test(registry, every_applied_change_counts_once)
 
 Test(registry, strerror_and_names_cover_every_code)
 {
-    for (int code = -10; code <= 0; code++) {
+    for (int code = -11; code <= 0; code++) {
         cr_assert_not_null(portreg_strerror(code));
         cr_assert_str_neq(portreg_strerror(code), "unknown error code");
         cr_assert_str_neq(portreg_err_name(code), "PORTREG_UNKNOWN");
     }
     cr_assert_str_eq(portreg_err_name(PORTREG_ERANGE), "PORTREG_ERANGE");
     cr_assert_str_eq(portreg_strerror(12345), "unknown error code");
-    cr_assert_str_eq(portreg_strerror(-11), "unknown error code");
+    cr_assert_str_eq(portreg_strerror(-12), "unknown error code");
     cr_assert_str_eq(portreg_err_name(7), "PORTREG_UNKNOWN");
 }
 
