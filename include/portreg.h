@@ -57,12 +57,31 @@
 #ifndef PORTREG_H
 #define PORTREG_H
 
+#if !defined(__linux__)
+/* futex(2) for portreg_wait(), eventfd(2) for portreg_eventfd(), membarrier(2)
+ * for read-side epochs, getrandom(2) for hash seeds. */
+#error "portreg needs Linux: futex, eventfd, membarrier and getrandom are missing"
+#endif
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Aligns the opaque buffers of caller-allocated structs, in every language
+ * mode the header supports: C99 (GNU attribute), C11 and later, C++11 and
+ * later. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define PORTREG__ALIGNAS(n) alignas(n)
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define PORTREG__ALIGNAS(n) _Alignas(n)
+#elif defined(__GNUC__)
+#define PORTREG__ALIGNAS(n) __attribute__((aligned(n)))
+#else
+#error "portreg.h needs C11, C++11 or a GNU-compatible compiler (to align its opaque structs)"
 #endif
 
 #if defined(PORTREG_STATIC_DEFINE)
@@ -83,18 +102,38 @@ extern "C" {
 /* Longest id, in bytes. */
 #define PORTREG_ID_MAX 255
 
-/* Return codes: 0 on success, or one of these. */
-#define PORTREG_EINVAL     (-1)  /* NULL registry or required out-pointer, bad id, NULL body */
-#define PORTREG_ENOMEM     (-2)  /* allocation failed; the registry is unchanged */
-#define PORTREG_EDECODE    (-3)  /* the frame body is not a valid BackendHttpReady */
-#define PORTREG_ERANGE     (-4)  /* port is 0 or above 65535 */
-#define PORTREG_ECONFLICT  (-5)  /* conditional update: the version did not match */
-#define PORTREG_ETIMEDOUT  (-6)  /* portreg_wait(): no change before the timeout */
-#define PORTREG_EVERSION   (-7)  /* frame: framing version other than 1 */
-#define PORTREG_ETOOLARGE  (-8)  /* frame: declared body longer than the reader's limit */
-#define PORTREG_ETRUNCATED (-9)  /* frame: the stream ended inside a frame */
-#define PORTREG_ESYSTEM    (-10) /* a system call failed; portreg_last_errno() says why */
-#define PORTREG_EFULL      (-11) /* a new id would exceed portreg_options_t.max_ids */
+/* Return codes: PORTREG_OK (0) on success, or one of the negative codes.
+ * This list is their only definition: it makes the enum constants below,
+ * and portreg_strerror() and portreg_err_name() expand it for their texts.
+ * XX(name, value, message). Values never change once released.
+ *   PORTREG_EINVAL      NULL registry or required out-pointer, bad id, NULL body
+ *   PORTREG_ENOMEM      allocation failed; the registry is unchanged
+ *   PORTREG_EDECODE     the frame body is not a valid BackendHttpReady
+ *   PORTREG_ERANGE      port is 0 or above 65535
+ *   PORTREG_ECONFLICT   conditional update: the version did not match
+ *   PORTREG_ETIMEDOUT   portreg_wait(): no change before the timeout
+ *   PORTREG_EVERSION    frame: framing version other than 1
+ *   PORTREG_ETOOLARGE   frame: declared body longer than the reader's limit
+ *   PORTREG_ETRUNCATED  frame: the stream ended inside a frame
+ *   PORTREG_ESYSTEM     a system call failed; portreg_last_errno() says why
+ *   PORTREG_EFULL       a new id would exceed portreg_options_t.max_ids */
+#define PORTREG_ERRNO_MAP(XX)                                                                      \
+    XX(PORTREG_OK, 0, "success")                                                                   \
+    XX(PORTREG_EINVAL, -1, "invalid argument")                                                     \
+    XX(PORTREG_ENOMEM, -2, "out of memory; nothing changed")                                       \
+    XX(PORTREG_EDECODE, -3, "frame body is not a valid BackendHttpReady")                          \
+    XX(PORTREG_ERANGE, -4, "port out of range (must be 1..65535)")                                 \
+    XX(PORTREG_ECONFLICT, -5, "version did not match; nothing changed")                            \
+    XX(PORTREG_ETIMEDOUT, -6, "timed out waiting for a change")                                    \
+    XX(PORTREG_EVERSION, -7, "unsupported framing version")                                        \
+    XX(PORTREG_ETOOLARGE, -8, "frame body larger than the limit")                                  \
+    XX(PORTREG_ETRUNCATED, -9, "stream ended inside a frame")                                      \
+    XX(PORTREG_ESYSTEM, -10, "system call failed (see portreg_last_errno())")                      \
+    XX(PORTREG_EFULL, -11, "the registry holds max_ids ids; nothing changed")
+
+#define PORTREG__ERRNO_ENUM(name, value, message) name = (value),
+enum { PORTREG_ERRNO_MAP(PORTREG__ERRNO_ENUM) };
+#undef PORTREG__ERRNO_ENUM
 
 typedef struct portreg portreg_t;
 
@@ -285,7 +324,7 @@ typedef struct {
 
 typedef struct {
     /* Private: the iterator's position and the epoch record it holds. */
-    _Alignas(8) unsigned char opaque[96];
+    PORTREG__ALIGNAS(8) unsigned char opaque[96];
 } portreg_iter_t;
 
 /* Starts an iteration. If the thread's first-call setup fails for lack of
@@ -403,7 +442,7 @@ PORTREG_API int portreg_last_errno(void);
 
 typedef struct {
     /* Private. */
-    _Alignas(8) unsigned char opaque[64];
+    PORTREG__ALIGNAS(8) unsigned char opaque[64];
 } portreg_frame_reader_t;
 
 /* max_body 0 means PORTREG_FRAME_MAX_BODY; larger values are clamped to it. */
@@ -429,6 +468,38 @@ PORTREG_API int portreg_frame_finish(const portreg_frame_reader_t *fr);
 
 /* Frees the reader's buffer. */
 PORTREG_API void portreg_frame_reader_fini(portreg_frame_reader_t *fr);
+
+/* The layout of every caller-allocated struct is part of the ABI: these
+ * checks stop a build (of the library or of a caller, in C or C++) whose
+ * compiler lays them out differently, and a change to the header that
+ * would silently break callers. Options and statistics grow into their
+ * reserved space, never past it. */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define PORTREG__CHECK(name, cond) static_assert(cond, "portreg.h: " #name)
+#define PORTREG__ALIGNOF(t)        alignof(t)
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define PORTREG__CHECK(name, cond) _Static_assert(cond, "portreg.h: " #name)
+#define PORTREG__ALIGNOF(t)        _Alignof(t)
+#else
+#define PORTREG__CHECK(name, cond) typedef char portreg__check_##name[(cond) ? 1 : -1]
+#define PORTREG__ALIGNOF(t)        __alignof__(t)
+#endif
+PORTREG__CHECK(iter_size, sizeof(portreg_iter_t) == 96);
+PORTREG__CHECK(iter_align, PORTREG__ALIGNOF(portreg_iter_t) == 8);
+PORTREG__CHECK(frame_reader_size, sizeof(portreg_frame_reader_t) == 64);
+PORTREG__CHECK(frame_reader_align, PORTREG__ALIGNOF(portreg_frame_reader_t) == 8);
+PORTREG__CHECK(state_size, sizeof(portreg_state_t) == 12);
+#if defined(__LP64__)
+PORTREG__CHECK(options_size, sizeof(portreg_options_t) == 112);
+PORTREG__CHECK(options_align, PORTREG__ALIGNOF(portreg_options_t) == 8);
+PORTREG__CHECK(stats_size, sizeof(portreg_stats_t) == 112);
+PORTREG__CHECK(stats_align, PORTREG__ALIGNOF(portreg_stats_t) == 8);
+PORTREG__CHECK(entry_size, sizeof(portreg_entry_t) == 32);
+PORTREG__CHECK(snapshot_size, sizeof(portreg_snapshot_t) == 16);
+#endif
+#undef PORTREG__CHECK
+#undef PORTREG__ALIGNOF
+#undef PORTREG__ALIGNAS
 
 #ifdef __cplusplus
 }

@@ -14,38 +14,29 @@ const char *portreg_version_string(void)
     return STR(PORTREG_VERSION_MAJOR) "." STR(PORTREG_VERSION_MINOR) "." STR(PORTREG_VERSION_PATCH);
 }
 
-static const struct {
-    int code;
-    const char *name;
-    const char *msg;
-} errors[] = {
-    {0, "PORTREG_OK", "success"},
-    {PORTREG_EINVAL, "PORTREG_EINVAL", "invalid argument"},
-    {PORTREG_ENOMEM, "PORTREG_ENOMEM", "out of memory; nothing changed"},
-    {PORTREG_EDECODE, "PORTREG_EDECODE", "frame body is not a valid BackendHttpReady"},
-    {PORTREG_ERANGE, "PORTREG_ERANGE", "port out of range (must be 1..65535)"},
-    {PORTREG_ECONFLICT, "PORTREG_ECONFLICT", "version did not match; nothing changed"},
-    {PORTREG_ETIMEDOUT, "PORTREG_ETIMEDOUT", "timed out waiting for a change"},
-    {PORTREG_EVERSION, "PORTREG_EVERSION", "unsupported framing version"},
-    {PORTREG_ETOOLARGE, "PORTREG_ETOOLARGE", "frame body larger than the limit"},
-    {PORTREG_ETRUNCATED, "PORTREG_ETRUNCATED", "stream ended inside a frame"},
-    {PORTREG_ESYSTEM, "PORTREG_ESYSTEM", "system call failed (see portreg_last_errno())"},
-    {PORTREG_EFULL, "PORTREG_EFULL", "the registry holds max_ids ids; nothing changed"},
-};
-
+/* Both expand the header's one list of codes, so they cannot drift from
+ * the constants; a duplicate value would be a duplicate case label. */
 const char *portreg_strerror(int code)
 {
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == code)
-            return errors[i].msg;
+    switch (code) {
+#define XX(name, value, message)                                                                   \
+    case name:                                                                                     \
+        return message;
+        PORTREG_ERRNO_MAP(XX)
+#undef XX
+    }
     return "unknown error code";
 }
 
 const char *portreg_err_name(int code)
 {
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == code)
-            return errors[i].name;
+    switch (code) {
+#define XX(name, value, message)                                                                   \
+    case name:                                                                                     \
+        return #name;
+        PORTREG_ERRNO_MAP(XX)
+#undef XX
+    }
     return "PORTREG_UNKNOWN";
 }
 
