@@ -1,10 +1,14 @@
 /*
  * Writes the seed corpora for the fuzz targets: make_corpus DIR creates
- * DIR/decode and DIR/frame. Valid messages come from the library's own
- * encoder, so the seeds follow it if the encoding ever changes; the
- * malformed ones are built by hand, one file per way of being wrong.
+ * DIR/decode, DIR/frame and DIR/ops. Valid messages come from the library's
+ * own encoder, so the seeds follow it if the encoding ever changes; the
+ * malformed ones are built by hand, one file per way of being wrong. The
+ * ops seeds are scripts in fuzz_ops's input format (ops_format.h), one per
+ * situation worth starting from.
  */
 #include "portreg.h"
+
+#include "ops_format.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,9 +38,9 @@ static void put_file(const char *target, const char *name, const void *bytes, si
     }
 }
 
-/* A seed being built; every seed here is far below 512 bytes. */
+/* A seed being built; every seed here is far below 4 KiB. */
 struct buf {
-    uint8_t b[512];
+    uint8_t b[4096];
     size_t n;
 };
 
@@ -221,6 +225,292 @@ static void frame_seeds(void)
     put_file("frame", "truncated_header", s.b, s.n);
 }
 
+/* fuzz_ops seeds: an options block, the ids, then operations. */
+static void ops_begin(struct buf *s, uint8_t flags, uint8_t max, uint16_t seed, size_t nids)
+{
+    uint8_t h[5] = {flags, max, (uint8_t)seed, (uint8_t)(seed >> 8), (uint8_t)(nids - 1)};
+    s->n = 0;
+    add(s, h, sizeof(h));
+}
+
+static void ops_literal_id(struct buf *s, const void *bytes, uint8_t len)
+{
+    uint8_t h[2] = {OPS_ID_LITERAL, len};
+    add(s, h, sizeof(h));
+    add(s, bytes, len);
+}
+
+/* mode OPS_NULL_ID_MODE | OPS_ID_RUN gives a NULL pointer of that length. */
+static void ops_run_id(struct buf *s, uint8_t mode, uint16_t len, uint8_t byte)
+{
+    uint8_t h[4] = {mode, (uint8_t)len, (uint8_t)(len >> 8), byte};
+    add(s, h, sizeof(h));
+}
+
+static void ops_flip_id(struct buf *s, uint8_t from, uint8_t pos, uint8_t x)
+{
+    uint8_t h[4] = {OPS_ID_FLIP, from, pos, x};
+    add(s, h, sizeof(h));
+}
+
+static void ops_resize_id(struct buf *s, uint8_t from, uint16_t len, uint8_t fill)
+{
+    uint8_t h[5] = {OPS_ID_RESIZE, from, (uint8_t)len, (uint8_t)(len >> 8), fill};
+    add(s, h, sizeof(h));
+}
+
+/* who: the id or handle slot, | 0x80 for a NULL out-pointer. */
+static void ops_op(struct buf *s, enum ops_op op, uint8_t who)
+{
+    uint8_t h[2] = {(uint8_t)op, who};
+    add(s, h, sizeof(h));
+}
+
+static void add_port(struct buf *s, uint16_t port)
+{
+    uint8_t p[2] = {(uint8_t)port, (uint8_t)(port >> 8)};
+    add(s, p, sizeof(p));
+}
+
+static void ops_register(struct buf *s, uint8_t who, uint16_t port)
+{
+    ops_op(s, OPS_REGISTER, who);
+    add_port(s, port);
+}
+
+static void ops_register_if(struct buf *s, uint8_t who, uint16_t port, enum ops_expect e)
+{
+    ops_op(s, OPS_REGISTER_IF, who);
+    add_port(s, port);
+    uint8_t x = (uint8_t)e;
+    add(s, &x, 1);
+    if (e == OPS_EXPECT_RAW)
+        add(s, "\x01\x00\x00\x00", 4);
+}
+
+static void ops_untrack_if(struct buf *s, uint8_t who, enum ops_expect e)
+{
+    ops_op(s, OPS_UNTRACK_IF, who);
+    uint8_t x = (uint8_t)e;
+    add(s, &x, 1);
+}
+
+static void ops_decode(struct buf *s, uint8_t who, const struct buf *body)
+{
+    ops_op(s, OPS_DECODE_AND_REGISTER, who);
+    uint8_t len = (uint8_t)body->n;
+    add(s, &len, 1);
+    add(s, body->b, body->n);
+}
+
+static void ops_handle_open(struct buf *s, uint8_t slot, uint8_t id)
+{
+    ops_op(s, OPS_HANDLE_OPEN, slot);
+    add(s, &id, 1);
+}
+
+/* Every state change, read back every way, on four ordinary ids. */
+static void ops_seed_lifecycle(void)
+{
+    struct buf s, ready = {.n = 0}, bad = {.n = 0};
+    add_ready(&ready, 443);
+    ADD_LIT(&bad, "\x08\x80");
+
+    ops_begin(&s, 0, 0, 1, 4);
+    ops_literal_id(&s, "a", 1);
+    ops_literal_id(&s, "backend-2", 9);
+    ops_literal_id(&s, "nul\0inside", 10);
+    ops_run_id(&s, OPS_ID_RUN, PORTREG_ID_MAX, 'z');
+    for (uint8_t i = 0; i < 4; i++) {
+        ops_op(&s, OPS_TRACK, i);
+        ops_register(&s, i, (uint16_t)(8080 + i));
+        ops_op(&s, OPS_GET, i);
+        ops_op(&s, OPS_LOOKUP, i);
+        ops_register_if(&s, i, 9090, OPS_EXPECT_CURRENT);
+        ops_register_if(&s, i, 9091, OPS_EXPECT_ABOVE);
+        ops_op(&s, OPS_UNBIND, i);
+        ops_op(&s, OPS_UNBIND, i);
+        ops_op(&s, OPS_ITERATE, 0);
+        ops_untrack_if(&s, i, OPS_EXPECT_ZERO);
+        ops_untrack_if(&s, i, OPS_EXPECT_CURRENT);
+        ops_op(&s, OPS_UNTRACK, i);
+        ops_register_if(&s, i, 7, OPS_EXPECT_ZERO);
+        ops_decode(&s, i, &ready);
+        ops_decode(&s, i, &bad);
+        ops_register(&s, i, 0);
+        ops_op(&s, OPS_SNAPSHOT, 0);
+    }
+    ops_op(&s, OPS_RECLAIM, 0);
+    ops_op(&s, OPS_STATS, 0);
+    put_file("ops", "lifecycle", s.b, s.n);
+}
+
+/* Empty, too long and NULL ids: every operation must say EINVAL. */
+static void ops_seed_invalid_ids(void)
+{
+    struct buf s, ready = {.n = 0};
+    add_ready(&ready, 80);
+
+    ops_begin(&s, 0, 0, 2, 5);
+    ops_literal_id(&s, "", 0);
+    ops_run_id(&s, OPS_ID_RUN, PORTREG_ID_MAX + 1, 'x');
+    ops_run_id(&s, OPS_ID_RUN, OPS_ID_LEN_LIMIT, 0);
+    ops_run_id(&s, OPS_NULL_ID_MODE | OPS_ID_RUN, 5, 'n');
+    ops_literal_id(&s, "ok", 2);
+    for (uint8_t i = 0; i < 5; i++) {
+        ops_op(&s, OPS_TRACK, i);
+        ops_register(&s, i, 1);
+        ops_register_if(&s, i, 1, OPS_EXPECT_ZERO);
+        ops_op(&s, OPS_UNBIND, i);
+        ops_op(&s, OPS_UNTRACK, i);
+        ops_untrack_if(&s, i, OPS_EXPECT_ZERO);
+        ops_op(&s, OPS_GET, i);
+        ops_op(&s, OPS_GET, i | 0x80);
+        ops_op(&s, OPS_LOOKUP, i);
+        ops_decode(&s, i, &ready);
+        ops_handle_open(&s, 0, i);
+    }
+    ops_op(&s, OPS_ITERATE, 0);
+    put_file("ops", "invalid_ids", s.b, s.n);
+}
+
+/* max_ids 3 with six ids: inserts fail, tracked ids still change, and
+ * untracking makes room again (after compaction). */
+static void ops_seed_max_ids(void)
+{
+    struct buf s;
+
+    ops_begin(&s, 0x80 | 2, 2, 3, 6);
+    for (uint8_t i = 0; i < 6; i++)
+        ops_run_id(&s, OPS_ID_RUN, (uint16_t)(i + 1), (uint8_t)('a' + i));
+    for (uint8_t i = 0; i < 6; i++)
+        ops_register(&s, i, (uint16_t)(100 + i));
+    ops_register(&s, 0, 200);
+    ops_op(&s, OPS_UNBIND, 1);
+    ops_op(&s, OPS_UNTRACK, 2);
+    ops_op(&s, OPS_TRACK, 4);
+    ops_op(&s, OPS_TRACK, 2);
+    ops_op(&s, OPS_UNTRACK, 0);
+    ops_handle_open(&s, 0, 0);
+    ops_handle_open(&s, 1, 5);
+    ops_op(&s, OPS_TRACK, 5);
+    ops_op(&s, OPS_HANDLE_CLOSE, 0);
+    ops_op(&s, OPS_TRACK, 5);
+    ops_op(&s, OPS_STATS, 0);
+    put_file("ops", "max_ids", s.b, s.n);
+}
+
+/* 100 ids registered, untracked and registered again: enough untracked
+ * ids for compaction, and versions must still only grow. */
+static void ops_seed_churn(void)
+{
+    struct buf s;
+
+    ops_begin(&s, 1, 0, 4, OPS_MAX_NIDS);
+    for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
+        ops_run_id(&s, OPS_ID_RUN, (uint16_t)(1 + i % 50), (uint8_t)(i < 50 ? 'a' : 'b'));
+    for (int round = 0; round < 2; round++) {
+        for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
+            ops_register(&s, i, (uint16_t)(1000 + i));
+        ops_op(&s, OPS_SNAPSHOT, 0);
+        for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
+            ops_op(&s, OPS_UNTRACK, i);
+    }
+    ops_op(&s, OPS_STATS, 0);
+    put_file("ops", "churn", s.b, s.n);
+}
+
+/* Ids one byte, one NUL or a prefix apart. */
+static void ops_seed_near_duplicates(void)
+{
+    struct buf s;
+
+    ops_begin(&s, 0, 0, 5, 8);
+    ops_literal_id(&s, "service", 7);
+    ops_flip_id(&s, 0, 6, 1);
+    ops_resize_id(&s, 0, 8, 0);
+    ops_resize_id(&s, 0, 6, 0);
+    ops_flip_id(&s, 0, 0, 0); /* the same bytes as id 0 */
+    ops_resize_id(&s, 0, PORTREG_ID_MAX, 0);
+    ops_flip_id(&s, 5, 254, 0x80);
+    ops_resize_id(&s, 5, PORTREG_ID_MAX + 1, 0);
+    for (uint8_t i = 0; i < 8; i++)
+        ops_register(&s, i, (uint16_t)(2000 + i));
+    ops_op(&s, OPS_UNTRACK, 4);
+    ops_op(&s, OPS_SNAPSHOT, 0);
+    ops_op(&s, OPS_ITERATE, 0);
+    put_file("ops", "near_duplicates", s.b, s.n);
+}
+
+/* The ids that cancelled 0.2.0's seed: 9..16 bytes ending in one 8-byte
+ * constant, and longer ids starting with another; tiny initial table. */
+static void ops_seed_hostile(void)
+{
+    static const uint8_t tail[8] = {0x6b, 0x2a, 0xed, 0x8a, 0x62, 0x51, 0xe1, 0xb7};
+    static const uint8_t head[8] = {0xd1, 0x31, 0x9f, 0x29, 0x22, 0x38, 0x09, 0xa4};
+    struct buf s;
+    uint8_t id[40];
+
+    ops_begin(&s, 1, 0, 6, 64);
+    for (uint8_t i = 0; i < 32; i++) {
+        uint8_t len = (uint8_t)(9 + i % 8);
+        memset(id, i, len - 8);
+        memcpy(id + len - 8, tail, 8);
+        ops_literal_id(&s, id, len);
+    }
+    for (uint8_t i = 0; i < 32; i++) {
+        uint8_t len = (uint8_t)(17 + i % 16);
+        memcpy(id, head, 8);
+        memset(id + 8, i, len - 8);
+        ops_literal_id(&s, id, len);
+    }
+    for (uint8_t i = 0; i < 64; i++)
+        ops_register(&s, i, (uint16_t)(3000 + i));
+    ops_op(&s, OPS_STATS, 0);
+    ops_op(&s, OPS_SNAPSHOT, 0);
+    put_file("ops", "hostile", s.b, s.n);
+}
+
+/* Handles follow their id through every state; two share one id. */
+static void ops_seed_handles(void)
+{
+    struct buf s;
+
+    ops_begin(&s, 0, 0, 7, 2);
+    ops_literal_id(&s, "h", 1);
+    ops_literal_id(&s, "other", 5);
+    ops_handle_open(&s, 0, 0);
+    ops_handle_open(&s, 1, 0);
+    ops_op(&s, OPS_HANDLE_GET, 0);
+    ops_op(&s, OPS_TRACK, 0);
+    ops_op(&s, OPS_HANDLE_GET, 1);
+    ops_register(&s, 0, 5000);
+    ops_op(&s, OPS_HANDLE_LOOKUP, 0);
+    ops_op(&s, OPS_HANDLE_LOOKUP, 1 | 0x40);
+    ops_op(&s, OPS_UNTRACK, 0);
+    ops_op(&s, OPS_HANDLE_GET, 0);
+    ops_op(&s, OPS_HANDLE_CLOSE, 0);
+    ops_op(&s, OPS_RECLAIM, 0);
+    ops_register(&s, 0, 5001);
+    ops_op(&s, OPS_HANDLE_GET, 1);
+    ops_op(&s, OPS_HANDLE_CLOSE, 1);
+    ops_op(&s, OPS_HANDLE_CLOSE, 1);
+    ops_op(&s, OPS_HANDLE_GET, 2);
+    ops_handle_open(&s, 3, 1);
+    put_file("ops", "handles", s.b, s.n);
+}
+
+static void ops_seeds(void)
+{
+    ops_seed_lifecycle();
+    ops_seed_invalid_ids();
+    ops_seed_max_ids();
+    ops_seed_churn();
+    ops_seed_near_duplicates();
+    ops_seed_hostile();
+    ops_seed_handles();
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -234,7 +524,10 @@ int main(int argc, char **argv)
     make_dir(path);
     snprintf(path, sizeof(path), "%s/frame", root);
     make_dir(path);
+    snprintf(path, sizeof(path), "%s/ops", root);
+    make_dir(path);
     decode_seeds();
     frame_seeds();
+    ops_seeds();
     return failures == 0 ? 0 : 1;
 }

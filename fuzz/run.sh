@@ -19,7 +19,7 @@ cmake --preset fuzz >/dev/null
 cmake --build --preset fuzz
 
 bin=$root/build/fuzz/fuzz
-targets=(decode frame)
+targets=(decode frame ops)
 each=$((total / ${#targets[@]}))
 ((each >= 1)) || each=1
 

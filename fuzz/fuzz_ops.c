@@ -1,0 +1,752 @@
+/*
+ * libFuzzer target: every registry operation, checked against a plain model.
+ *
+ * Each input builds a fresh registry (small initial capacity, and often a
+ * max_ids limit, both chosen by the input), up to 100 ids of 0..300
+ * arbitrary bytes (ops_format.h says how), and runs a sequence of
+ * operations on both the registry and a model that is just an array of
+ * states. After every operation the two must agree on:
+ *  - the return code, and *prev / *port / *state where one is returned;
+ *  - every id's state through get, lookup and open handles; the count, the
+ *    change counter and the statistics;
+ *  - iteration and snapshot: exactly the tracked set, each once, with its
+ *    state (the snapshot also sorted).
+ * Invalid ids (empty, longer than PORTREG_ID_MAX, NULL) give PORTREG_EINVAL
+ * and change nothing.
+ *
+ * Versions are checked as the header promises them, not as numbers: a
+ * change gives the id a version above every version the model ever saw
+ * for it, untracked reads as 0, tracked never does, and a prev or a no-op
+ * returns exactly the version last seen.
+ *
+ * max_ids: the table holds tracked ids, ids held by handles and untracked
+ * ids not yet compacted away; an insert that would exceed the limit first
+ * compacts. So an insert must succeed while fewer than max_ids ids are
+ * tracked or held by handles, and may go either way once that many are
+ * (it succeeds only if the id's untracked slot is still there). The model
+ * keeps, per id, whether the table may still hold it: after an EFULL it
+ * cannot, and a second insert must fail the same way.
+ *
+ * Handles and max_ids are 0.3 features; FUZZ_OPS_HANDLES=0 and
+ * FUZZ_OPS_MAX_IDS=0 build the target without them (handle operations
+ * become no-ops, no limit is set).
+ */
+#include "portreg.h"
+
+#include "ops_format.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef FUZZ_OPS_HANDLES
+#define FUZZ_OPS_HANDLES 1
+#endif
+#ifndef FUZZ_OPS_MAX_IDS
+#define FUZZ_OPS_MAX_IDS 1
+#endif
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_ops: %s:%d: %s (op %zu)\n", __FILE__, __LINE__, #cond, op_no);   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* Enough operations to grow, compact and fill a table; few enough that an
+ * input runs in milliseconds. */
+#define MAX_OPS 1000
+/* Each operation checks the id it used; all ids are checked this often. */
+#define FULL_CHECK_EVERY 16
+
+struct input {
+    const uint8_t *p;
+    size_t n;
+};
+
+static uint8_t take(struct input *in)
+{
+    if (in->n == 0)
+        return 0;
+    in->n--;
+    return *in->p++;
+}
+
+static uint16_t take16(struct input *in)
+{
+    uint16_t lo = take(in);
+    return (uint16_t)(lo | take(in) << 8);
+}
+
+static uint32_t take32(struct input *in)
+{
+    uint32_t lo = take16(in);
+    return lo | (uint32_t)take16(in) << 16;
+}
+
+struct id {
+    char *bytes; /* exactly len bytes (ASan sees any over-read); NULL if passed as NULL */
+    size_t len;
+    bool valid;   /* what the library must accept */
+    size_t canon; /* first valid id with the same bytes: where its state lives */
+};
+
+struct model {
+    portreg_state_t st;
+    uint32_t max_version; /* highest version ever seen for this id */
+    bool maybe_held;      /* the table may hold a slot for it */
+    unsigned pins;        /* handles open on it */
+};
+
+static size_t op_no;
+static portreg_t *reg;
+static size_t nids;
+static struct id ids[OPS_MAX_NIDS];
+static struct model model[OPS_MAX_NIDS];
+static size_t tracked;
+static uint64_t changes;
+static size_t max_ids;
+#if FUZZ_OPS_HANDLES
+static portreg_handle_t *handle[OPS_HANDLES];
+static size_t handle_id[OPS_HANDLES];
+#endif
+
+static bool same_state(portreg_state_t a, portreg_state_t b)
+{
+    return a.status == b.status && a.port == b.port && a.version == b.version;
+}
+
+static bool is_tracked(const struct model *m)
+{
+    return m->st.status != PORTREG_UNTRACKED;
+}
+
+/* A state out-pointer the library must overwrite: every field is junk. */
+static portreg_state_t poisoned(void)
+{
+    portreg_state_t s;
+    memset(&s, 0xa5, sizeof s);
+    return s;
+}
+
+/* Ids the table must hold: tracked, or held by a handle. */
+static size_t held_count(void)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < nids; i++)
+        if (ids[i].valid && ids[i].canon == i && (is_tracked(&model[i]) || model[i].pins > 0))
+            held++;
+    return held;
+}
+
+enum insert_outcome { MUST_SUCCEED, EITHER, MUST_BE_FULL };
+
+/* What an operation that needs a slot for id c may return. */
+static enum insert_outcome insert_outcome(size_t c)
+{
+    const struct model *m = &model[c];
+    if (max_ids == 0 || is_tracked(m) || m->pins > 0 || held_count() < max_ids)
+        return MUST_SUCCEED;
+    return m->maybe_held ? EITHER : MUST_BE_FULL;
+}
+
+/* Checks an insert's result against the outcome allowed before it; on
+ * EFULL records that the table does not hold the id. True if it went in. */
+static bool insert_result(size_t c, enum insert_outcome allowed, int rc)
+{
+    if (rc == PORTREG_EFULL) {
+        CHECK(allowed != MUST_SUCCEED);
+        model[c].maybe_held = false;
+        return false;
+    }
+    CHECK(allowed != MUST_BE_FULL);
+    CHECK(rc == 0);
+    model[c].maybe_held = true;
+    return true;
+}
+
+static void check_id(size_t c)
+{
+    const struct id *id = &ids[c];
+    portreg_state_t got = poisoned();
+    uint16_t port = 0;
+
+    CHECK(portreg_get(reg, id->bytes, id->len, &got) == 0);
+    CHECK(same_state(got, model[c].st));
+    const bool bound = portreg_lookup(reg, id->bytes, id->len, &port);
+    CHECK(bound == (model[c].st.status == PORTREG_BOUND));
+    CHECK(!bound || port == model[c].st.port);
+}
+
+/* The state of c changed: read the new one and hold it to the promise. */
+static void changed(size_t c, portreg_status_t status, uint16_t port)
+{
+    struct model *m = &model[c];
+    portreg_state_t got = poisoned();
+
+    CHECK(portreg_get(reg, ids[c].bytes, ids[c].len, &got) == 0);
+    CHECK(got.status == status);
+    CHECK(got.port == port);
+    if (status == PORTREG_UNTRACKED) {
+        CHECK(got.version == 0);
+    } else {
+        CHECK(got.version > m->max_version);
+        m->max_version = got.version;
+    }
+    if (is_tracked(m) != (status != PORTREG_UNTRACKED))
+        tracked = status != PORTREG_UNTRACKED ? tracked + 1 : tracked - 1;
+    m->st = got;
+    changes++;
+}
+
+static void check_handles(void)
+{
+#if FUZZ_OPS_HANDLES
+    for (size_t h = 0; h < OPS_HANDLES; h++) {
+        if (handle[h] == NULL)
+            continue;
+        const struct model *m = &model[handle_id[h]];
+        portreg_state_t got = poisoned();
+        uint16_t port = 0;
+        CHECK(portreg_handle_get(handle[h], &got) == 0);
+        CHECK(same_state(got, m->st));
+        const bool bound = portreg_handle_lookup(handle[h], &port);
+        CHECK(bound == (m->st.status == PORTREG_BOUND));
+        CHECK(!bound || port == m->st.port);
+    }
+#endif
+}
+
+/* Handles, counters and statistics: after every operation. */
+static void check_counters(void)
+{
+    check_handles();
+    CHECK(portreg_count(reg) == tracked);
+    CHECK(portreg_changes(reg) == changes);
+
+    portreg_stats_t st;
+    memset(&st, 0xa5, sizeof st);
+    CHECK(portreg_stats(reg, &st) == 0);
+    CHECK(st.tracked == tracked);
+    CHECK(st.changes == changes);
+    const size_t held = held_count();
+    size_t maybe = 0;
+    for (size_t i = 0; i < nids; i++)
+        maybe += ids[i].valid && ids[i].canon == i && model[i].maybe_held;
+    CHECK(st.slots >= held);
+    CHECK(st.slots <= maybe);
+    CHECK(st.table_capacity >= st.slots);
+    if (max_ids != 0) {
+        CHECK(held <= max_ids);
+        CHECK(st.slots <= max_ids);
+    }
+#if FUZZ_OPS_HANDLES
+    size_t open = 0;
+    for (size_t h = 0; h < OPS_HANDLES; h++)
+        open += handle[h] != NULL;
+    CHECK(st.handles == open);
+#endif
+}
+
+/* Every id too: every few operations and at the end. */
+static void check_all(void)
+{
+    for (size_t i = 0; i < nids; i++)
+        if (ids[i].valid && ids[i].canon == i)
+            check_id(i);
+    check_counters();
+}
+
+/* The model id with these bytes, or nids if none. */
+static size_t find_id(const char *bytes, size_t len)
+{
+    for (size_t i = 0; i < nids; i++)
+        if (ids[i].valid && ids[i].canon == i && ids[i].len == len &&
+            memcmp(ids[i].bytes, bytes, len) == 0)
+            return i;
+    return nids;
+}
+
+/* An iteration or snapshot entry: a tracked model id, seen once. */
+static void check_entry(const portreg_entry_t *e, bool *seen)
+{
+    CHECK(e->id != NULL);
+    size_t c = find_id(e->id, e->id_len);
+    CHECK(c < nids);
+    CHECK(!seen[c]);
+    seen[c] = true;
+    CHECK(is_tracked(&model[c]));
+    CHECK(same_state(e->state, model[c].st));
+}
+
+static void do_iterate(void)
+{
+    bool seen[OPS_MAX_NIDS] = {false};
+    size_t n = 0;
+    portreg_iter_t it;
+    portreg_entry_t e;
+
+    portreg_iter_init(&it, reg);
+    while (portreg_iter_next(&it, &e)) {
+        check_entry(&e, seen);
+        n++;
+    }
+    portreg_iter_fini(&it);
+    CHECK(n == tracked);
+}
+
+static int entry_order(const portreg_entry_t *a, const portreg_entry_t *b)
+{
+    size_t n = a->id_len < b->id_len ? a->id_len : b->id_len;
+    int c = memcmp(a->id, b->id, n);
+    if (c != 0)
+        return c;
+    return (a->id_len > b->id_len) - (a->id_len < b->id_len);
+}
+
+static void do_snapshot(void)
+{
+    bool seen[OPS_MAX_NIDS] = {false};
+    portreg_snapshot_t snap;
+
+    CHECK(portreg_snapshot(reg, &snap) == 0);
+    CHECK(snap.count == tracked);
+    for (size_t i = 0; i < snap.count; i++) {
+        check_entry(&snap.entries[i], seen);
+        CHECK(i == 0 || entry_order(&snap.entries[i - 1], &snap.entries[i]) < 0);
+    }
+    portreg_snapshot_free(&snap);
+}
+
+static uint32_t expected_version(struct input *in, size_t c)
+{
+    uint8_t e = take(in);
+    uint32_t current = c < nids ? model[c].st.version : 0;
+    switch (e % 4) {
+    case OPS_EXPECT_CURRENT:
+        return current;
+    case OPS_EXPECT_ZERO:
+        return 0;
+    case OPS_EXPECT_ABOVE:
+        return current + 1 + (e >> 2);
+    default:
+        return take32(in);
+    }
+}
+
+static void do_track(const struct id *id)
+{
+    int rc = portreg_track(reg, id->bytes, id->len);
+    if (!id->valid) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    const size_t c = id->canon;
+    if (is_tracked(&model[c])) {
+        CHECK(rc == 0);
+        return;
+    }
+    if (insert_result(c, insert_outcome(c), rc))
+        changed(c, PORTREG_PENDING, 0);
+}
+
+/* register and register_if; conditional says whether expect applies. */
+static void do_register(const struct id *id, bool want_prev, uint16_t port, bool conditional,
+                        uint32_t expect)
+{
+    portreg_state_t prev = poisoned();
+    portreg_state_t *pp = want_prev ? &prev : NULL;
+    const size_t c = id->canon;
+    const enum insert_outcome allowed = id->valid ? insert_outcome(c) : MUST_SUCCEED;
+    int rc = conditional ? portreg_register_if(reg, id->bytes, id->len, port, expect, pp)
+                         : portreg_register(reg, id->bytes, id->len, port, pp);
+    if (!id->valid) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    if (port == 0) {
+        CHECK(rc == PORTREG_ERANGE);
+        return;
+    }
+    const portreg_state_t old = model[c].st;
+    if (conditional && old.version != expect) {
+        CHECK(rc == PORTREG_ECONFLICT);
+        CHECK(!want_prev || same_state(prev, old));
+        return;
+    }
+    if (!is_tracked(&model[c]) && !insert_result(c, allowed, rc))
+        return;
+    CHECK(rc == 0);
+    CHECK(!want_prev || same_state(prev, old));
+    changed(c, PORTREG_BOUND, port);
+}
+
+static void do_unbind(const struct id *id, bool want_prev)
+{
+    portreg_state_t prev = poisoned();
+    int rc = portreg_unbind(reg, id->bytes, id->len, want_prev ? &prev : NULL);
+    if (!id->valid) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    const size_t c = id->canon;
+    const portreg_state_t old = model[c].st;
+    CHECK(rc == 0);
+    CHECK(!want_prev || same_state(prev, old));
+    if (old.status == PORTREG_BOUND)
+        changed(c, PORTREG_PENDING, 0);
+}
+
+static void do_untrack(const struct id *id, bool want_prev, bool conditional, uint32_t expect)
+{
+    portreg_state_t prev = poisoned();
+    portreg_state_t *pp = want_prev ? &prev : NULL;
+    int rc = conditional ? portreg_untrack_if(reg, id->bytes, id->len, expect, pp)
+                         : portreg_untrack(reg, id->bytes, id->len, pp);
+    if (!id->valid) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    const size_t c = id->canon;
+    const portreg_state_t old = model[c].st;
+    if (conditional && old.version != expect) {
+        CHECK(rc == PORTREG_ECONFLICT);
+        CHECK(!want_prev || same_state(prev, old));
+        return;
+    }
+    CHECK(rc == 0);
+    CHECK(!want_prev || same_state(prev, old));
+    if (is_tracked(&model[c]))
+        changed(c, PORTREG_UNTRACKED, 0);
+}
+
+static void do_get(const struct id *id, bool null_state)
+{
+    portreg_state_t got = poisoned();
+    int rc = portreg_get(reg, id->bytes, id->len, null_state ? NULL : &got);
+    if (!id->valid || null_state) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    CHECK(rc == 0);
+    CHECK(same_state(got, model[id->canon].st));
+}
+
+static void do_lookup(const struct id *id, bool null_port)
+{
+    uint16_t port = 0xa5a5;
+    bool bound = portreg_lookup(reg, id->bytes, id->len, null_port ? NULL : &port);
+    if (!id->valid) {
+        CHECK(!bound);
+        CHECK(port == 0xa5a5);
+        return;
+    }
+    const portreg_state_t *st = &model[id->canon].st;
+    CHECK(bound == (st->status == PORTREG_BOUND));
+    CHECK(null_port || port == (bound ? st->port : 0xa5a5));
+}
+
+static void do_decode_and_register(const struct id *id, uint8_t who, struct input *in)
+{
+    uint8_t body[255];
+    const uint8_t *arg = body;
+    size_t len = take(in);
+    if (len == 0xff) {
+        arg = NULL;
+        len = (who >> 6) & 1;
+    } else {
+        for (size_t i = 0; i < len; i++)
+            body[i] = take(in);
+    }
+    uint16_t want = 0, port = 0xa5a5;
+    const int decoded =
+        arg == NULL && len > 0 ? PORTREG_EINVAL : portreg_decode_port(arg, len, &want);
+    const size_t c = id->canon;
+    const enum insert_outcome allowed = id->valid ? insert_outcome(c) : MUST_SUCCEED;
+
+    int rc =
+        portreg_decode_and_register(reg, id->bytes, id->len, arg, len, (who & 0x80) ? NULL : &port);
+    if (!id->valid) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    if (decoded != 0) {
+        CHECK(rc == decoded);
+        return;
+    }
+    if (!is_tracked(&model[c]) && !insert_result(c, allowed, rc))
+        return;
+    CHECK(rc == 0);
+    CHECK((who & 0x80) || port == want);
+    changed(c, PORTREG_BOUND, want);
+}
+
+#if FUZZ_OPS_HANDLES
+static void handle_drop(size_t h)
+{
+    portreg_handle_close(handle[h]);
+    model[handle_id[h]].pins--;
+    handle[h] = NULL;
+}
+
+static void do_handle_open(size_t h, const struct id *id)
+{
+    if (handle[h] != NULL)
+        handle_drop(h);
+    portreg_handle_t *out = NULL;
+    const size_t c = id->canon;
+    const enum insert_outcome allowed = id->valid ? insert_outcome(c) : MUST_SUCCEED;
+    int rc = portreg_handle_open(reg, id->bytes, id->len, &out);
+    if (!id->valid) {
+        CHECK(rc == PORTREG_EINVAL);
+        return;
+    }
+    if (!insert_result(c, allowed, rc))
+        return;
+    CHECK(out != NULL);
+    handle[h] = out;
+    handle_id[h] = c;
+    model[c].pins++;
+    size_t len = 0;
+    const char *bytes = portreg_handle_id(out, &len);
+    CHECK(bytes != NULL && len == ids[c].len && memcmp(bytes, ids[c].bytes, len) == 0);
+}
+
+static void do_handle_read(size_t h, bool get, bool null_out)
+{
+    const portreg_handle_t *hd = handle[h];
+    if (get) {
+        portreg_state_t got = poisoned();
+        int rc = portreg_handle_get(hd, null_out ? NULL : &got);
+        if (hd == NULL || null_out) {
+            CHECK(rc == PORTREG_EINVAL);
+            return;
+        }
+        CHECK(rc == 0);
+        CHECK(same_state(got, model[handle_id[h]].st));
+        return;
+    }
+    uint16_t port = 0xa5a5;
+    bool bound = portreg_handle_lookup(hd, null_out ? NULL : &port);
+    if (hd == NULL) {
+        CHECK(!bound);
+        return;
+    }
+    const portreg_state_t *st = &model[handle_id[h]].st;
+    CHECK(bound == (st->status == PORTREG_BOUND));
+    CHECK(null_out || port == (bound ? st->port : 0xa5a5));
+}
+
+static void do_handle_close(size_t h)
+{
+    if (handle[h] != NULL)
+        handle_drop(h);
+    else
+        portreg_handle_close(NULL);
+}
+#endif
+
+static void make_id(struct input *in, size_t i)
+{
+    char buf[OPS_ID_LEN_LIMIT];
+    size_t len = 0;
+    const uint8_t mode = take(in);
+    int kind = mode & 3;
+    const struct id *from = NULL;
+
+    if (i == 0 && (kind == OPS_ID_FLIP || kind == OPS_ID_RESIZE))
+        kind = OPS_ID_LITERAL;
+    if (kind == OPS_ID_FLIP || kind == OPS_ID_RESIZE) {
+        from = &ids[take(in) % i];
+        len = from->len;
+        if (from->bytes != NULL)
+            memcpy(buf, from->bytes, len);
+        else
+            memset(buf, 0, len);
+    }
+    switch (kind) {
+    case OPS_ID_LITERAL:
+        len = take(in);
+        for (size_t k = 0; k < len; k++)
+            buf[k] = (char)take(in);
+        break;
+    case OPS_ID_RUN:
+        len = take16(in) % (OPS_ID_LEN_LIMIT + 1);
+        memset(buf, take(in), len);
+        break;
+    case OPS_ID_FLIP: {
+        const uint8_t pos = take(in), x = take(in);
+        if (len > 0)
+            buf[pos % len] ^= (char)x;
+        break;
+    }
+    default: {
+        size_t to = take16(in) % (OPS_ID_LEN_LIMIT + 1);
+        const uint8_t fill = take(in);
+        if (to > len)
+            memset(buf + len, fill, to - len);
+        len = to;
+        break;
+    }
+    }
+
+    struct id *id = &ids[i];
+    id->len = len;
+    id->bytes = NULL;
+    if (mode < OPS_NULL_ID_MODE) {
+        id->bytes = malloc(len > 0 ? len : 1);
+        CHECK(id->bytes != NULL);
+        memcpy(id->bytes, buf, len);
+    }
+    id->valid = id->bytes != NULL && len >= 1 && len <= PORTREG_ID_MAX;
+    id->canon = i;
+    if (id->valid) {
+        size_t j = find_id(id->bytes, len);
+        if (j < i)
+            id->canon = j;
+    }
+}
+
+static void setup(struct input *in)
+{
+    const uint8_t flags = take(in), max = take(in);
+    const uint16_t seed = take16(in);
+    portreg_options_t opts;
+
+    portreg_options_init(&opts);
+    opts.initial_capacity = flags & 31;
+    opts.no_membarrier = (flags >> 5) & 1;
+    opts.no_reclaim_thread = !((flags >> 6) & 1);
+    opts.hash_seed = 1 + (uint64_t)seed; /* never 0: runs must be reproducible */
+    max_ids = 0;
+#if FUZZ_OPS_MAX_IDS
+    if (flags & 0x80)
+        max_ids = 1 + max % OPS_MAX_IDS_RANGE;
+    opts.max_ids = max_ids;
+#else
+    (void)max;
+#endif
+    reg = portreg_create(&opts);
+    CHECK(reg != NULL);
+
+    nids = 1 + take(in) % OPS_MAX_NIDS;
+    memset(model, 0, sizeof model);
+    for (size_t i = 0; i < nids; i++)
+        make_id(in, i);
+    tracked = 0;
+    changes = 0;
+#if FUZZ_OPS_HANDLES
+    memset(handle, 0, sizeof handle);
+#endif
+}
+
+static void teardown(void)
+{
+#if FUZZ_OPS_HANDLES
+    for (size_t h = 0; h < OPS_HANDLES; h++)
+        if (handle[h] != NULL)
+            handle_drop(h);
+#endif
+    portreg_destroy(reg);
+    reg = NULL;
+    for (size_t i = 0; i < nids; i++)
+        free(ids[i].bytes);
+}
+
+/* Runs one operation; returns the model id it used, or nids if none. */
+static size_t run_op(struct input *in)
+{
+    const uint8_t op = take(in) % OPS_COUNT, who = take(in);
+    const struct id *id = &ids[(who & 0x7f) % nids];
+    const bool null_out = who & 0x80;
+    uint16_t port;
+    uint32_t expect;
+
+    switch (op) {
+    case OPS_TRACK:
+        do_track(id);
+        break;
+    case OPS_REGISTER:
+        port = take16(in);
+        do_register(id, !null_out, port, false, 0);
+        break;
+    case OPS_REGISTER_IF:
+        port = take16(in);
+        expect = expected_version(in, id->valid ? id->canon : nids);
+        do_register(id, !null_out, port, true, expect);
+        break;
+    case OPS_UNBIND:
+        do_unbind(id, !null_out);
+        break;
+    case OPS_UNTRACK:
+        do_untrack(id, !null_out, false, 0);
+        break;
+    case OPS_UNTRACK_IF:
+        expect = expected_version(in, id->valid ? id->canon : nids);
+        do_untrack(id, !null_out, true, expect);
+        break;
+    case OPS_GET:
+        do_get(id, null_out);
+        break;
+    case OPS_LOOKUP:
+        do_lookup(id, null_out);
+        break;
+    case OPS_DECODE_AND_REGISTER:
+        do_decode_and_register(id, who, in);
+        break;
+    case OPS_ITERATE:
+        do_iterate();
+        break;
+    case OPS_SNAPSHOT:
+        do_snapshot();
+        break;
+#if FUZZ_OPS_HANDLES
+    case OPS_HANDLE_OPEN:
+        id = &ids[take(in) % nids];
+        do_handle_open(who % OPS_HANDLES, id);
+        break;
+    case OPS_HANDLE_LOOKUP:
+    case OPS_HANDLE_GET:
+        do_handle_read(who % OPS_HANDLES, op == OPS_HANDLE_GET, (who >> 6) & 1);
+        break;
+    case OPS_HANDLE_CLOSE:
+        do_handle_close(who % OPS_HANDLES);
+        break;
+#else
+    case OPS_HANDLE_OPEN:
+        take(in);
+        break;
+#endif
+    case OPS_RECLAIM:
+        CHECK(portreg_reclaim(reg) == 0);
+        break;
+    default:
+        check_all(); /* OPS_STATS */
+        break;
+    }
+    return id->valid ? id->canon : nids;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct input in = {data, size};
+
+    op_no = 0;
+    setup(&in);
+    check_all();
+    while (in.n > 0 && op_no < MAX_OPS) {
+        op_no++;
+        const size_t c = run_op(&in);
+        if (c < nids)
+            check_id(c);
+        check_counters();
+        if (op_no % FULL_CHECK_EVERY == 0)
+            check_all();
+    }
+    check_all();
+    do_iterate();
+    do_snapshot();
+    teardown();
+    return 0;
+}
