@@ -2,7 +2,8 @@
  * The stress harness: a black-box client of portreg that checks results,
  * not only crashes. Each check lives in its own file; this header holds
  * what they share (configuration, seeded randomness, ids, failure
- * reporting, memory figures and a counting allocator).
+ * reporting, memory figures); the counting allocator comes from
+ * tests/support/testsupport.h.
  */
 #ifndef PORTREG_STRESS_H
 #define PORTREG_STRESS_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "portreg.h"
+#include "testsupport.h"
 
 #ifndef __has_feature
 #define __has_feature(x) 0
@@ -119,15 +121,6 @@ struct mem mem_now(void);
  * (Linux >= 4.0), so each check reports its own resident figures. */
 void mem_reset_peak(void);
 
-/* A counting allocator for portreg_options_t: live bytes and blocks of
- * everything the registry allocates, and a check that every free names
- * the size and block it was given. */
-struct counting {
-    _Atomic int64_t live_bytes, live_blocks;
-    _Atomic int64_t total_allocs;
-    _Atomic unsigned bad_frees;
-};
-void counting_options(struct counting *c, portreg_options_t *opts);
 /* Destroys reg and fails check if it left anything allocated or freed a
  * block with the wrong size; returns whether nothing was left. */
 bool destroy_and_check_empty(const char *check, portreg_t *reg, struct counting *c);

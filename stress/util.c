@@ -1,6 +1,6 @@
 /*
  * What the checks share: ids, failure reporting, memory figures, the
- * counting allocator, threads.
+ * leak check after destroy, threads.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -120,61 +120,12 @@ void mem_reset_peak(void)
     close(fd);
 }
 
-/* Each block carries its size and a tag, so a free with the wrong size, a
- * double free or a foreign pointer is counted as a bad free. */
-struct block {
-    size_t size;
-    uint64_t tag;
-};
-_Static_assert(sizeof(struct block) == 16, "keeps malloc's 16-byte alignment");
-#define TAG_LIVE UINT64_C(0x706f72747265676c)
-#define TAG_DEAD UINT64_C(0x6465616464656164)
-
-static void *counting_alloc(void *ctx, size_t size)
-{
-    struct counting *c = ctx;
-    struct block *b = malloc(sizeof *b + size);
-    if (b == NULL)
-        return NULL;
-    b->size = size;
-    b->tag = TAG_LIVE;
-    atomic_fetch_add_explicit(&c->live_bytes, (int64_t)size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->live_blocks, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->total_allocs, 1, memory_order_relaxed);
-    return b + 1;
-}
-
-static void counting_free(void *ctx, void *ptr, size_t size)
-{
-    struct counting *c = ctx;
-    if (ptr == NULL)
-        return;
-    struct block *b = (struct block *)ptr - 1;
-    if (b->tag != TAG_LIVE || b->size != size) {
-        atomic_fetch_add_explicit(&c->bad_frees, 1, memory_order_relaxed);
-        return; /* leave it: freeing a block we cannot trust could corrupt */
-    }
-    b->tag = TAG_DEAD;
-    atomic_fetch_sub_explicit(&c->live_bytes, (int64_t)size, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&c->live_blocks, 1, memory_order_relaxed);
-    free(b);
-}
-
-void counting_options(struct counting *c, portreg_options_t *opts)
-{
-    memset(c, 0, sizeof *c);
-    portreg_options_init(opts);
-    opts->alloc = counting_alloc;
-    opts->free = counting_free;
-    opts->alloc_ctx = c;
-}
-
 bool destroy_and_check_empty(const char *check, portreg_t *reg, struct counting *c)
 {
     portreg_destroy(reg);
     int64_t left = atomic_load(&c->live_bytes), blocks = atomic_load(&c->live_blocks);
     unsigned bad = atomic_load(&c->bad_frees);
-    if (left != 0 || blocks != 0 || bad != 0)
+    if (!counting_is_empty(c))
         fail(check,
              "after portreg_destroy: %lld bytes in %lld blocks still allocated, "
              "%u frees with a wrong size or pointer",

@@ -5,9 +5,7 @@
 #include <criterion/criterion.h>
 
 #include "portreg.h"
-
-/* A string literal as (bytes, length), without its NUL. */
-#define ID(s) (s), (sizeof(s) - 1)
+#include "testsupport.h"
 
 static portreg_t *reg;
 

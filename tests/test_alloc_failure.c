@@ -9,44 +9,17 @@
 #include <string.h>
 
 #include "portreg.h"
+#include "testsupport.h"
 
-#define ID(s) (s), (sizeof(s) - 1)
-
-/* An allocator that fails its countdown-th allocation and keeps score. */
-static struct {
-    atomic_long countdown; /* 0: never fail */
-    atomic_long failures;
-    atomic_long live_bytes;
-    atomic_long live_blocks;
-} fa;
-
-static void *failing_alloc(void *ctx, size_t size)
-{
-    (void)ctx;
-    long c = atomic_load(&fa.countdown);
-    if (c > 0 && atomic_fetch_sub(&fa.countdown, 1) == 1) {
-        atomic_fetch_add(&fa.failures, 1);
-        return NULL;
-    }
-    atomic_fetch_add(&fa.live_bytes, (long)size);
-    atomic_fetch_add(&fa.live_blocks, 1);
-    return malloc(size);
-}
-
-static void failing_free(void *ctx, void *p, size_t size)
-{
-    (void)ctx;
-    atomic_fetch_sub(&fa.live_bytes, (long)size);
-    atomic_fetch_sub(&fa.live_blocks, 1);
-    free(p);
-}
+/* Every registry here allocates through this one allocator: its countdown
+ * picks the allocation that fails, its counters catch leaks. */
+static struct counting fa;
 
 static portreg_t *create(size_t capacity)
 {
     portreg_options_t o;
     portreg_options_init(&o);
-    o.alloc = failing_alloc;
-    o.free = failing_free;
+    counting_install(&fa, &o);
     o.initial_capacity = capacity;
     o.hash_seed = 7;
     return portreg_create(&o);
@@ -119,7 +92,7 @@ static int run_op(const struct scenario *sc, portreg_t *reg)
 static int walk(const struct scenario *sc)
 {
     for (long k = 1; k < 1000; k++) {
-        atomic_store(&fa.countdown, 0);
+        atomic_store(&fa.fail_countdown, 0);
         portreg_t *reg = create(sc->capacity);
         cr_assert_not_null(reg);
         if (sc->prepare)
@@ -127,9 +100,9 @@ static int walk(const struct scenario *sc)
         struct picture before = picture(reg);
 
         atomic_store(&fa.failures, 0);
-        atomic_store(&fa.countdown, k);
+        atomic_store(&fa.fail_countdown, k);
         int rc = run_op(sc, reg);
-        atomic_store(&fa.countdown, 0);
+        atomic_store(&fa.fail_countdown, 0);
         bool failed = atomic_load(&fa.failures) > 0;
 
         if (rc == PORTREG_ENOMEM) {
@@ -145,8 +118,8 @@ static int walk(const struct scenario *sc)
         /* The registry still works after the failure. */
         cr_assert_eq(portreg_register(reg, ID("after"), 1, NULL), 0);
         portreg_destroy(reg);
-        cr_assert_eq(atomic_load(&fa.live_blocks), 0, "%s: leak at point %ld", sc->name, k);
-        cr_assert_eq(atomic_load(&fa.live_bytes), 0);
+        cr_assert(counting_is_empty(&fa), "%s: leak or bad free at point %ld (%lld blocks left)",
+                  sc->name, k, (long long)atomic_load(&fa.live_blocks));
         if (!failed)
             return (int)k - 1;
     }
@@ -300,17 +273,17 @@ Test(alloc_failure, create_fails_cleanly_at_every_point)
     int points = 0;
     for (long k = 1; k < 100; k++) {
         atomic_store(&fa.failures, 0);
-        atomic_store(&fa.countdown, k);
+        atomic_store(&fa.fail_countdown, k);
         portreg_t *reg = create(0);
-        atomic_store(&fa.countdown, 0);
+        atomic_store(&fa.fail_countdown, 0);
         if (reg == NULL) {
             cr_assert_gt(atomic_load(&fa.failures), 0);
-            cr_assert_eq(atomic_load(&fa.live_blocks), 0, "create leaked at point %ld", k);
+            cr_assert(counting_is_empty(&fa), "create leaked at point %ld", k);
             points++;
             continue;
         }
         portreg_destroy(reg);
-        cr_assert_eq(atomic_load(&fa.live_blocks), 0);
+        cr_assert(counting_is_empty(&fa));
         break;
     }
     cr_assert_geq(points, 3, "registry, writer record, table header and map");

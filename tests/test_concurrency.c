@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "portreg.h"
+#include "testsupport.h"
 
 #define HOT       8   /* ids every writer re-registers */
 #define STABLE    256 /* ids registered up front, never untracked */
@@ -194,30 +195,13 @@ Test(concurrency, readers_see_written_ports_while_writers_and_churn_run, .timeou
 }
 
 /* Counts the registry's live allocations. */
-static atomic_long live_blocks;
-
-static void *counting_alloc(void *ctx, size_t size)
-{
-    (void)ctx;
-    atomic_fetch_add(&live_blocks, 1);
-    return malloc(size);
-}
-
-static void counting_free(void *ctx, void *p, size_t size)
-{
-    (void)ctx;
-    (void)size;
-    atomic_fetch_sub(&live_blocks, 1);
-    free(p);
-}
+static struct counting counted;
 
 /* A registry whose every allocation goes through the counters above. */
 static portreg_t *create_counted(void)
 {
     portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = counting_alloc;
-    o.free = counting_free;
+    counting_options(&counted, &o);
     portreg_t *r = portreg_create(&o);
     cr_assert_not_null(r);
     return r;
@@ -249,17 +233,17 @@ Test(concurrency, thousands_of_short_lived_threads_reuse_epoch_records, .timeout
         for (int i = 0; i < batch; i++)
             pthread_join(t[i], NULL);
         if (b == 0)
-            after_first = atomic_load(&live_blocks);
+            after_first = atomic_load(&counted.live_blocks);
     }
     /* 16 ids, one table, the writer's record and at most one record per
      * thread alive at once: a leak would add one per thread. */
-    long after_all = atomic_load(&live_blocks);
+    long after_all = atomic_load(&counted.live_blocks);
     cr_log_info("live blocks after 1 batch %ld, after %d threads %ld", after_first, batch * batches,
                 after_all);
     cr_assert_leq(after_all, after_first + batch, "threads leak records: %ld -> %ld", after_first,
                   after_all);
     portreg_destroy(reg);
-    cr_assert_eq(atomic_load(&live_blocks), 0);
+    cr_assert(counting_is_empty(&counted), "leak or bad free after destroy");
 }
 
 static void *reader_until_stop(void *arg)
@@ -290,14 +274,14 @@ Test(concurrency, churn_of_distinct_ids_keeps_memory_flat, .timeout = 120)
             int n = snprintf(id, sizeof id, "ephemeral-%ld", i);
             cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
             cr_assert_eq(portreg_untrack(reg, id, (size_t)n, NULL), 0);
-            long live = atomic_load(&live_blocks);
+            long live = atomic_load(&counted.live_blocks);
             if (live > peak)
                 peak = live;
         }
         /* After a grace period (readers still running) everything the
          * churn made is gone: memory does not grow with the cycles. */
         cr_assert_eq(portreg_reclaim(reg), 0);
-        long settled = atomic_load(&live_blocks);
+        long settled = atomic_load(&counted.live_blocks);
         cr_log_info("phase %ld: %ld live blocks after reclaim", phase, settled);
         cr_assert_lt(settled, 200, "phase %ld left %ld blocks", phase, settled);
     }
@@ -315,5 +299,5 @@ Test(concurrency, churn_of_distinct_ids_keeps_memory_flat, .timeout = 120)
      * peaked at 30,000-39,000 blocks under ASan on a loaded 2-core machine. */
     cr_assert_lt(peak, cycles * 3 / 4, "memory grows with churn: peak %ld blocks", peak);
     portreg_destroy(reg);
-    cr_assert_eq(atomic_load(&live_blocks), 0);
+    cr_assert(counting_is_empty(&counted), "leak or bad free after destroy");
 }

@@ -1,0 +1,44 @@
+/*
+ * What the unit tests (tests/) and the stress harness (stress/) share: ids
+ * written as string literals, and one allocator for portreg_options_t that
+ * counts what the registry holds, checks every free and fails an
+ * allocation on request.
+ */
+#ifndef PORTREG_TESTSUPPORT_H
+#define PORTREG_TESTSUPPORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "portreg.h"
+
+/* A string literal as (bytes, length), without its NUL. */
+#define ID(s) (s), (sizeof(s) - 1)
+
+/* The allocator's score. Every block carries its size and a tag, so a free
+ * with the wrong size, a double free or a foreign pointer counts as a bad
+ * free (and the block is left alone) instead of corrupting the heap.
+ * Counters are relaxed atomics: tests read them after the calls that
+ * changed them have returned or their threads were joined. */
+struct counting {
+    _Atomic int64_t live_bytes, live_blocks;
+    _Atomic int64_t total_allocs;
+    _Atomic unsigned bad_frees;
+    /* n > 0: the n-th allocation from now fails (then counting resumes
+     * with no more failures); 0: none fails. */
+    _Atomic long fail_countdown;
+    _Atomic long failures; /* allocations failed on purpose */
+};
+
+/* Zeroes the score and points opts (initialised to the defaults) at c. */
+void counting_options(struct counting *c, portreg_options_t *opts);
+
+/* Points opts' allocator at c, keeping c's score and opts' other fields. */
+void counting_install(struct counting *c, portreg_options_t *opts);
+
+/* Nothing allocated is left and every free named its block and size. */
+bool counting_is_empty(struct counting *c);
+
+#endif
