@@ -383,8 +383,7 @@ typedef struct {
     size_t probe_max;      /* longest probe sequence of the current table */
     uint64_t reseeds;      /* rebuilds with a fresh hash seed */
     size_t deferred_bytes; /* part of bytes waiting for a grace period */
-    size_t handles;        /* open handles */
-    uint64_t reserved[4];  /* zero; room for later statistics */
+    uint64_t reserved[5];  /* zero; room for later statistics */
 } portreg_stats_t;
 
 PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);

@@ -21,8 +21,8 @@
 
 struct iter {
     struct portreg *reg;
-    struct reader *r; /* NULL: empty iteration (setup failed) */
-    ck_ht_t pinned;   /* a copy of the table's header, map fixed */
+    struct epoch_record *r; /* NULL: empty iteration (setup failed) */
+    ck_ht_t pinned;         /* a copy of the table's header, map fixed */
     ck_ht_iterator_t pos;
 };
 
@@ -39,16 +39,21 @@ void portreg_iter_init(portreg_iter_t *it, portreg_t *reg)
     if (reg == NULL)
         return;
     i->reg = reg;
-    i->r = reader_get(reg);
+    i->r = epoch_record(reg, &reg->epoch);
     if (i->r == NULL)
         return;
-    reader_begin(reg, i->r);
-    ck_ht_t *ht = table_current(reg);
+    epoch_begin(&reg->epoch, i->r);
+    ck_ht_t *ht = &table_current(reg)->ht;
     /* ck_ht_next() reads table->map on every call, and a grow replaces it:
      * iterate over a private copy whose map cannot move. The other fields
-     * never change after ck_ht_init(). The map pointer is stored by ck_ht
-     * after a store fence, so an acquire load sees a complete map. */
-    i->pinned = *ht;
+     * never change after ck_ht_init(), so plain reads of them race with
+     * nothing; the map pointer, which a concurrent grow stores, is read
+     * atomically. ck_ht stores it after a store fence, so an acquire load
+     * sees a complete map. */
+    i->pinned.m = ht->m;
+    i->pinned.mode = ht->mode;
+    i->pinned.seed = ht->seed;
+    i->pinned.h = ht->h;
     i->pinned.map = __atomic_load_n(&ht->map, __ATOMIC_ACQUIRE);
     TSAN_ACQUIRE(i->pinned.map); /* pairs with TSAN_RELEASE in ckm_malloc() */
     ck_ht_iterator_init(&i->pos);
@@ -85,7 +90,7 @@ void portreg_iter_fini(portreg_iter_t *it)
 
     if (it == NULL || i->r == NULL)
         return;
-    reader_end(i->reg, i->r);
+    epoch_end(&i->reg->epoch, i->r);
     i->r = NULL;
 }
 
@@ -105,7 +110,7 @@ int portreg_snapshot(portreg_t *reg, portreg_snapshot_t *snap)
         return PORTREG_EINVAL;
     snap->count = 0;
     snap->entries = NULL;
-    if (reader_get(reg) == NULL)
+    if (epoch_record(reg, &reg->epoch) == NULL)
         return PORTREG_ENOMEM;
 
     /* Entries and id bytes in one block of plain malloc: the snapshot

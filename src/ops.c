@@ -7,75 +7,45 @@
  * - track, register, unbind, untrack (and the _if forms) on an id the
  *   table holds: the successful compare-and-swap in slot_apply(); a no-op
  *   or a conflict: the load that decided it.
+ * - an op that does not insert, on an id the table does not hold or whose
+ *   slot reads RETIRED: the probe that missed, or the load of RETIRED (the
+ *   compaction that retired the slot had made the id untracked, and no
+ *   new slot for it can appear before that compaction publishes its table).
  * - track, register on an id the table does not hold: ck_ht_put_spmc()
  *   publishing the new slot, under the writer lock.
+ * - handle reads: the acquire load of the pinned slot's word (handle.c).
  *
- * op_transition() is the whole state machine; everything else finds the
- * slot and retries.
+ * op_transition() (state.h) is the whole state machine; everything here
+ * finds the slot and retries.
  */
 #include <sched.h>
 
 #include "internal.h"
 
-enum op_kind { OP_TRACK, OP_REGISTER, OP_UNTRACK, OP_UNBIND };
-
-struct op {
-    enum op_kind kind;
-    uint16_t port;
-    bool conditional;
-    uint32_t expected; /* public version, when conditional */
-};
-
 /* A slot the table does not hold reads like this (untracked, no waiters). */
 #define UNTRACKED_WORD st_pack(PORTREG_UNTRACKED, 0, 0)
 
-/* Results of slot_apply() besides 0 and negative codes. */
-#define APPLY_RETIRED 1 /* the slot was dropped: retry against the new table */
-#define APPLY_MISSING 2 /* the table does not hold the id */
+/* Result of slot_apply() besides 0 and negative codes: the slot was
+ * dropped by a compaction, so the id is untracked in the current table. */
+#define APPLY_RETIRED 1
 
-/* Decides what op does to a backend in state old. Returns 1 with *next set
- * when it changes the state, 0 when it succeeds without a change, or
- * PORTREG_ECONFLICT. The waiter count is carried over untouched. */
-static int op_transition(const struct op *op, uint64_t old, uint64_t *next)
-{
-    uint64_t waiters = old & ST_WAITERS_MASK;
-    uint32_t v = st_next_version(old);
-
-    if (op->conditional && st_public_version(old) != op->expected)
-        return PORTREG_ECONFLICT;
-    switch (op->kind) {
-    case OP_TRACK:
-        if (st_tracked(old))
-            return 0;
-        *next = st_pack(PORTREG_PENDING, 0, v) | waiters;
-        return 1;
-    case OP_REGISTER:
-        *next = st_pack(PORTREG_BOUND, op->port, v) | waiters;
-        return 1;
-    case OP_UNTRACK:
-        if (!st_tracked(old))
-            return 0;
-        *next = st_pack(PORTREG_UNTRACKED, 0, v) | waiters;
-        return 1;
-    case OP_UNBIND:
-        if (st_status(old) != PORTREG_BOUND)
-            return 0;
-        *next = st_pack(PORTREG_PENDING, 0, v) | waiters;
-        return 1;
-    }
-    return PORTREG_EINVAL;
-}
+/* Planted bugs (stress/run-planted.sh builds them): a read-modify-write
+ * that is not atomic, and a plain write to the published word. */
+#if defined(PORTREG_PLANT_LOST_UPDATE)
+#define PLANT_LOST_UPDATE 1
+#else
+#define PLANT_LOST_UPDATE 0
+#endif
+#if defined(PORTREG_PLANT_RACE)
+#define PLANT_RACE 1
+#else
+#define PLANT_RACE 0
+#endif
 
 static void account(struct portreg *reg, struct slot *s, uint64_t old, uint64_t next)
 {
-    if (!st_tracked(old) && st_tracked(next)) {
-        atomic_fetch_add_explicit(&reg->tracked, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&reg->dead, 1, memory_order_relaxed);
-    } else if (st_tracked(old) && !st_tracked(next)) {
-        atomic_fetch_sub_explicit(&reg->tracked, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&reg->dead, 1, memory_order_relaxed);
-    }
-    notify_change(reg, s, old);
+    books_transition(reg, old, next);
+    portreg__notify_change(reg, s, old);
 }
 
 /* Applies op to a slot the caller reached inside an epoch section (or
@@ -95,25 +65,20 @@ static int slot_apply(struct portreg *reg, struct slot *s, const struct op *op,
         r = op_transition(op, old, &next);
         if (r <= 0)
             break;
-#if defined(PORTREG_PLANT_LOST_UPDATE)
-        /* Planted bug: a read-modify-write that is not atomic. */
-        sched_yield();
-        atomic_store_explicit(&s->state, next, memory_order_release);
-        break;
-#else
+        if (PLANT_LOST_UPDATE) {
+            sched_yield();
+            atomic_store_explicit(&s->state, next, memory_order_release);
+            break;
+        }
         /* acq_rel: release publishes what the caller wrote before this
          * change to whoever reads the new word; acquire orders us after
          * the writer we replace. On failure old is reloaded (acquire). */
         if (atomic_compare_exchange_weak_explicit(&s->state, &old, next, memory_order_acq_rel,
                                                   memory_order_acquire))
             break;
-#endif
     }
-#if defined(PORTREG_PLANT_RACE)
-    /* Planted bug: a plain write to the published word. */
-    if (r == 1)
+    if (PLANT_RACE && r == 1)
         *(uint64_t *)(void *)&s->state = next;
-#endif
     if (prev != NULL)
         *prev = st_public(old);
     if (r == 1)
@@ -121,49 +86,52 @@ static int slot_apply(struct portreg *reg, struct slot *s, const struct op *op,
     return r == 1 ? 0 : r;
 }
 
-/* Slow path: the id is not in the table we looked at (or its slot was
- * retired). Under the writer lock the current table is the truth. */
+/* Slow path of an inserting op: the id is not in the table we looked at
+ * (or its slot was retired). Under the writer lock the current table is
+ * the truth. */
 static int apply_locked(struct portreg *reg, const char *id, size_t id_len, const struct op *op,
                         portreg_state_t *prev)
 {
     int rc;
 
-    writer_lock(reg);
-    ck_ht_t *ht = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
-    struct slot *s = table_find(ht, id, id_len);
+    portreg__writer_lock(reg);
+    struct table *t = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
+    struct slot *s = table_find(t, id, id_len);
     if (s != NULL) {
-        rc = slot_apply(reg, s, op, prev); /* never RETIRED: not in ht */
+        rc = slot_apply(reg, s, op, prev); /* never RETIRED: it is in t */
     } else {
-        uint64_t next = 0;
-        /* A new slot continues above every version a dropped one had. */
-        uint64_t old = st_pack(PORTREG_UNTRACKED, 0, reg->version_floor);
-        rc = op_transition(op, old, &next);
+        uint64_t next;
+        rc = op_transition(op, UNTRACKED_WORD, &next);
         if (rc == 1) {
-            rc = table_insert(reg, id, id_len, next, &s);
-            if (rc == 0)
-                notify_change(reg, s, old);
+            rc = portreg__table_insert(reg, id, id_len, op, &s, &next);
+            if (rc == 0) /* the insert kept the books */
+                portreg__notify_change(reg, s, UNTRACKED_WORD);
         }
-        if (rc >= 0 && prev != NULL)
+        /* Every outcome but a failed insert read the id as untracked. */
+        if (prev != NULL && (rc >= 0 || rc == PORTREG_ECONFLICT))
             *prev = st_public(UNTRACKED_WORD);
     }
-    writer_unlock(reg);
+    portreg__writer_unlock(reg);
     return rc;
 }
 
 static int apply(struct portreg *reg, const char *id, size_t id_len, const struct op *op,
                  portreg_state_t *prev)
 {
-    struct reader *r = reader_get(reg);
+    struct epoch_record *r = epoch_record(reg, &reg->epoch);
     if (r == NULL)
         return PORTREG_ENOMEM;
 
-    reader_begin(reg, r);
+    epoch_begin(&reg->epoch, r);
     struct slot *s = table_find(table_current(reg), id, id_len);
-    int rc = s != NULL ? slot_apply(reg, s, op, prev) : APPLY_MISSING;
-    reader_end(reg, r);
+    int rc = s != NULL ? slot_apply(reg, s, op, prev) : APPLY_RETIRED;
+    epoch_end(&reg->epoch, r);
 
-    if (rc == APPLY_MISSING) {
-        /* Untracked: ops that do not insert are decided right here. */
+    if (rc == APPLY_RETIRED) {
+        /* The current table lacks the id (a retired slot was dropped from
+         * it before we read RETIRED), so the id was untracked at some
+         * instant of this call: an op that would not insert is decided
+         * right here, without the lock. */
         uint64_t next;
         rc = op_transition(op, UNTRACKED_WORD, &next);
         if (rc <= 0) {
@@ -171,12 +139,10 @@ static int apply(struct portreg *reg, const char *id, size_t id_len, const struc
                 *prev = st_public(UNTRACKED_WORD);
             return rc;
         }
-        rc = APPLY_RETIRED;
-    }
-    if (rc == APPLY_RETIRED)
         rc = apply_locked(reg, id, id_len, op, prev);
+    }
     if (rc == 0 && op->kind == OP_UNTRACK)
-        compact_if_due(reg);
+        portreg__table_compact_if_due(reg);
     return rc;
 }
 
@@ -231,16 +197,16 @@ int portreg_unbind(portreg_t *reg, const char *id, size_t id_len, portreg_state_
  * sequence of bounded length (no tombstones, so no restart) and one load. */
 static inline bool read_state(struct portreg *reg, const char *id, size_t id_len, uint64_t *word)
 {
-    struct reader *r = reader_get(reg);
+    struct epoch_record *r = epoch_record(reg, &reg->epoch);
     if (UNLIKELY(r == NULL))
         return false;
 
-    reader_begin(reg, r);
+    epoch_begin(&reg->epoch, r);
     struct slot *s = table_find(table_current(reg), id, id_len);
     /* acquire: pairs with the release CAS in slot_apply(), so what the
      * registering thread wrote before it is visible to our caller. */
     *word = s != NULL ? atomic_load_explicit(&s->state, memory_order_acquire) : UNTRACKED_WORD;
-    reader_end(reg, r);
+    epoch_end(&reg->epoch, r);
     return true;
 }
 

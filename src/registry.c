@@ -12,12 +12,12 @@
 
 #define DEFAULT_CAPACITY 64
 
-void *mem_alloc(struct portreg *reg, size_t size)
+void *portreg__mem_alloc(struct portreg *reg, size_t size)
 {
     return reg->alloc != NULL ? reg->alloc(reg->alloc_ctx, size) : malloc(size);
 }
 
-void mem_free(struct portreg *reg, void *ptr, size_t size)
+void portreg__mem_free(struct portreg *reg, void *ptr, size_t size)
 {
     if (reg->free != NULL)
         reg->free(reg->alloc_ctx, ptr, size);
@@ -42,7 +42,6 @@ static uint64_t random_seed(void)
 portreg_t *portreg_create(const portreg_options_t *opts)
 {
     portreg_options_t o;
-    static _Atomic uint64_t generations = 1;
 
     portreg_options_init(&o);
     if (opts != NULL)
@@ -59,7 +58,7 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     struct portreg tmp = {.alloc = o.alloc, .free = o.free, .alloc_ctx = o.alloc_ctx};
     size_t align = alignof(struct portreg);
     size_t raw_size = sizeof(struct portreg) + align - 1;
-    void *raw = mem_alloc(&tmp, raw_size);
+    void *raw = portreg__mem_alloc(&tmp, raw_size);
     if (raw == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -72,38 +71,33 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     reg->alloc_ctx = o.alloc_ctx;
     reg->raw = raw;
     reg->raw_size = raw_size;
-    reg->seed = o.hash_seed != 0 ? o.hash_seed : random_seed();
-    reg->gen = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
-    reg->membarrier = !o.no_membarrier && membarrier_setup();
+    reg->seed_fixed = o.hash_seed != 0;
+    reg->seed = reg->seed_fixed ? o.hash_seed : random_seed();
+    reg->max_ids = o.max_ids;
     atomic_init(&reg->efd, -1);
-    ck_epoch_init(&reg->epoch);
 
-    int err = pthread_key_create(&reg->key, reader_release);
+    int err = portreg__epoch_init(reg, !o.no_membarrier, !o.no_reclaim_thread);
     if (err != 0)
-        goto fail_key;
-    err = ENOMEM;
-    if (pthread_mutex_init(&reg->writer, NULL) != 0)
+        goto fail_epoch;
+    err = pthread_mutex_init(&reg->writer, NULL);
+    if (err != 0)
         goto fail_mutex;
-    reg->writer_rec = reader_new(reg);
-    if (reg->writer_rec == NULL)
-        goto fail_table;
-
-    writer_lock(reg);
-    ck_ht_t *ht = table_new(reg, o.initial_capacity != 0 ? o.initial_capacity : DEFAULT_CAPACITY);
-    writer_unlock(reg);
-    if (ht == NULL)
+    err = ENOMEM;
+    uint64_t seed = reg->seed;
+    struct table *t = portreg__table_new(
+        reg, o.initial_capacity != 0 ? o.initial_capacity : DEFAULT_CAPACITY, seed);
+    if (t == NULL)
         goto fail_table;
     /* Nobody else can see reg yet; the store still publishes the table. */
-    atomic_store_explicit(&reg->table, ht, memory_order_release);
+    atomic_store_explicit(&reg->table, t, memory_order_release);
     return reg;
 
 fail_table:
-    readers_free_all(reg);
     pthread_mutex_destroy(&reg->writer);
 fail_mutex:
-    pthread_key_delete(reg->key);
-fail_key:
-    mem_free(&tmp, raw, raw_size);
+    portreg__epoch_fini(reg);
+fail_epoch:
+    portreg__mem_free(&tmp, raw, raw_size);
     errno = err;
     return NULL;
 }
@@ -112,53 +106,49 @@ void portreg_destroy(portreg_t *reg)
 {
     if (reg == NULL)
         return;
-
-    /* No thread runs a section now: everything deferred can go at once. */
-    ck_epoch_reclaim(&reg->writer_rec->rec);
-
-    ck_ht_t *ht = atomic_load_explicit(&reg->table, memory_order_acquire);
-    ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
-    ck_ht_entry_t *e;
-    while (ck_ht_next(ht, &it, &e))
-        slot_free(reg, ck_ht_entry_value(e));
-    table_free_now(reg, ht);
-
-    pthread_key_delete(reg->key);
-    readers_free_all(reg);
+    /* No thread runs a section now: the epoch frees everything deferred,
+     * then the live table and its slots go. */
+    portreg__epoch_fini(reg);
+    portreg__table_destroy(reg);
     pthread_mutex_destroy(&reg->writer);
     int fd = atomic_load_explicit(&reg->efd, memory_order_relaxed);
     if (fd >= 0)
         close(fd);
-    mem_free(reg, reg->raw, reg->raw_size);
+    portreg__mem_free(reg, reg->raw, reg->raw_size);
 }
 
 size_t portreg_count(portreg_t *reg)
 {
     if (reg == NULL)
         return 0;
-    return counter_read(&reg->tracked);
+    return books_read(&reg->books.tracked);
 }
 
 uint64_t portreg_changes(portreg_t *reg)
 {
     if (reg == NULL)
         return 0;
-    /* acquire: pairs with the release increment in notify_change(), so a
-     * caller that sees the count also sees the states behind it. */
-    return atomic_load_explicit(&reg->changes, memory_order_acquire);
+    /* seq_cst: acquire pairs with the increment in books_changed(), so a
+     * caller that sees the count also sees the states behind it; seq_cst
+     * closes the store-buffering pair with portreg_eventfd() (wait.c). */
+    return atomic_load_explicit(&reg->books.changes, memory_order_seq_cst);
 }
 
 int portreg_stats(portreg_t *reg, portreg_stats_t *stats)
 {
     if (reg == NULL || stats == NULL)
         return PORTREG_EINVAL;
-    stats->tracked = counter_read(&reg->tracked);
-    stats->slots = counter_read(&reg->slots);
-    stats->table_capacity = atomic_load_explicit(&reg->table_capacity, memory_order_relaxed);
-    stats->bytes = atomic_load_explicit(&reg->table_bytes, memory_order_relaxed) +
-                   atomic_load_explicit(&reg->slot_bytes, memory_order_relaxed);
-    stats->compactions = atomic_load_explicit(&reg->compactions, memory_order_relaxed);
-    stats->changes = atomic_load_explicit(&reg->changes, memory_order_relaxed);
+    memset(stats, 0, sizeof *stats);
+    stats->tracked = books_read(&reg->books.tracked);
+    stats->slots = books_read(&reg->books.slots);
+    stats->table_capacity = atomic_load_explicit(&reg->books.table_capacity, memory_order_relaxed);
+    stats->bytes = atomic_load_explicit(&reg->books.table_bytes, memory_order_relaxed) +
+                   atomic_load_explicit(&reg->books.slot_bytes, memory_order_relaxed);
+    stats->compactions = atomic_load_explicit(&reg->books.compactions, memory_order_relaxed);
+    stats->changes = atomic_load_explicit(&reg->books.changes, memory_order_relaxed);
+    stats->probe_max = atomic_load_explicit(&reg->books.probe_max, memory_order_relaxed);
+    stats->reseeds = atomic_load_explicit(&reg->books.reseeds, memory_order_relaxed);
+    stats->deferred_bytes = atomic_load_explicit(&reg->epoch.pending_bytes, memory_order_relaxed);
     return 0;
 }
 
@@ -166,9 +156,12 @@ int portreg_reclaim(portreg_t *reg)
 {
     if (reg == NULL)
         return PORTREG_EINVAL;
-    writer_lock(reg);
-    epoch_scan_barrier(reg);
-    ck_epoch_barrier(&reg->writer_rec->rec);
-    writer_unlock(reg);
-    return 0;
+    return portreg__epoch_reclaim(reg);
+}
+
+int portreg_thread_attach(portreg_t *reg)
+{
+    if (reg == NULL)
+        return PORTREG_EINVAL;
+    return epoch_record(reg, &reg->epoch) != NULL ? 0 : PORTREG_ENOMEM;
 }

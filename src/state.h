@@ -9,8 +9,16 @@
  * The version sits in the high 32-bit half, so portreg_wait() can sleep on
  * that half with a futex while the low half (waiters) changes freely.
  * RETIRED is internal: a slot compaction has dropped from the table. It
- * reads as UNTRACKED and no writer may change it; they retry under the
- * writer lock against the current table.
+ * reads as UNTRACKED and no writer may change it: an operation that does
+ * not insert decides as for an untracked id, one that inserts retries
+ * under the writer lock against the current table.
+ *
+ * The waiter count saturates: once it reaches ST_WAITERS_MAX it stays
+ * there for the slot's lifetime (later waiters sleep without counting,
+ * leaving waiters do not count down). Writers then always wake, and the
+ * slot is never retired, so no uncounted sleeper can miss a wake-up or
+ * outlive its slot; only a backend that once had 16,383 sleepers at once
+ * pays for that.
  */
 #ifndef PORTREG_STATE_H
 #define PORTREG_STATE_H
@@ -87,6 +95,50 @@ static inline portreg_state_t st_public(uint64_t w)
 static inline uint32_t st_public_version(uint64_t w)
 {
     return st_tracked(w) ? st_version(w) : 0;
+}
+
+/* Operations on a backend's state (ops.c applies them). */
+enum op_kind { OP_TRACK, OP_REGISTER, OP_UNTRACK, OP_UNBIND };
+
+struct op {
+    enum op_kind kind;
+    uint16_t port;
+    bool conditional;
+    uint32_t expected; /* public version, when conditional */
+};
+
+/* Decides what op does to a backend in state old. Returns 1 with *next set
+ * when it changes the state, 0 when it succeeds without a change, or
+ * PORTREG_ECONFLICT. The waiter count is carried over untouched. This is
+ * the whole state machine. */
+static inline int op_transition(const struct op *op, uint64_t old, uint64_t *next)
+{
+    uint64_t waiters = old & ST_WAITERS_MASK;
+    uint32_t v = st_next_version(old);
+
+    if (op->conditional && st_public_version(old) != op->expected)
+        return PORTREG_ECONFLICT;
+    switch (op->kind) {
+    case OP_TRACK:
+        if (st_tracked(old))
+            return 0;
+        *next = st_pack(PORTREG_PENDING, 0, v) | waiters;
+        return 1;
+    case OP_REGISTER:
+        *next = st_pack(PORTREG_BOUND, op->port, v) | waiters;
+        return 1;
+    case OP_UNTRACK:
+        if (!st_tracked(old))
+            return 0;
+        *next = st_pack(PORTREG_UNTRACKED, 0, v) | waiters;
+        return 1;
+    case OP_UNBIND:
+        if (st_status(old) != PORTREG_BOUND)
+            return 0;
+        *next = st_pack(PORTREG_PENDING, 0, v) | waiters;
+        return 1;
+    }
+    return PORTREG_EINVAL;
 }
 
 #endif

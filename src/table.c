@@ -1,39 +1,70 @@
 /*
- * The writer side of the table: inserting new ids, growing, compacting, and
- * deferring frees until readers are done.
+ * The table: finding and inserting slots, and rebuilding the table to
+ * drop untracked ids (compaction) or to draw new hash keys (reseeding).
  *
  * ck_ht allows one writer at a time, so every ck_ht write (put, grow) runs
  * under reg->writer. Changes of state of a slot already in the table never
- * take this lock (see ops.c).
+ * take this lock (ops.c).
  *
  * Nothing is ever removed from a live table. Removal would leave a
- * tombstone, and reusing a tombstone bumps the map's deletion counter, which
- * makes every concurrent ck_ht_get_spmc() start over: lookups would no
- * longer be wait-free (and 0.7.1 has two bugs on that path). Instead an
- * untracked slot stays in place, and once untracked slots make up half of
- * the table, compact_locked() builds a fresh table without them and swaps
- * it in with one pointer store. Readers still on the old table finish there.
+ * tombstone, and reusing a tombstone bumps the map's deletion counter,
+ * which makes every concurrent ck_ht_get_spmc() start over: lookups would
+ * no longer be wait-free (and libck 0.7.1 has two bugs on that path).
+ * Instead an untracked slot stays in place, and rebuild() builds a fresh
+ * table without the untracked slots nobody waits on or holds, and swaps it
+ * in with one pointer store. Readers still on the old table finish there;
+ * the old table and the dropped slots are freed after a grace period.
+ *
+ * Probe lengths. A lookup examines at most probe_max + 1 entries of the
+ * current map (portreg_stats_t.probe_max: the longest probe any insert
+ * into this map needed). libck grows a map before an insert would probe
+ * more than 2 * max(64, buckets / 8) entries, which bounds probe_max.
+ * Random ids keep it far lower: at load 1/2, under 20 for a million ids.
+ * An insert that leaves probe_max above the reseed threshold below means the ids
+ * collide far more than random ones do (the keys leaked, or the hash met
+ * inputs it handles badly): the table is rebuilt with fresh keys.
  */
-#include <linux/membarrier.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include <sys/random.h>
 
 #include "internal.h"
 
-#define COMPACT_MIN_DEAD 64
-#define POLL_INTERVAL    32
+/* Planted bug (stress/run-planted.sh): free dropped slots before readers
+ * are done with them. */
+#if defined(PORTREG_PLANT_EARLY_FREE)
+#define PLANT_EARLY_FREE 1
+#else
+#define PLANT_EARLY_FREE 0
+#endif
+/* Planted bug: compaction ignores handles and retires a pinned slot. */
+#if defined(PORTREG_PLANT_RETIRE_PINNED)
+#define PLANT_RETIRE_PINNED 1
+#else
+#define PLANT_RETIRE_PINNED 0
+#endif
 
-/* ck_ht's allocator hooks have no context argument, so the registry that a
- * ck_ht call works for is named here for the duration of the call. Only the
- * writer lock's holder sets it. */
-static _Thread_local struct portreg *hook_reg;
+/* An insert that finds the table at max_ids compacts first if at least
+ * this fraction of the slots could go: O(FULL_COMPACT_DIV) per insert,
+ * amortized, however a daemon churns ids at the limit. */
+#define FULL_COMPACT_DIV 16
+
+/* Reseed when probe_max exceeds RESEED_BASE + RESEED_PER_DOUBLING *
+ * log2(buckets); after a reseed, not again before the table has grown by
+ * half (so even ids that defeat every key cost O(1) amortized). */
+#define RESEED_BASE         32
+#define RESEED_PER_DOUBLING 4
+
+/* ck_ht's allocator hooks have no context argument. Every ck_ht call that
+ * may allocate runs through ht_init_for() or ht_put_for(), which name the
+ * registry the hooks allocate for while the call runs. */
+static _Thread_local struct portreg *ckm_owner;
 
 /* Every map ck_ht allocates carries this header, so free() can find its
- * registry and defer itself through ck_epoch without allocating. */
+ * registry and defer itself without allocating. */
 struct map_header {
-    ck_epoch_entry_t entry;
+    struct epoch_entry entry;
     struct portreg *reg;
     size_t size;
     _Alignas(16) char data[];
@@ -41,19 +72,18 @@ struct map_header {
 
 static void *ckm_malloc(size_t size)
 {
-    struct portreg *reg = hook_reg;
-    struct map_header *h = mem_alloc(reg, sizeof *h + size);
+    struct portreg *reg = ckm_owner;
+    struct map_header *h = portreg__mem_alloc(reg, sizeof *h + size);
     if (h == NULL)
         return NULL;
     h->reg = reg;
     h->size = size;
-    atomic_fetch_add_explicit(&reg->table_bytes, size, memory_order_relaxed);
     /* A map of n buckets takes 32n bytes plus a header smaller than 4
      * buckets' worth, so this rounds back to n. */
-    size_t cap = 1;
-    while (cap * 2 <= size / sizeof(ck_ht_entry_t))
-        cap *= 2;
-    atomic_store_explicit(&reg->table_capacity, cap, memory_order_relaxed);
+    size_t buckets = 1;
+    while (buckets * 2 <= size / sizeof(ck_ht_entry_t))
+        buckets *= 2;
+    books_map_allocated(reg, size, buckets);
     /* TSan sees malloc as a write to the map; ck_ht publishes the map
      * with uninstrumented stores. Paired with the acquire in iter.c, the
      * only place our own code reads a map's buckets. */
@@ -63,103 +93,101 @@ static void *ckm_malloc(size_t size)
 
 static void map_free_now(struct map_header *h)
 {
-    struct portreg *reg = h->reg;
-    atomic_fetch_sub_explicit(&reg->table_bytes, h->size, memory_order_relaxed);
-    mem_free(reg, h, sizeof *h + h->size);
+    books_map_freed(h->reg, h->size);
+    portreg__mem_free(h->reg, h, sizeof *h + h->size);
 }
 
-static void map_free_deferred(ck_epoch_entry_t *e)
+static void map_free_deferred(struct epoch_entry *e)
 {
-    struct map_header *h = (struct map_header *)(void *)e;
-    TSAN_ACQUIRE(&h->reg->tsan_sync); /* pairs with reader_end() */
-    map_free_now(h);
+    map_free_now((struct map_header *)(void *)e);
 }
 
 /* defer is true when ck_ht replaced the map (grow): readers may still be
- * probing it, so it waits for a grace period. */
+ * probing it. */
 static void ckm_free(void *p, size_t size, bool defer)
 {
     struct map_header *h = (struct map_header *)((char *)p - offsetof(struct map_header, data));
     (void)size;
     if (defer)
-        ck_epoch_call(&h->reg->writer_rec->rec, &h->entry, map_free_deferred);
+        portreg__epoch_defer(h->reg, &h->entry, map_free_deferred, h->size);
     else
         map_free_now(h);
 }
 
-/* ck_ht's hash hook: the same function table_find() inlines. */
+/* ck_ht's hash hook. Its seed argument is the address of the table's
+ * keys (portreg__table_new()); table_find() inlines the same function. */
 static void hash_callback(ck_ht_hash_t *h, const void *key, size_t len, uint64_t seed)
 {
-    h->value = id_hash(key, len, seed);
+    h->value = id_hash(key, len, (const struct hash_key *)(uintptr_t)seed);
 }
 
-/* Registers the process for expedited private membarriers, once; false
- * where the kernel (or a seccomp filter) does not offer them. */
-bool membarrier_setup(void)
+static bool ht_init_for(struct portreg *reg, struct table *t, size_t buckets)
 {
-    static _Atomic int state; /* 0 unknown, 1 available, -1 not */
-    int s = atomic_load_explicit(&state, memory_order_acquire);
-    if (s == 0) {
-        long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-        bool ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-                  syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-        s = ok ? 1 : -1;
-        atomic_store_explicit(&state, s, memory_order_release);
-    }
-    return s > 0;
+    ckm_owner = reg;
+    bool ok = ck_ht_init(&t->ht, CK_HT_MODE_BYTESTRING, hash_callback, &reg->ckm, buckets,
+                         (uint64_t)(uintptr_t)&t->key);
+    ckm_owner = NULL;
+    return ok;
 }
 
-/* Before scanning epoch records: see reader_begin(). */
-void epoch_scan_barrier(struct portreg *reg)
+static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s)
 {
-    if (reg->membarrier)
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    ck_ht_entry_t e;
+    ck_ht_hash_t h;
+
+    h.value = id_hash(s->id, s->id_len, &t->key);
+    ck_ht_entry_set(&e, h, s->id, s->id_len, s);
+    ckm_owner = reg;
+    /* put fails only if the map had to grow first and that allocation
+     * failed; then nothing was published. A failed grow after inserting
+     * is ignored by ck_ht and retried on a later put. */
+    bool ok = ck_ht_put_spmc(&t->ht, h, &e);
+    ckm_owner = NULL;
+    return ok;
 }
 
-void writer_lock(struct portreg *reg)
+void portreg__writer_lock(struct portreg *reg)
 {
     pthread_mutex_lock(&reg->writer);
-    hook_reg = reg;
 }
 
-void writer_unlock(struct portreg *reg)
+void portreg__writer_unlock(struct portreg *reg)
 {
-    /* Run the deferred frees whose grace period is over. With membarrier
-     * every poll interrupts the cores running our threads, so poll once in
-     * POLL_INTERVAL unlocks that leave something pending: the backlog stays
-     * bounded and a stream of inserts does not pay for a barrier each. */
-    if (reg->writer_rec->rec.n_pending > 0 &&
-        (!reg->membarrier || ++reg->unlocks_since_poll >= POLL_INTERVAL)) {
-        reg->unlocks_since_poll = 0;
-        epoch_scan_barrier(reg);
-        ck_epoch_poll(&reg->writer_rec->rec);
-    }
-    hook_reg = NULL;
     pthread_mutex_unlock(&reg->writer);
+    portreg__epoch_poll_if_due(reg);
 }
 
-ck_ht_t *table_new(struct portreg *reg, size_t capacity)
+struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t seed)
 {
     reg->ckm.malloc = ckm_malloc;
     reg->ckm.free = ckm_free;
-    ck_ht_t *ht = mem_alloc(reg, sizeof *ht);
-    if (ht == NULL)
+    struct table *t = portreg__mem_alloc(reg, sizeof *t);
+    if (t == NULL)
         return NULL;
+    hash_key_init(&t->key, seed);
     if (capacity > UINT32_MAX / 2)
         capacity = UINT32_MAX / 2;
     /* ck_ht keeps a load factor of one half: room for capacity ids. */
-    if (!ck_ht_init(ht, CK_HT_MODE_BYTESTRING, hash_callback, &reg->ckm, capacity * 2, reg->seed)) {
-        mem_free(reg, ht, sizeof *ht);
+    if (!ht_init_for(reg, t, capacity * 2)) {
+        portreg__mem_free(reg, t, sizeof *t);
         return NULL;
     }
-    return ht;
+    return t;
 }
 
-/* For tables no reader can reach (never published, or at destroy). */
-void table_free_now(struct portreg *reg, ck_ht_t *ht)
+/* For tables no reader can reach (never published, or past their grace
+ * period, or at destroy). */
+void portreg__table_free_now(struct portreg *reg, struct table *t)
 {
-    ck_ht_destroy(ht);
-    mem_free(reg, ht, sizeof *ht);
+    ck_ht_destroy(&t->ht);
+    portreg__mem_free(reg, t, sizeof *t);
+}
+
+struct slot *portreg__table_find_copy(struct table *t, const char *id, size_t id_len)
+{
+    char copy[PORTREG_ID_MAX];
+    memcpy(copy, id, id_len);
+    return table_find(t, copy, id_len);
 }
 
 static size_t slot_size(size_t id_len)
@@ -167,115 +195,128 @@ static size_t slot_size(size_t id_len)
     return sizeof(struct slot) + id_len;
 }
 
-void slot_free(struct portreg *reg, struct slot *s)
+static void slot_free(struct portreg *reg, struct slot *s)
 {
     size_t size = slot_size(s->id_len);
-    atomic_fetch_sub_explicit(&reg->slot_bytes, size, memory_order_relaxed);
-    mem_free(reg, s, size);
+    books_slot_freed(reg, size);
+    portreg__mem_free(reg, s, size);
 }
 
-/* Inserts a new slot for id with the given state into the current table.
- * Caller holds the writer lock and has checked that id is absent. */
-int table_insert(struct portreg *reg, const char *id, size_t id_len, uint64_t state,
-                 struct slot **out)
+/* The current table, as its only writer sees it. */
+static struct table *table_locked(struct portreg *reg)
 {
-    ck_ht_t *ht = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
-    size_t size = slot_size(id_len);
-    struct slot *s = mem_alloc(reg, size);
-    if (s == NULL)
-        return PORTREG_ENOMEM;
-    s->id_len = (uint8_t)id_len;
-    memcpy(s->id, id, id_len);
-    /* release: the slot's contents before its word; readers acquire it. */
-    atomic_store_explicit(&s->state, state, memory_order_release);
-    TSAN_RELEASE(s); /* ck_ht_put_spmc() publishes s; table_find() acquires */
-
-    ck_ht_entry_t e;
-    ck_ht_hash_t h;
-    ck_ht_hash(&h, ht, s->id, (uint16_t)id_len);
-    ck_ht_entry_set(&e, h, s->id, (uint16_t)id_len, s);
-    /* put fails only if the table had to grow first and that allocation
-     * failed; then nothing was published. A failure of the grow that put
-     * attempts after inserting is ignored by ck_ht and retried next time. */
-    if (!ck_ht_put_spmc(ht, h, &e)) {
-        mem_free(reg, s, size);
-        return PORTREG_ENOMEM;
-    }
-    atomic_fetch_add_explicit(&reg->slot_bytes, size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&reg->slots, 1, memory_order_relaxed);
-    if (st_tracked(state))
-        atomic_fetch_add_explicit(&reg->tracked, 1, memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(&reg->dead, 1, memory_order_relaxed);
-    if (out != NULL)
-        *out = s;
-    return 0;
+    return atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
 }
 
-/* What compaction hands to ck_epoch: the old table and the slots it
+/* Records the current table's probe maximum; true if it is abnormal:
+ * far above what random ids produce at any size (see the top of the
+ * file), far below libck's own limit. */
+static bool probe_max_abnormal(struct portreg *reg)
+{
+    struct ck_ht_stat st;
+    ck_ht_stat(&table_locked(reg)->ht, &st);
+    books_probe_max(reg, (size_t)st.probe_maximum);
+    size_t buckets = atomic_load_explicit(&reg->books.table_capacity, memory_order_relaxed);
+    unsigned log2 = 0;
+    while (((size_t)1 << log2) < buckets)
+        log2++;
+    return st.probe_maximum > RESEED_BASE + RESEED_PER_DOUBLING * (uint64_t)log2;
+}
+
+static uint64_t next_seed(struct portreg *reg)
+{
+    uint64_t seed = 0;
+    if (reg->seed_fixed || getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed ||
+        seed == 0)
+        seed = hash_splitmix(&reg->seed);
+    return seed;
+}
+
+/* What a rebuild hands to the epoch: the old table and the slots it
  * dropped, freed together once no reader can hold them. */
 struct graveyard {
-    ck_epoch_entry_t entry;
+    struct epoch_entry entry;
     struct portreg *reg;
-    ck_ht_t *old;
+    struct table *old;
     size_t n, cap;
     struct slot *slots[];
 };
 
-static void graveyard_free(struct portreg *reg, struct graveyard *g)
+static size_t graveyard_size(size_t cap)
 {
-    mem_free(reg, g, sizeof *g + g->cap * sizeof g->slots[0]);
+    return sizeof(struct graveyard) + cap * sizeof(struct slot *);
 }
 
-static void graveyard_run(ck_epoch_entry_t *e)
+static void graveyard_run(struct epoch_entry *e)
 {
     struct graveyard *g = (struct graveyard *)(void *)e;
     struct portreg *reg = g->reg;
 
-    TSAN_ACQUIRE(&reg->tsan_sync); /* pairs with reader_end() */
-    table_free_now(reg, g->old);
-#ifndef PORTREG_PLANT_EARLY_FREE
-    for (size_t i = 0; i < g->n; i++)
-        slot_free(reg, g->slots[i]);
-#endif
-    graveyard_free(reg, g);
+    portreg__table_free_now(reg, g->old);
+    if (!PLANT_EARLY_FREE)
+        for (size_t i = 0; i < g->n; i++)
+            slot_free(reg, g->slots[i]);
+    portreg__mem_free(reg, g, graveyard_size(g->cap));
 }
 
-/* Rebuilds the table without its untracked slots. Caller holds the lock.
- * On allocation failure nothing changes (the untracked slots stay). */
-static void compact_locked(struct portreg *reg)
+/* A slot compaction may drop: untracked, nobody asleep on it, no handle. */
+static bool slot_droppable(struct slot *s, uint64_t w)
 {
-    ck_ht_t *old = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
-    size_t total = (size_t)ck_ht_count(old);
-    /* Only untracks (lock-free) add dead slots while we run; the ones we
-     * counted here are the ones we have room to drop. */
-    size_t cap = counter_read(&reg->dead);
-    if (cap == 0 || cap > total)
-        return;
+    /* acquire: pairs with the release in portreg_handle_close(). Pins
+     * only rise under the lock we hold, so a zero here stays zero. */
+    uint64_t pins = atomic_load_explicit(&s->pins, memory_order_acquire);
+    return st_status(w) == PORTREG_UNTRACKED && st_waiters(w) == 0 &&
+           (pins == 0 || PLANT_RETIRE_PINNED);
+}
 
-    struct graveyard *g = mem_alloc(reg, sizeof *g + cap * sizeof g->slots[0]);
+/* Builds a fresh table holding every slot except the droppable ones and
+ * swaps it in; reseed draws new hash keys. Writer lock held. On allocation
+ * failure nothing changes. */
+static void rebuild(struct portreg *reg, bool reseed)
+{
+    struct table *old = table_locked(reg);
+    size_t total = (size_t)ck_ht_count(&old->ht);
+    /* Only untracks (lock-free) add dead slots while we run; the ones
+     * counted here are the ones we have room to drop. */
+    size_t cap = books_read(&reg->books.dead);
+    if (cap > total)
+        cap = total;
+
+    struct graveyard *g = portreg__mem_alloc(reg, graveyard_size(cap));
     if (g == NULL)
         return;
     g->reg = reg;
     g->old = old;
     g->n = 0;
     g->cap = cap;
-    ck_ht_t *fresh = table_new(reg, total - cap + 1);
+    uint64_t seed = reseed ? next_seed(reg) : old->ht.seed;
+    struct table *fresh = reseed ? portreg__table_new(reg, total + 1, seed) : NULL;
+    if (!reseed) {
+        /* Same keys: reuse them rather than drawing from the seed. */
+        fresh = portreg__mem_alloc(reg, sizeof *fresh);
+        if (fresh != NULL) {
+            fresh->key = old->key;
+            if (!ht_init_for(reg, fresh, (total - cap + 1) * 2)) {
+                portreg__mem_free(reg, fresh, sizeof *fresh);
+                fresh = NULL;
+            }
+        }
+    }
     if (fresh == NULL) {
-        graveyard_free(reg, g);
+        portreg__mem_free(reg, g, graveyard_size(cap));
         return;
     }
 
     uint32_t floor = reg->version_floor;
+    size_t stuck = 0;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     ck_ht_entry_t *e;
-    while (ck_ht_next(old, &it, &e)) {
+    while (ck_ht_next(&old->ht, &it, &e)) {
         struct slot *s = ck_ht_entry_value(e);
         uint64_t w = atomic_load_explicit(&s->state, memory_order_acquire);
-        /* Retire only an untracked slot nobody waits on. acq_rel: a writer
-         * that loses the race to us sees RETIRED and retries under the
-         * lock; one that wins keeps the slot alive and we carry it over. */
-        if (g->n < g->cap && st_status(w) == PORTREG_UNTRACKED && st_waiters(w) == 0 &&
+        /* acq_rel: a writer that loses the race to us sees RETIRED; one
+         * that wins keeps the slot alive and we carry it over. */
+        if (g->n < g->cap && slot_droppable(s, w) &&
             atomic_compare_exchange_strong_explicit(&s->state, &w,
                                                     st_pack(ST_RETIRED, 0, st_version(w)),
                                                     memory_order_acq_rel, memory_order_acquire)) {
@@ -284,56 +325,125 @@ static void compact_locked(struct portreg *reg)
                 floor = st_version(w);
             continue;
         }
-        ck_ht_entry_t ne;
-        ck_ht_hash_t h;
-        ck_ht_hash(&h, fresh, s->id, s->id_len);
-        ck_ht_entry_set(&ne, h, s->id, s->id_len, s);
-        if (!ck_ht_put_spmc(fresh, h, &ne))
+        if (!st_tracked(atomic_load_explicit(&s->state, memory_order_relaxed)))
+            stuck++;
+        if (!ht_put_for(reg, fresh, s))
             goto undo;
     }
 
-    /* release: fresh's buckets before the pointer; pairs with the acquire
-     * in table_current(). */
+    /* release: fresh's buckets and keys before the pointer; pairs with
+     * the acquire in table_current(). */
     atomic_store_explicit(&reg->table, fresh, memory_order_release);
     reg->version_floor = floor;
-    atomic_fetch_sub_explicit(&reg->dead, (intptr_t)g->n, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&reg->slots, (intptr_t)g->n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&reg->compactions, 1, memory_order_relaxed);
-#ifdef PORTREG_PLANT_EARLY_FREE
-    /* Planted bug: free the dropped slots before readers are done. */
-    for (size_t i = 0; i < g->n; i++)
-        slot_free(reg, g->slots[i]);
-#endif
-    ck_epoch_call(&reg->writer_rec->rec, &g->entry, graveyard_run);
+    books_rebuilt(reg, g->n, stuck, reseed);
+    probe_max_abnormal(reg);
+    if (reseed) {
+        size_t slots = books_read(&reg->books.slots);
+        reg->reseed_after = slots + slots / 2 + COMPACT_MIN_DEAD;
+    }
+    if (PLANT_EARLY_FREE)
+        for (size_t i = 0; i < g->n; i++)
+            slot_free(reg, g->slots[i]);
+    portreg__epoch_defer(reg, &g->entry, graveyard_run, graveyard_size(g->cap));
     return;
 
 undo:
-    /* Nobody changes a RETIRED word, and writers who saw it are waiting
-     * for our lock: put the words back as they were. */
+    /* Nobody changes a RETIRED word, and only inserting writers wait for
+     * our lock: put the words back as they were. */
     for (size_t i = 0; i < g->n; i++) {
         uint64_t w = atomic_load_explicit(&g->slots[i]->state, memory_order_relaxed);
         atomic_store_explicit(&g->slots[i]->state, st_pack(PORTREG_UNTRACKED, 0, st_version(w)),
                               memory_order_release);
     }
-    table_free_now(reg, fresh);
-    graveyard_free(reg, g);
+    portreg__table_free_now(reg, fresh);
+    portreg__mem_free(reg, g, graveyard_size(cap));
 }
 
-static bool compact_due(struct portreg *reg)
+int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, const struct op *op,
+                          struct slot **out, uint64_t *word)
 {
-    size_t dead = counter_read(&reg->dead);
-    size_t slots = counter_read(&reg->slots);
-    return dead >= COMPACT_MIN_DEAD && dead * 2 >= slots;
+    /* Before inserting, so the new slot cannot be dropped before its
+     * caller counts itself on it. */
+    if (books_compaction_due(reg))
+        rebuild(reg, false);
+    if (reg->max_ids != 0 && books_read(&reg->books.slots) >= reg->max_ids) {
+        size_t dead = books_read(&reg->books.dead), stuck = books_read(&reg->books.stuck);
+        if (dead > stuck && (dead - stuck) * FULL_COMPACT_DIV >= reg->max_ids)
+            rebuild(reg, false);
+        if (books_read(&reg->books.slots) >= reg->max_ids)
+            return PORTREG_EFULL;
+    }
+
+    /* A new slot continues above every version a dropped one had. */
+    uint64_t w = st_pack(PORTREG_UNTRACKED, 0, reg->version_floor);
+    if (op != NULL && op_transition(op, w, &w) != 1)
+        return PORTREG_EINVAL; /* callers insert only for ops that change an untracked id */
+
+    size_t size = slot_size(id_len);
+    struct slot *s = portreg__mem_alloc(reg, size);
+    if (s == NULL)
+        return PORTREG_ENOMEM;
+    s->id_len = (uint8_t)id_len;
+    memcpy(s->id, id, id_len);
+    atomic_init(&s->pins, 0);
+    /* release: the slot's contents before its word; readers acquire it. */
+    atomic_store_explicit(&s->state, w, memory_order_release);
+    TSAN_RELEASE(s); /* ck_ht_put_spmc() publishes s; table_find() acquires */
+    struct table *t = table_locked(reg);
+    if (!ht_put_for(reg, t, s)) {
+        portreg__mem_free(reg, s, size);
+        return PORTREG_ENOMEM;
+    }
+    books_slot_inserted(reg, w, size);
+    *out = s;
+    *word = w;
+
+    if (probe_max_abnormal(reg) && books_read(&reg->books.slots) >= reg->reseed_after)
+        rebuild(reg, true);
+    return 0;
 }
 
-/* Called after an untrack. trylock: an untrack never waits for the lock;
- * if another writer holds it, a later untrack checks again. */
-void compact_if_due(struct portreg *reg)
+int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len, struct slot **out)
 {
-    if (!compact_due(reg) || pthread_mutex_trylock(&reg->writer) != 0)
+    uint64_t w;
+
+    *out = table_find(table_locked(reg), id, id_len);
+    if (*out != NULL)
+        return 0;
+    return portreg__table_insert(reg, id, id_len, NULL, out, &w);
+}
+
+void portreg__table_compact_if_due(struct portreg *reg)
+{
+    /* trylock: an untrack never waits for the lock; if another writer
+     * holds it, a later untrack or insert checks again. */
+    if (!books_compaction_due(reg) || pthread_mutex_trylock(&reg->writer) != 0)
         return;
-    hook_reg = reg;
-    if (compact_due(reg))
-        compact_locked(reg);
-    writer_unlock(reg);
+    if (books_compaction_due(reg))
+        rebuild(reg, false);
+    portreg__writer_unlock(reg);
+}
+
+void portreg__table_destroy(struct portreg *reg)
+{
+    struct table *t = table_locked(reg);
+    ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
+    ck_ht_entry_t *e;
+    size_t open = 0;
+
+    while (ck_ht_next(&t->ht, &it, &e)) {
+        struct slot *s = ck_ht_entry_value(e);
+        open += atomic_load_explicit(&s->pins, memory_order_relaxed) != 0;
+        slot_free(reg, s);
+    }
+    portreg__table_free_now(reg, t);
+#ifndef NDEBUG
+    if (open != 0) {
+        /* A handle outlives its registry: its next read would touch freed
+         * memory. Stop here rather than later, somewhere unrelated. */
+        static const char msg[] = "portreg_destroy: a handle is still open\n";
+        fwrite(msg, 1, sizeof msg - 1, stderr);
+        abort();
+    }
+#endif
 }

@@ -11,12 +11,12 @@
  * system call only when it is not zero.
  *
  * A slot with waiters is never retired by compaction, so a sleeping waiter
- * needs no epoch section to keep it alive.
+ * needs no epoch section to keep it alive. The count saturates rather than
+ * overflowing (state.h), so every waiter sleeps, however many there are.
  */
 #include <errno.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -34,13 +34,16 @@ static uint32_t *version_half(struct slot *s)
 #endif
 }
 
-void notify_change(struct portreg *reg, struct slot *s, uint64_t old)
+void portreg__notify_change(struct portreg *reg, struct slot *s, uint64_t old)
 {
-    /* release: pairs with the acquire in portreg_changes(). */
-    atomic_fetch_add_explicit(&reg->changes, 1, memory_order_release);
+    books_changed(reg);
     if (st_waiters(old) != 0)
         syscall(SYS_futex, version_half(s), FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-    int fd = atomic_load_explicit(&reg->efd, memory_order_acquire);
+    /* seq_cst: the load half of the store-buffering pair with
+     * portreg_eventfd(); see books_changed(). Either this load sees the new
+     * fd and we signal it, or the creator's next read of the change count
+     * sees our increment. */
+    int fd = atomic_load_explicit(&reg->efd, memory_order_seq_cst);
     if (fd >= 0) {
         uint64_t one = 1;
         /* EAGAIN means the counter is saturated: already readable. */
@@ -56,19 +59,100 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Inserts an untracked placeholder for id (if the table has no slot for
- * it) so a waiter has a word to sleep on. It reads as untracked, counts
- * as dead, and compaction drops it once nobody waits on it. */
-static int placeholder(struct portreg *reg, const char *id, size_t id_len)
+/* The absolute deadline, or -1 for none: negative timeouts, and timeouts
+ * so long that the deadline would overflow (centuries), wait forever. */
+static int64_t deadline_after(int64_t timeout_ns)
 {
-    int rc = 0;
+    if (timeout_ns < 0)
+        return -1;
+    int64_t now = now_ns();
+    return timeout_ns > INT64_MAX - now ? -1 : now + timeout_ns;
+}
 
-    writer_lock(reg);
-    ck_ht_t *ht = atomic_load_explicit(&reg->table, memory_order_relaxed); /* ours: lock */
-    if (table_find(ht, id, id_len) == NULL)
-        rc = table_insert(reg, id, id_len, st_pack(PORTREG_UNTRACKED, 0, reg->version_floor), NULL);
-    writer_unlock(reg);
+enum join { JOINED, JOIN_CHANGED, JOIN_RETIRED };
+
+/* Counts the caller as a waiter on s, starting from its word *w, unless
+ * the public version already differs from seen. The count is taken with a
+ * CAS on the whole word, so it is taken only on a word whose version is
+ * the one we compare against, and never on a RETIRED slot. A saturated
+ * count stays saturated (state.h): nothing to add. */
+static enum join waiter_join(struct slot *s, uint64_t *w, uint32_t seen)
+{
+    for (;;) {
+        if (st_public_version(*w) != seen)
+            return JOIN_CHANGED;
+        if (st_status(*w) == ST_RETIRED)
+            return JOIN_RETIRED;
+        if (st_waiters(*w) == ST_WAITERS_MAX)
+            return JOINED;
+        /* acquire on success: our later loads come after this word. */
+        if (atomic_compare_exchange_weak_explicit(&s->state, w, *w + ST_WAITER_ONE,
+                                                  memory_order_acquire, memory_order_acquire))
+            return JOINED;
+    }
+}
+
+static void waiter_leave(struct slot *s)
+{
+    uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+    do {
+        if (st_waiters(w) == ST_WAITERS_MAX)
+            return; /* saturated: stays so */
+        /* release: our accesses to s come before compaction may drop it. */
+    } while (!atomic_compare_exchange_weak_explicit(&s->state, &w, w - ST_WAITER_ONE,
+                                                    memory_order_release, memory_order_relaxed));
+}
+
+/* The caller is counted on s (joined on word w0): s stays in the table and
+ * alive until we leave. Sleeps until the version moves off w0's or the
+ * deadline passes. With seen 0 on an untracked id this returns on any
+ * change at all (a track, even if an untrack follows before we run). */
+static int wait_counted(struct slot *s, uint64_t w0, int64_t deadline, portreg_state_t *state)
+{
+    uint32_t raw0 = st_version(w0);
+    uint64_t w;
+    int rc;
+
+    for (;;) {
+        w = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (st_version(w) != raw0) {
+            rc = 0;
+            break;
+        }
+        if (deadline >= 0 && now_ns() >= deadline) {
+            rc = PORTREG_ETIMEDOUT;
+            break;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (deadline >= 0) {
+            ts.tv_sec = deadline / 1000000000;
+            ts.tv_nsec = deadline % 1000000000;
+            tsp = &ts;
+        }
+        /* Sleeps only while the version half still holds raw0. Absolute
+         * CLOCK_MONOTONIC deadline: early wake-ups do not stretch it. */
+        syscall(SYS_futex, version_half(s), FUTEX_WAIT_BITSET_PRIVATE, raw0, tsp, NULL,
+                FUTEX_BITSET_MATCH_ANY);
+    }
+    if (state != NULL)
+        *state = st_public(w);
+    waiter_leave(s);
     return rc;
+}
+
+int portreg__slot_wait(struct slot *s, uint32_t seen_version, int64_t timeout_ns,
+                       portreg_state_t *state)
+{
+    int64_t deadline = deadline_after(timeout_ns);
+    uint64_t w = atomic_load_explicit(&s->state, memory_order_acquire);
+
+    /* s is pinned by a handle: never RETIRED. */
+    if (waiter_join(s, &w, seen_version) != JOINED) {
+        if (state != NULL)
+            *state = st_public(w);
+        return 0;
+    }
+    return wait_counted(s, w, deadline, state);
 }
 
 int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_version,
@@ -76,58 +160,45 @@ int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_ve
 {
     if (reg == NULL || !id_valid(id, id_len))
         return PORTREG_EINVAL;
-    struct reader *r = reader_get(reg);
+    struct epoch_record *r = epoch_record(reg, &reg->epoch);
     if (r == NULL)
         return PORTREG_ENOMEM;
-    int64_t deadline = timeout_ns >= 0 ? now_ns() + timeout_ns : -1;
+    int64_t deadline = deadline_after(timeout_ns);
 
-    for (;;) {
-        reader_begin(reg, r);
-        struct slot *s = table_find(table_current(reg), id, id_len);
-        uint64_t w = s != NULL ? atomic_load_explicit(&s->state, memory_order_acquire)
-                               : st_pack(PORTREG_UNTRACKED, 0, 0);
-        bool timed_out = deadline >= 0 && now_ns() >= deadline;
-        if (st_public_version(w) != seen_version || timed_out) {
-            reader_end(reg, r);
+    /* Fast path: the table holds the id. Counting ourselves inside the
+     * read section keeps the slot from being retired once we leave it. */
+    epoch_begin(&reg->epoch, r);
+    struct slot *s = table_find(table_current(reg), id, id_len);
+    uint64_t w = s != NULL ? atomic_load_explicit(&s->state, memory_order_acquire)
+                           : st_pack(PORTREG_UNTRACKED, 0, 0);
+    enum join j = s != NULL ? waiter_join(s, &w, seen_version)
+                            : (seen_version != 0 ? JOIN_CHANGED : JOIN_RETIRED);
+    epoch_end(&reg->epoch, r);
+
+    if (j == JOIN_RETIRED) {
+        /* Untracked, with nothing to sleep on in this table: under the
+         * lock, find or insert a slot and count ourselves on it. */
+        if (deadline >= 0 && now_ns() >= deadline) {
             if (state != NULL)
                 *state = st_public(w);
-            return st_public_version(w) != seen_version ? 0 : PORTREG_ETIMEDOUT;
+            return PORTREG_ETIMEDOUT;
         }
-        if (s == NULL || st_status(w) == ST_RETIRED) {
-            /* Nothing to sleep on in this table: make (or find) one. */
-            reader_end(reg, r);
-            int rc = placeholder(reg, id, id_len);
-            if (rc != 0)
-                return rc;
-            continue;
+        portreg__writer_lock(reg);
+        int rc = portreg__table_hold(reg, id, id_len, &s);
+        if (rc == 0) {
+            w = atomic_load_explicit(&s->state, memory_order_acquire);
+            j = waiter_join(s, &w, seen_version); /* never RETIRED under the lock */
         }
-        /* acquire on success: our later loads come after this word. */
-        if (st_waiters(w) == ST_WAITERS_MAX ||
-            !atomic_compare_exchange_strong_explicit(&s->state, &w, w + ST_WAITER_ONE,
-                                                     memory_order_acquire, memory_order_relaxed)) {
-            reader_end(reg, r);
-            if (st_waiters(w) == ST_WAITERS_MAX)
-                sched_yield();
-            continue;
-        }
-        /* Our count keeps s out of compaction's hands: leave the section
-         * so a long sleep does not hold back reclamation. */
-        reader_end(reg, r);
-
-        struct timespec ts, *tsp = NULL;
-        if (deadline >= 0) {
-            ts.tv_sec = deadline / 1000000000;
-            ts.tv_nsec = deadline % 1000000000;
-            tsp = &ts;
-        }
-        /* Sleeps only while the version half still holds the version we
-         * saw (raw: an untracked slot's internal version). Absolute
-         * CLOCK_MONOTONIC deadline, so early wake-ups do not stretch it. */
-        syscall(SYS_futex, version_half(s), FUTEX_WAIT_BITSET_PRIVATE, st_version(w), tsp, NULL,
-                FUTEX_BITSET_MATCH_ANY);
-        /* release: our accesses to s come before compaction may drop it. */
-        atomic_fetch_sub_explicit(&s->state, ST_WAITER_ONE, memory_order_release);
+        portreg__writer_unlock(reg);
+        if (rc != 0)
+            return rc;
     }
+    if (j == JOIN_CHANGED) {
+        if (state != NULL)
+            *state = st_public(w);
+        return 0;
+    }
+    return wait_counted(s, w, deadline, state);
 }
 
 int portreg_eventfd(portreg_t *reg)
@@ -141,8 +212,11 @@ int portreg_eventfd(portreg_t *reg)
     if (fd < 0)
         return portreg__system_error(errno);
     int expected = -1;
-    /* acq_rel: one fd wins; losers close theirs and use the winner's. */
-    if (!atomic_compare_exchange_strong_explicit(&reg->efd, &expected, fd, memory_order_acq_rel,
+    /* seq_cst: one fd wins (losers close theirs and use the winner's),
+     * and the publication is the store half of the store-buffering pair
+     * with portreg__notify_change(); the caller's next portreg_changes()
+     * is a seq_cst load. */
+    if (!atomic_compare_exchange_strong_explicit(&reg->efd, &expected, fd, memory_order_seq_cst,
                                                  memory_order_acquire)) {
         close(fd);
         return expected;

@@ -1,0 +1,454 @@
+/*
+ * Epoch-based reclamation: when memory that readers may hold is freed.
+ *
+ * The protocol, and why it is safe
+ * --------------------------------
+ * Readers (lookups, iterations, wait set-up) run inside read sections. A
+ * section stores `active` and the global epoch it saw into the thread's
+ * record, then loads pointers. Writers unlink an object (swap the table
+ * pointer, let ck_ht replace a map) and then defer it, tagged with the
+ * global epoch read after the unlink (a full fence orders the two). The
+ * global epoch moves from E to E+1 only when every record in a section has
+ * seen E.
+ *
+ * 1. Two advances free an entry. A reader that holds an object tagged T
+ *    began its section before the unlink, so it recorded an epoch <= T.
+ *    The advance T -> T+1 may pass it (it may have seen T), but T+1 -> T+2
+ *    cannot while it stays in that section. So once the global epoch is
+ *    T+2 or more, no reader holds the entry: free it. And if a scan finds
+ *    no record in a section at all, everything deferred before the scan
+ *    can go at once.
+ *
+ * 2. Plain stores on the read side. ck_epoch_begin() orders the record's
+ *    stores before the section's loads with an atomic exchange, about a
+ *    third of a lookup. Where membarrier(2) offers private expedited
+ *    barriers, readers use plain stores plus a compiler barrier instead,
+ *    and every scan first makes each running thread of the process
+ *    execute a full barrier. After it, a reader's begin stores are either
+ *    visible to the scan (the record blocks the advance), or they come
+ *    after the barrier, and then so do the reader's loads, which therefore
+ *    see the unlink and cannot reach the object. This is the argument of
+ *    liburcu's "memb" flavour. If the barrier call fails, the scan does
+ *    not happen and nothing is freed.
+ *
+ * 3. Nobody waits for readers while holding a lock that others need.
+ *    Deferred entries sit in one FIFO under the domain's own lock (tags
+ *    never decrease along it). A poll (writers now and then, the reclaim
+ *    thread, portreg_reclaim()) scans, advances the epoch by one compare-
+ *    and-swap if every active record has seen it, and detaches the prefix
+ *    that point 1 frees; it never waits. portreg_reclaim() detaches the
+ *    whole list under the lock, then waits for the grace period with no
+ *    lock held, so an iteration that inserts beside it cannot deadlock.
+ *
+ * 4. When memory is freed. Without help, the last batch a writer defers
+ *    would wait for the next writer. So the first defer starts one reclaim
+ *    thread per registry (unless portreg_options_t.no_reclaim_thread),
+ *    which sleeps on a condition variable while nothing is deferred and
+ *    polls every RECLAIM_TICK_MS while something is: memory is freed a few
+ *    ticks after its readers leave, also when all writers have stopped.
+ *    Writers poll as well once POLL_DEFERS entries or POLL_BYTES bytes
+ *    have been deferred since the last poll, which bounds the backlog
+ *    under heavy churn (by count and by bytes) when readers keep up.
+ *
+ * Per-thread records: a thread's first call allocates a record and
+ * registers it; the registry's pthread key gives it back at thread exit,
+ * and the next new thread recycles it, so thousands of short-lived threads
+ * share a handful of records. All records are freed at destroy.
+ */
+#include <errno.h>
+#include <linux/membarrier.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define POLL_DEFERS     32
+#define POLL_BYTES      ((size_t)1 << 20)
+#define RECLAIM_TICK_MS 10
+
+_Thread_local struct epoch_cache portreg__epoch_tls;
+
+/* Registers the process for expedited private membarriers, once; false
+ * where the kernel (or a seccomp filter) does not offer them. */
+static bool membarrier_setup(void)
+{
+    static _Atomic int state; /* 0 unknown, 1 available, -1 not */
+    int s = atomic_load_explicit(&state, memory_order_acquire);
+    if (s == 0) {
+        long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+        bool ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+                  syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+        s = ok ? 1 : -1;
+        atomic_store_explicit(&state, s, memory_order_release);
+    }
+    return s > 0;
+}
+
+/* Point 2: before every scan. False (errno set) if the barrier failed. */
+static bool scan_barrier(struct epoch_domain *dom)
+{
+    if (!dom->membarrier) {
+        atomic_thread_fence(memory_order_seq_cst);
+        return true;
+    }
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+enum scan_result {
+    SCAN_IDLE,    /* no record is in a section */
+    SCAN_CURRENT, /* every record in a section has seen epoch e */
+    SCAN_BLOCKED, /* some record in a section saw an older epoch */
+};
+
+static enum scan_result scan(struct epoch_domain *dom, unsigned e)
+{
+    ck_stack_entry_t *cursor;
+    bool active = false;
+
+    CK_STACK_FOREACH(&dom->ck.records, cursor)
+    {
+        /* record_next is the first member of ck_epoch_record_t. */
+        ck_epoch_record_t *rec = (ck_epoch_record_t *)(void *)cursor;
+        if (ck_pr_load_uint(&rec->active) == 0)
+            continue;
+        active = true;
+        if (ck_pr_load_uint(&rec->epoch) != e)
+            return SCAN_BLOCKED;
+    }
+    return active ? SCAN_CURRENT : SCAN_IDLE;
+}
+
+/* Frees a detached list, oldest first. */
+static void run_entries(struct epoch_domain *dom, struct epoch_entry *e)
+{
+    while (e != NULL) {
+        struct epoch_entry *next = e->next;
+        TSAN_ACQUIRE(dom); /* pairs with epoch_end() */
+        e->free(e);
+        e = next;
+    }
+}
+
+/* Takes entries off the front of the list up to (not including) stop. */
+static struct epoch_entry *detach_until(struct epoch_domain *dom, struct epoch_entry *stop)
+{
+    struct epoch_entry *first = dom->head, *e;
+    size_t n = 0, bytes = 0;
+
+    if (first == stop)
+        return NULL;
+    for (e = first;; e = e->next) {
+        n++;
+        bytes += e->bytes;
+        if (e->next == stop) {
+            e->next = NULL;
+            break;
+        }
+    }
+    dom->head = stop;
+    if (stop == NULL)
+        dom->tail = &dom->head;
+    atomic_fetch_sub_explicit(&dom->pending, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
+    return first;
+}
+
+/* Points 1 and 3: one non-blocking step. Caller holds dom->lock. Returns
+ * the entries that are safe to free, detached. */
+static struct epoch_entry *poll_locked(struct epoch_domain *dom)
+{
+    dom->defers_since_poll = 0;
+    dom->bytes_since_poll = 0;
+    if (dom->head == NULL || !scan_barrier(dom))
+        return NULL;
+    unsigned e = ck_pr_load_uint(&dom->ck.epoch);
+    enum scan_result s = scan(dom, e);
+    if (s == SCAN_IDLE)
+        return detach_until(dom, NULL);
+    /* Advance if we can; a failed CAS means someone else advanced. */
+    if (s == SCAN_CURRENT && ck_pr_cas_uint(&dom->ck.epoch, e, e + 1))
+        e++;
+    else
+        e = ck_pr_load_uint(&dom->ck.epoch);
+    struct epoch_entry *stop = dom->head;
+    while (stop != NULL && e - stop->epoch >= 2)
+        stop = stop->next;
+    return detach_until(dom, stop);
+}
+
+static void *reclaim_main(void *arg)
+{
+    struct epoch_domain *dom = arg;
+
+    pthread_mutex_lock(&dom->lock);
+    while (!dom->thread_stop) {
+        if (dom->head == NULL) {
+            pthread_cond_wait(&dom->wake, &dom->lock);
+        } else {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_nsec += RECLAIM_TICK_MS * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&dom->wake, &dom->lock, &ts);
+        }
+        if (dom->thread_stop)
+            break;
+        struct epoch_entry *ready = poll_locked(dom);
+        pthread_mutex_unlock(&dom->lock);
+        run_entries(dom, ready);
+        pthread_mutex_lock(&dom->lock);
+    }
+    pthread_mutex_unlock(&dom->lock);
+    return NULL;
+}
+
+/* Caller holds dom->lock. The thread blocks every signal: a library
+ * thread must not take the application's signals. On failure the
+ * registry goes on without it (writers and portreg_reclaim() still free). */
+static void start_thread(struct epoch_domain *dom)
+{
+    sigset_t all, old;
+
+    dom->want_thread = false;
+    sigfillset(&all);
+    if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
+        return;
+    dom->thread_started = pthread_create(&dom->thread, NULL, reclaim_main, dom) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
+{
+    struct epoch_domain *dom = &reg->epoch;
+    static _Atomic uint64_t generations = 1;
+    pthread_condattr_t attr;
+
+    ck_epoch_init(&dom->ck);
+    dom->membarrier = membarrier && membarrier_setup();
+    dom->gen = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
+    dom->head = NULL;
+    dom->tail = &dom->head;
+    dom->want_thread = thread;
+    int err = pthread_key_create(&dom->key, portreg__epoch_record_release);
+    if (err != 0)
+        return err;
+    err = pthread_mutex_init(&dom->lock, NULL);
+    if (err != 0)
+        goto fail_mutex;
+    err = pthread_condattr_init(&attr);
+    if (err != 0)
+        goto fail_cond;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    err = pthread_cond_init(&dom->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    if (err != 0)
+        goto fail_cond;
+    return 0;
+
+fail_cond:
+    pthread_mutex_destroy(&dom->lock);
+fail_mutex:
+    pthread_key_delete(dom->key);
+    return err;
+}
+
+void portreg__epoch_fini(struct portreg *reg)
+{
+    struct epoch_domain *dom = &reg->epoch;
+    ck_stack_entry_t *cursor, *next;
+
+    if (dom->thread_started) {
+        pthread_mutex_lock(&dom->lock);
+        dom->thread_stop = true;
+        pthread_cond_signal(&dom->wake);
+        pthread_mutex_unlock(&dom->lock);
+        pthread_join(dom->thread, NULL);
+    }
+    /* No thread is in a section: everything deferred can go. */
+    pthread_mutex_lock(&dom->lock);
+    struct epoch_entry *all = detach_until(dom, NULL);
+    pthread_mutex_unlock(&dom->lock);
+    run_entries(dom, all);
+
+    pthread_key_delete(dom->key);
+    CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
+    {
+        struct epoch_record *r = (struct epoch_record *)(void *)cursor;
+        portreg__mem_free(reg, r->raw, r->raw_size);
+    }
+    if (portreg__epoch_tls.dom == dom)
+        portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
+    pthread_cond_destroy(&dom->wake);
+    pthread_mutex_destroy(&dom->lock);
+}
+
+void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
+                          void (*free_fn)(struct epoch_entry *), size_t bytes)
+{
+    struct epoch_domain *dom = &reg->epoch;
+
+    e->next = NULL;
+    e->free = free_fn;
+    e->bytes = bytes;
+    /* The unlink (a store) before the tag (a load): see point 1. */
+    atomic_thread_fence(memory_order_seq_cst);
+    pthread_mutex_lock(&dom->lock);
+    e->epoch = ck_pr_load_uint(&dom->ck.epoch);
+    bool was_empty = dom->head == NULL;
+    *dom->tail = e;
+    dom->tail = &e->next;
+    atomic_fetch_add_explicit(&dom->pending, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
+    dom->defers_since_poll++;
+    dom->bytes_since_poll += bytes;
+    if (dom->want_thread)
+        start_thread(dom);
+    if (was_empty && dom->thread_started)
+        pthread_cond_signal(&dom->wake);
+    pthread_mutex_unlock(&dom->lock);
+}
+
+void portreg__epoch_poll_if_due(struct portreg *reg)
+{
+    struct epoch_domain *dom = &reg->epoch;
+
+    if (atomic_load_explicit(&dom->pending, memory_order_relaxed) == 0)
+        return;
+    /* trylock: whoever holds the lock is deferring or polling already. */
+    if (pthread_mutex_trylock(&dom->lock) != 0)
+        return;
+    struct epoch_entry *ready = NULL;
+    if (!dom->membarrier || !dom->thread_started || dom->defers_since_poll >= POLL_DEFERS ||
+        dom->bytes_since_poll >= POLL_BYTES)
+        ready = poll_locked(dom);
+    pthread_mutex_unlock(&dom->lock);
+    run_entries(dom, ready);
+}
+
+/* Backs off while a reader holds up the grace period: yields first, then
+ * sleeps, so a long iteration does not cost a core. */
+static void backoff(unsigned *round)
+{
+    if (++*round < 64) {
+        sched_yield();
+        return;
+    }
+    unsigned us = *round < 1024 ? *round : 1000;
+    struct timespec ts = {0, (long)us * 1000};
+    nanosleep(&ts, NULL);
+}
+
+int portreg__epoch_reclaim(struct portreg *reg)
+{
+    struct epoch_domain *dom = &reg->epoch;
+    unsigned round = 0;
+
+    if (epoch_in_section(dom))
+        return PORTREG_EINVAL;
+    atomic_thread_fence(memory_order_seq_cst);
+    pthread_mutex_lock(&dom->lock);
+    unsigned target = ck_pr_load_uint(&dom->ck.epoch);
+    struct epoch_entry *all = detach_until(dom, NULL);
+    pthread_mutex_unlock(&dom->lock);
+    if (all == NULL)
+        return 0;
+
+    /* Point 3: wait with no lock held. */
+    for (;;) {
+        if (!scan_barrier(dom)) {
+            int err = errno;
+            /* Give the entries back, in front of anything newer. */
+            size_t n = 0, bytes = 0;
+            struct epoch_entry *last = all;
+            for (struct epoch_entry *e = all; e != NULL; e = e->next) {
+                n++;
+                bytes += e->bytes;
+                last = e;
+            }
+            pthread_mutex_lock(&dom->lock);
+            last->next = dom->head;
+            if (dom->head == NULL)
+                dom->tail = &last->next;
+            dom->head = all;
+            atomic_fetch_add_explicit(&dom->pending, n, memory_order_relaxed);
+            atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
+            pthread_mutex_unlock(&dom->lock);
+            return portreg__system_error(err);
+        }
+        unsigned e = ck_pr_load_uint(&dom->ck.epoch);
+        if (e - target >= 2)
+            break;
+        enum scan_result s = scan(dom, e);
+        if (s == SCAN_IDLE)
+            break;
+        if (s == SCAN_CURRENT)
+            ck_pr_cas_uint(&dom->ck.epoch, e, e + 1);
+        else
+            backoff(&round);
+    }
+    run_entries(dom, all);
+    return 0;
+}
+
+/* Records are cache-line aligned (ck_epoch_record_t says so); the
+ * allocator hooks promise only malloc's alignment, so over-allocate. */
+struct epoch_record *portreg__epoch_record_new(struct portreg *reg)
+{
+    size_t align = alignof(struct epoch_record);
+    size_t raw_size = sizeof(struct epoch_record) + align - 1;
+    void *raw = portreg__mem_alloc(reg, raw_size);
+    if (raw == NULL)
+        return NULL;
+    struct epoch_record *r =
+        (struct epoch_record *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    memset(r, 0, sizeof *r);
+    r->raw = raw;
+    r->raw_size = raw_size;
+    ck_epoch_register(&reg->epoch.ck, &r->rec, NULL);
+    return r;
+}
+
+struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
+{
+    struct epoch_domain *dom = &reg->epoch;
+    struct epoch_record *r = pthread_getspecific(dom->key);
+
+    if (r == NULL) {
+        /* A record a finished thread gave back, else a new one. */
+        ck_epoch_record_t *rec = ck_epoch_recycle(&dom->ck, NULL);
+        /* TSan: the handover from the exited owner happens inside libck;
+         * pairs with the release in portreg__epoch_record_release(). */
+        if (rec != NULL)
+            TSAN_ACQUIRE(rec);
+        r = rec != NULL ? (struct epoch_record *)(void *)rec : portreg__epoch_record_new(reg);
+        if (r == NULL)
+            return NULL;
+        if (pthread_setspecific(dom->key, r) != 0) {
+            ck_epoch_unregister(&r->rec);
+            return NULL;
+        }
+    }
+    portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, r};
+    return r;
+}
+
+/* pthread key destructor: the thread is exiting. Its record goes back to
+ * the pool; it is outside any section (an iteration left open at thread
+ * exit is a caller bug). */
+void portreg__epoch_record_release(void *p)
+{
+    struct epoch_record *r = p;
+
+    if (portreg__epoch_tls.r == r)
+        portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
+    TSAN_RELEASE(&r->rec); /* acquired by the thread that recycles it */
+    ck_epoch_unregister(&r->rec);
+}

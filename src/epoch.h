@@ -1,0 +1,158 @@
+/*
+ * The epoch protocol: begin, end, defer, poll and reclaim. epoch.c opens
+ * with the argument for why it is safe; this header holds the two inline
+ * functions the lookup path needs and the interface the writers use.
+ */
+#ifndef PORTREG_EPOCH_H
+#define PORTREG_EPOCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ck_epoch.h>
+#include <ck_pr.h>
+
+#include "portreg.h"
+
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || __has_feature(thread_sanitizer)
+/* libck is not instrumented, so ThreadSanitizer cannot see the
+ * happens-before edges inside ck_ht and ck_epoch; these restate them
+ * (doc/tsan-and-libck.md explains each one). */
+#include <sanitizer/tsan_interface.h>
+#define TSAN_RELEASE(addr) __tsan_release((void *)(addr))
+#define TSAN_ACQUIRE(addr) __tsan_acquire((void *)(addr))
+#else
+#define TSAN_RELEASE(addr) ((void)(addr))
+#define TSAN_ACQUIRE(addr) ((void)(addr))
+#endif
+
+#define PORTREG_HIDDEN __attribute__((visibility("hidden")))
+#define LIKELY(x)      __builtin_expect(!!(x), 1)
+#define UNLIKELY(x)    __builtin_expect(!!(x), 0)
+
+struct portreg;
+
+/* A thread's epoch record for one registry. */
+struct epoch_record {
+    ck_epoch_record_t rec; /* first: the records list hands us &rec back */
+    void *raw;             /* what the allocator returned, for free */
+    size_t raw_size;
+};
+
+/* Something to free once no reader can hold it. Embedded in the object. */
+struct epoch_entry {
+    struct epoch_entry *next;
+    void (*free)(struct epoch_entry *e);
+    size_t bytes;   /* for the backlog bound and statistics */
+    unsigned epoch; /* the global epoch when it was deferred */
+};
+
+/* The registry's part of the protocol. Readers touch only ck.epoch (and
+ * their own record); everything below `deferred` belongs to defer, poll
+ * and reclaim, under `lock` unless atomic. */
+struct epoch_domain {
+    ck_epoch_t ck;
+    bool membarrier;   /* readers enter with plain stores; see epoch.c */
+    uint64_t gen;      /* unique per registry: guards the thread caches */
+    pthread_key_t key; /* the calling thread's record */
+
+    _Alignas(64) pthread_mutex_t lock;
+    struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
+    _Atomic size_t pending;           /* entries deferred, not yet freed */
+    _Atomic size_t pending_bytes;
+    size_t bytes_since_poll;
+    unsigned defers_since_poll;
+    /* The reclaim thread (see epoch.c): started on the first defer. */
+    bool want_thread, thread_started, thread_stop;
+    pthread_t thread;
+    pthread_cond_t wake;
+};
+
+/* The one-entry cache of the calling thread's record. initial-exec: a
+ * plain %fs-relative load on the lookup path, no __tls_get_addr() call. */
+struct epoch_cache {
+    const struct epoch_domain *dom;
+    uint64_t gen;
+    struct epoch_record *r;
+};
+extern _Thread_local struct epoch_cache portreg__epoch_tls PORTREG_HIDDEN
+    __attribute__((tls_model("initial-exec")));
+
+PORTREG_HIDDEN struct epoch_record *portreg__epoch_record_slow(struct portreg *reg);
+
+/* The calling thread's record, or NULL if it cannot be allocated. */
+static inline struct epoch_record *epoch_record(struct portreg *reg, struct epoch_domain *dom)
+{
+    struct epoch_cache *c = &portreg__epoch_tls;
+    if (LIKELY(c->dom == dom && c->gen == dom->gen))
+        return c->r;
+    return portreg__epoch_record_slow(reg);
+}
+
+/* Enters a read section. Without membarrier(2), ck_epoch_begin() orders
+ * the record's stores before the section's loads with an atomic exchange.
+ * With it, plain stores suffice: the reclaimer makes every running thread
+ * execute a full barrier before it scans the records (epoch.c, point 2).
+ * Nested sections only count. */
+static inline void epoch_begin(struct epoch_domain *dom, struct epoch_record *r)
+{
+    ck_epoch_record_t *rec = &r->rec;
+
+    if (UNLIKELY(!dom->membarrier)) {
+        ck_epoch_begin(rec, NULL);
+        return;
+    }
+    unsigned active = ck_pr_load_uint(&rec->active);
+    if (active == 0) {
+        ck_pr_store_uint(&rec->active, 1);
+        ck_pr_store_uint(&rec->epoch, ck_pr_load_uint(&dom->ck.epoch));
+        /* compiler barrier: the section's loads stay after these stores
+         * in program order; membarrier() supplies the CPU ordering. */
+        atomic_signal_fence(memory_order_seq_cst);
+    } else {
+        ck_pr_store_uint(&rec->active, active + 1);
+    }
+}
+
+static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
+{
+    /* TSan: release before the section ends; every deferred free
+     * acquires it (epoch.c, run_entries()). */
+    TSAN_RELEASE(dom);
+    ck_epoch_end(&r->rec, NULL);
+}
+
+/* True if the calling thread is inside a read section of dom. */
+static inline bool epoch_in_section(struct epoch_domain *dom)
+{
+    struct epoch_cache *c = &portreg__epoch_tls;
+    return c->dom == dom && c->gen == dom->gen && c->r != NULL &&
+           ck_pr_load_uint(&c->r->rec.active) != 0;
+}
+
+/* epoch.c */
+PORTREG_HIDDEN int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread);
+/* Destroy: no thread is in a section; frees every deferred entry, stops
+ * the reclaim thread and frees every record. */
+PORTREG_HIDDEN void portreg__epoch_fini(struct portreg *reg);
+/* e becomes unreachable for readers that start from now on; free(e) runs
+ * once every reader that might still hold it has left its section. */
+PORTREG_HIDDEN void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
+                                         void (*free_fn)(struct epoch_entry *), size_t bytes);
+/* Non-blocking: frees what is safe now, if the backlog is due a poll. */
+PORTREG_HIDDEN void portreg__epoch_poll_if_due(struct portreg *reg);
+/* Blocking: waits for every reader in a section now to leave it, then
+ * frees everything deferred before the call. Holds no lock while waiting.
+ * PORTREG_EINVAL from inside a read section (it would wait for itself). */
+PORTREG_HIDDEN int portreg__epoch_reclaim(struct portreg *reg);
+PORTREG_HIDDEN struct epoch_record *portreg__epoch_record_new(struct portreg *reg);
+/* pthread key destructor: gives an exiting thread's record back. */
+PORTREG_HIDDEN void portreg__epoch_record_release(void *record);
+
+#endif
