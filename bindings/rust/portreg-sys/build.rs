@@ -36,10 +36,8 @@ fn fail(why: &str) -> ! {
 }
 
 fn pkg_config_var(var: &str) -> Option<PathBuf> {
-    let out = Command::new("pkg-config")
-        .args([&format!("--variable={var}"), "portreg"])
-        .output()
-        .ok()?;
+    let out =
+        Command::new("pkg-config").args([&format!("--variable={var}"), "portreg"]).output().ok()?;
     if !out.status.success() {
         return None;
     }
@@ -81,10 +79,7 @@ fn main() {
         fail(&format!("include directory {} does not exist", include_dir.display()))
     });
     if !Path::new(&include_dir).join("portreg.h").exists() {
-        fail(&format!(
-            "{} holds no portreg.h (set PORTREG_INCLUDE_DIR)",
-            include_dir.display()
-        ));
+        fail(&format!("{} holds no portreg.h (set PORTREG_INCLUDE_DIR)", include_dir.display()));
     }
     println!("cargo:rerun-if-changed={}", include_dir.join("portreg.h").display());
     println!("cargo:rerun-if-changed={}", lib_dir.join("libportreg.so").display());

@@ -84,9 +84,11 @@ pub struct portreg_state_t {
 }
 
 /// Allocation hook; `ctx` is `alloc_ctx`.
-pub type portreg_alloc_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, size: usize) -> *mut c_void>;
+pub type portreg_alloc_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, size: usize) -> *mut c_void>;
 /// Free hook; `ctx` is `alloc_ctx`.
-pub type portreg_free_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void, size: usize)>;
+pub type portreg_free_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, ptr: *mut c_void, size: usize)>;
 
 /// Creation options; fill with `portreg_options_init()` (all zero).
 #[repr(C)]
@@ -187,7 +189,12 @@ extern "C" {
         port: u16,
         prev: *mut portreg_state_t,
     ) -> c_int;
-    pub fn portreg_lookup(reg: *mut portreg_t, id: *const c_char, id_len: usize, port: *mut u16) -> bool;
+    pub fn portreg_lookup(
+        reg: *mut portreg_t,
+        id: *const c_char,
+        id_len: usize,
+        port: *mut u16,
+    ) -> bool;
     pub fn portreg_get(
         reg: *mut portreg_t,
         id: *const c_char,
