@@ -1,0 +1,468 @@
+/*
+ * The daemon protocol: one thread, one epoll loop, every socket
+ * non-blocking.
+ *
+ *   accept      the peer's uid (SO_PEERCRED) must be on the allow-list;
+ *               total and per-uid connection limits, a new connection
+ *               pushing out the oldest one that has not said hello yet
+ *   hello       frame body = backend id. The id must be free or owned by
+ *               the same uid and not held by a live connection: an id
+ *               belongs to the uid that claimed it until it is untracked.
+ *               -> portreg_track()
+ *   ready       a BackendHttpReady frame. Its port must listen on loopback
+ *               as the daemon's uid (ports.c). -> portreg_register()
+ *   hang-up     -> portreg_unbind(): the backend stays known, pending
+ *   grace       a backend whose daemon stays away for --grace-ms is
+ *               untracked with portreg_untrack_if() (see expire_backends())
+ *   deadlines   no hello within --hello-timeout-ms, or no port report
+ *               within --idle-timeout-ms of the hello: dropped
+ *
+ * Only this thread changes the registry; everyone may read it.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* A hello carries an id, a BackendHttpReady at most 6 bytes: refuse any
+ * longer body before the frame reader allocates for it. */
+#define DAEMON_MAX_BODY PORTREG_ID_MAX
+#define MS              INT64_C(1000000)
+
+enum { TAG_LISTEN = -1, TAG_STOP = -2 };
+
+struct backend {
+    bool used;
+    char id[PORTREG_ID_MAX];
+    size_t id_len;
+    uid_t owner;
+    struct conn *conn; /* the live connection holding the id, or NULL */
+    int64_t disconnected_at;
+    uint32_t version_at_disconnect;
+};
+
+struct conn {
+    int fd; /* -1: free slot */
+    pid_t pid;
+    uid_t uid;
+    portreg_frame_reader_t frames;
+    struct backend *backend; /* NULL until the hello */
+    bool reported;           /* has had a port accepted */
+    int64_t accepted_at, hello_at;
+};
+
+struct plane {
+    struct broker *b;
+    const struct broker_config *cfg;
+    int ep;
+    struct acceptor acc;
+    struct conn *conns; /* cfg->max_conns slots */
+    unsigned nconns;
+    struct backend *backends; /* cfg->max_ids slots */
+    size_t nbackends;
+};
+
+static void publish_gauges(struct plane *p)
+{
+    atomic_store_explicit(&p->b->daemon_conns, p->nconns, memory_order_relaxed);
+    atomic_store_explicit(&p->b->backends, p->nbackends, memory_order_relaxed);
+}
+
+/* "zccache (pid 12 uid 1000)", or "(pid 12 uid 1000)" before the hello. */
+static const char *who(const struct conn *c, char out[ID_TEXT_MAX + 48])
+{
+    char text[ID_TEXT_MAX] = "";
+    if (c->backend != NULL)
+        id_text(c->backend->id, c->backend->id_len, text);
+    snprintf(out, ID_TEXT_MAX + 48, "%s%s(pid %d uid %u)", text, *text ? " " : "", (int)c->pid,
+             (unsigned)c->uid);
+    return out;
+}
+
+/* Logs a transition this thread just made, with the state it left. */
+static void log_transition(struct plane *p, const struct backend *bk, const char *what)
+{
+    char text[ID_TEXT_MAX];
+    portreg_state_t st = {0};
+    int rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
+    if (rc != 0)
+        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_text(bk->id, bk->id_len, text), what,
+                 portreg_strerror(rc));
+    else if (st.status == PORTREG_BOUND)
+        log_line(LOG_EVENT, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
+                 id_text(bk->id, bk->id_len, text), what, st.port, st.version);
+    else
+        log_line(LOG_EVENT, "daemons: %-10s %-26s -> %s v%" PRIu32,
+                 id_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
+}
+
+static struct backend *find_backend(struct plane *p, const void *id, size_t len)
+{
+    for (size_t i = 0; i < p->cfg->max_ids; i++) {
+        struct backend *bk = &p->backends[i];
+        if (bk->used && bk->id_len == len && memcmp(bk->id, id, len) == 0)
+            return bk;
+    }
+    return NULL;
+}
+
+static void backend_free(struct plane *p, struct backend *bk)
+{
+    bk->used = false;
+    p->nbackends--;
+}
+
+/* The daemon holding bk went away: its HTTP server is gone too, but the
+ * backend is still one we know. Unbind, and remember the version this
+ * left, for expire_backends(). */
+static void backend_disconnected(struct plane *p, struct backend *bk, int64_t now)
+{
+    char text[ID_TEXT_MAX];
+    portreg_state_t st;
+    bk->conn = NULL;
+    bk->disconnected_at = now;
+    int rc = portreg_unbind(p->b->reg, bk->id, bk->id_len, NULL);
+    if (rc == 0)
+        rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
+    if (rc != 0) {
+        /* Cannot happen with a valid id; if it did, do not guess. */
+        log_line(LOG_ALWAYS, "daemons: unbind %s: %s", id_text(bk->id, bk->id_len, text),
+                 portreg_strerror(rc));
+        st.version = 0;
+    }
+    bk->version_at_disconnect = st.version;
+    log_transition(p, bk, "disconnected");
+}
+
+/* Closes c, logging why (reason NULL: quietly). At shutdown the broker
+ * goes away, not the backends: leave their states alone (now == 0). */
+static void conn_close(struct plane *p, struct conn *c, const char *reason, int64_t now)
+{
+    char peer[ID_TEXT_MAX + 48];
+    if (reason != NULL)
+        log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
+    if (c->backend != NULL && now != 0)
+        backend_disconnected(p, c->backend, now);
+    if (close(c->fd) != 0) /* also leaves the epoll set */
+        log_line(LOG_ALWAYS, "daemons: close: %s", strerror(errno));
+    portreg_frame_reader_fini(&c->frames);
+    *c = (struct conn){.fd = -1};
+    p->nconns--;
+}
+
+/* The hello: c claims an id. False: drop c (logged here). */
+static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_t len)
+{
+    char text[ID_TEXT_MAX], peer[ID_TEXT_MAX + 48], why[ID_TEXT_MAX + 96];
+    if (len == 0) {
+        log_line(LOG_EVENT, "daemons: dropped %s: hello with an empty id", who(c, peer));
+        return false;
+    }
+    id_text((const char *)body, len, text);
+    struct backend *bk = find_backend(p, body, len);
+    if (bk != NULL && bk->conn != NULL) {
+        /* Two live daemons under one id would unbind each other. */
+        snprintf(why, sizeof why, "%s is already connected (pid %d)", text, (int)bk->conn->pid);
+    } else if (bk != NULL && bk->owner != c->uid) {
+        snprintf(why, sizeof why, "%s belongs to uid %u until it is untracked", text,
+                 (unsigned)bk->owner);
+    } else if (bk == NULL && p->nbackends == p->cfg->max_ids) {
+        snprintf(why, sizeof why, "hello %s: the broker keeps %zu backends at most", text,
+                 p->cfg->max_ids);
+    } else {
+        int rc = bk != NULL ? 0 : portreg_track(p->b->reg, (const char *)body, len);
+        if (rc == 0)
+            goto claim;
+        snprintf(why, sizeof why, "track %s: %s (%s)", text, portreg_err_name(rc),
+                 portreg_strerror(rc));
+    }
+    log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), why);
+    return false;
+
+claim:;
+    bool back = bk != NULL;
+    for (size_t i = 0; bk == NULL; i++)
+        if (!p->backends[i].used)
+            bk = &p->backends[i];
+    if (!back) {
+        *bk = (struct backend){.used = true, .id_len = len, .owner = c->uid};
+        memcpy(bk->id, body, len);
+        p->nbackends++;
+    }
+    bk->conn = c;
+    c->backend = bk;
+    c->hello_at = now_ns();
+    log_transition(p, bk, back ? "reconnected" : "connected");
+    return true;
+}
+
+/* A BackendHttpReady from c. False: drop c (logged here); the registry is
+ * unchanged unless the port was registered. */
+static bool on_ready(struct plane *p, struct conn *c, const uint8_t *body, size_t len)
+{
+    char peer[ID_TEXT_MAX + 48], why[128], what[40];
+    struct backend *bk = c->backend;
+    uint16_t port;
+    int rc = portreg_decode_port(body, len, &port);
+    if (rc != 0) {
+        log_line(LOG_EVENT, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
+                 portreg_err_name(rc), portreg_strerror(rc));
+        return false;
+    }
+    if (port_owned_by(port, c->uid, why, sizeof why) != 0) {
+        log_line(LOG_EVENT, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
+        return false;
+    }
+    rc = portreg_register(p->b->reg, bk->id, bk->id_len, port, NULL);
+    if (rc != 0) {
+        log_line(LOG_EVENT, "daemons: dropped %s: register port %u: %s", who(c, peer), port,
+                 portreg_strerror(rc));
+        return false;
+    }
+    c->reported = true;
+    snprintf(what, sizeof what, "reported port %u", port);
+    log_transition(p, bk, what);
+    return true;
+}
+
+/* Reads what c has sent. NULL: keep it; otherwise why to drop it. */
+static const char *conn_readable(struct plane *p, struct conn *c)
+{
+    static char why[96];
+    uint8_t buf[4096];
+    ssize_t n = read(c->fd, buf, sizeof buf);
+    if (n < 0)
+        return errno == EAGAIN || errno == EINTR ? NULL : strerror(errno);
+    if (n == 0) {
+        int rc = portreg_frame_finish(&c->frames);
+        if (rc == 0)
+            return "";
+        snprintf(why, sizeof why, "stream ended inside a frame: %s", portreg_err_name(rc));
+        return why;
+    }
+    /* feed() stops after each frame, so loop until the bytes are used. */
+    for (size_t off = 0; off < (size_t)n;) {
+        size_t used, body_len;
+        const uint8_t *body;
+        int rc =
+            portreg_frame_feed(&c->frames, buf + off, (size_t)n - off, &used, &body, &body_len);
+        off += used;
+        if (rc == PORTREG_ENOMEM)
+            return "out of memory for its frame";
+        if (rc < 0) {
+            snprintf(why, sizeof why, "bad frame: %s (%s)", portreg_err_name(rc),
+                     portreg_strerror(rc));
+            return why;
+        }
+        if (rc == 1 &&
+            !(c->backend == NULL ? on_hello(p, c, body, body_len) : on_ready(p, c, body, body_len)))
+            return ""; /* the handler logged why */
+    }
+    return NULL;
+}
+
+static unsigned conns_of(const struct plane *p, uid_t uid)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < p->cfg->max_conns; i++)
+        n += p->conns[i].fd >= 0 && p->conns[i].uid == uid;
+    return n;
+}
+
+/* Frees a slot for a newcomer of uid, pushing out the oldest connection
+ * (of that uid, when the uid is at its own limit) that has not said hello:
+ * silent connections cannot lock daemons out, they only shorten each
+ * other's wait. False: every slot is held by a daemon that said hello. */
+static bool make_room(struct plane *p, uid_t uid, int64_t now)
+{
+    bool uid_full = conns_of(p, uid) >= p->cfg->max_conns_per_uid;
+    if (!uid_full && p->nconns < p->cfg->max_conns)
+        return true;
+    struct conn *oldest = NULL;
+    for (unsigned i = 0; i < p->cfg->max_conns; i++) {
+        struct conn *c = &p->conns[i];
+        if (c->fd >= 0 && c->backend == NULL && (!uid_full || c->uid == uid) &&
+            (oldest == NULL || c->accepted_at < oldest->accepted_at))
+            oldest = c;
+    }
+    if (oldest == NULL)
+        return false;
+    conn_close(p, oldest, "pushed out by a newer connection before its hello", now);
+    return true;
+}
+
+/* Takes one accepted connection. */
+static void conn_open(struct plane *p, int fd, int64_t now)
+{
+    pid_t pid = 0;
+    uid_t uid = 0;
+    if (!peer_credentials(fd, &pid, &uid)) {
+        log_line(LOG_EVENT, "daemons: refused a connection: SO_PEERCRED: %s", strerror(errno));
+    } else if (!uid_allowed(p->cfg, uid)) {
+        log_line(LOG_EVENT, "daemons: refused pid %d uid %u: uid not allowed", (int)pid,
+                 (unsigned)uid);
+    } else if (!make_room(p, uid, now)) {
+        log_line(LOG_EVENT, "daemons: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
+                 conns_of(p, uid) >= p->cfg->max_conns_per_uid ? "too many connections of this uid"
+                                                               : "too many connections");
+    } else {
+        unsigned i = 0;
+        while (p->conns[i].fd >= 0)
+            i++;
+        struct conn *c = &p->conns[i];
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = i};
+        if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
+            *c = (struct conn){.fd = fd, .pid = pid, .uid = uid, .accepted_at = now};
+            portreg_frame_reader_init(&c->frames, DAEMON_MAX_BODY);
+            p->nconns++;
+            return;
+        }
+        log_line(LOG_ALWAYS, "daemons: epoll_ctl: %s", strerror(errno));
+    }
+    if (close(fd) != 0)
+        log_line(LOG_ALWAYS, "daemons: close: %s", strerror(errno));
+}
+
+/* Drops connections past their deadline; returns the next deadline (0:
+ * none). */
+static int64_t enforce_deadlines(struct plane *p, int64_t now)
+{
+    const int64_t hello = p->cfg->hello_timeout_ms * MS, idle = p->cfg->idle_timeout_ms * MS;
+    int64_t next = 0;
+    for (unsigned i = 0; i < p->cfg->max_conns; i++) {
+        struct conn *c = &p->conns[i];
+        if (c->fd < 0 || c->reported)
+            continue; /* a reporting daemon may stay silent: its connection is its lease */
+        int64_t due = c->backend == NULL ? c->accepted_at + hello : c->hello_at + idle;
+        if (due <= now)
+            conn_close(p, c, c->backend == NULL ? "no hello in time" : "no port report in time",
+                       now);
+        else if (next == 0 || due < next)
+            next = due;
+    }
+    return next;
+}
+
+/*
+ * Untracks backends whose daemon has stayed away for the grace period.
+ *
+ * Why portreg_untrack_if() and the version seen at disconnect: the
+ * decision "this backend is abandoned" was made about one state, the one
+ * the disconnect left (pending, version v). Every change the registry
+ * applies gives the backend a new, higher version, so "the version is
+ * still v" means "nothing happened to it since". If the daemon came back
+ * and reported a port, or any other writer touched the backend, the
+ * version moved on and the untrack fails with PORTREG_ECONFLICT: the
+ * newer state wins, with no lock held between the decision and the act.
+ * A daemon that came back and has only said hello has not changed the
+ * registry (tracking a tracked id keeps its version), so that case is
+ * told by bk->conn, which it set.
+ */
+static int64_t expire_backends(struct plane *p, int64_t now)
+{
+    const int64_t grace = p->cfg->grace_ms * MS;
+    int64_t next = 0;
+    char text[ID_TEXT_MAX];
+    for (size_t i = 0; i < p->cfg->max_ids; i++) {
+        struct backend *bk = &p->backends[i];
+        if (!bk->used || bk->conn != NULL)
+            continue;
+        int64_t due = bk->disconnected_at + grace;
+        if (due > now) {
+            next = next == 0 || due < next ? due : next;
+            continue;
+        }
+        portreg_state_t cur;
+        int rc = portreg_untrack_if(p->b->reg, bk->id, bk->id_len, bk->version_at_disconnect, &cur);
+        id_text(bk->id, bk->id_len, text);
+        if (rc == 0) {
+            log_line(LOG_EVENT, "daemons: %-10s %-26s -> untracked", text, "away past grace");
+            backend_free(p, bk);
+        } else if (rc == PORTREG_ECONFLICT) {
+            /* Someone moved it on: start a fresh grace period from there. */
+            log_line(LOG_EVENT, "daemons: %s changed since (v%" PRIu32 " now v%" PRIu32 ")", text,
+                     bk->version_at_disconnect, cur.version);
+            bk->version_at_disconnect = cur.version;
+            bk->disconnected_at = now;
+        } else {
+            log_line(LOG_ALWAYS, "daemons: untrack %s: %s", text, portreg_strerror(rc));
+            bk->disconnected_at = now;
+        }
+    }
+    return next;
+}
+
+static int plane_init(struct plane *p, struct broker *b)
+{
+    *p = (struct plane){.b = b, .cfg = &b->cfg, .ep = -1};
+    p->conns = calloc(p->cfg->max_conns, sizeof *p->conns);
+    p->backends = calloc(p->cfg->max_ids, sizeof *p->backends);
+    if (p->conns == NULL || p->backends == NULL) {
+        log_line(LOG_ALWAYS, "daemons: out of memory");
+        return -1;
+    }
+    for (unsigned i = 0; i < p->cfg->max_conns; i++)
+        p->conns[i].fd = -1;
+    struct epoll_event stop_ev = {.events = EPOLLIN, .data.u64 = (uint64_t)TAG_STOP};
+    p->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (p->ep < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, b->stop_fd, &stop_ev) != 0) {
+        log_line(LOG_ALWAYS, "daemons: epoll: %s", strerror(errno));
+        return -1;
+    }
+    return acceptor_init(&p->acc, b->daemon_fd, "daemons", p->ep, (uint64_t)TAG_LISTEN);
+}
+
+static void plane_fini(struct plane *p)
+{
+    for (unsigned i = 0; p->conns != NULL && i < p->cfg->max_conns; i++)
+        if (p->conns[i].fd >= 0)
+            conn_close(p, &p->conns[i], NULL, 0);
+    acceptor_fini(&p->acc);
+    if (p->ep >= 0)
+        close(p->ep);
+    free(p->conns);
+    free(p->backends);
+}
+
+void *daemon_plane(void *arg)
+{
+    struct plane p;
+    if (plane_init(&p, arg) != 0) {
+        plane_fini(&p);
+        return (void *)1;
+    }
+    for (int64_t now = now_ns();;) {
+        int64_t next = earliest(enforce_deadlines(&p, now), expire_backends(&p, now));
+        next = earliest(next, acceptor_tick(&p.acc, now));
+        publish_gauges(&p);
+        struct epoll_event evs[32];
+        int n = epoll_wait(p.ep, evs, 32, poll_timeout_ms(now, next));
+        if (n < 0 && errno != EINTR) {
+            log_line(LOG_ALWAYS, "daemons: epoll_wait: %s", strerror(errno));
+            break;
+        }
+        now = now_ns();
+        for (int i = 0; i < n; i++) {
+            int64_t tag = (int64_t)evs[i].data.u64;
+            if (tag == TAG_STOP)
+                goto out;
+            if (tag == TAG_LISTEN) {
+                for (int fd; (fd = acceptor_take(&p.acc, now)) >= 0;)
+                    conn_open(&p, fd, now);
+                continue;
+            }
+            struct conn *c = &p.conns[tag];
+            const char *why = c->fd >= 0 ? conn_readable(&p, c) : NULL;
+            if (why != NULL)
+                conn_close(&p, c, *why ? why : NULL, now);
+        }
+    }
+out:
+    plane_fini(&p);
+    return NULL;
+}

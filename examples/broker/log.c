@@ -1,0 +1,191 @@
+/*
+ * Logging that cannot block the thread that logs.
+ *
+ * A caller formats its line on its own stack, then copies it into a ring
+ * buffer under a mutex that is only ever held for that copy (never across
+ * a system call). One writer thread empties the ring into stdout with
+ * plain blocking write()s: if stdout is a pipe nobody reads, only the
+ * writer thread waits. When the ring is full the line is dropped and
+ * counted; event lines beyond the rate limit are suppressed and counted.
+ * Both counts are reported by the writer once the ring has room again, and
+ * `broker_ctl stats` shows their sum.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_SIZE (256 * 1024)
+/* Long enough for the longest line the broker writes: an escaped id of
+ * 1020 characters plus its reason. Longer lines are cut, marked "...". */
+#define LINE_MAX_BYTES 1600
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake; /* the writer sleeps on it */
+    char ring[RING_SIZE];
+    size_t head, len; /* bytes [head, head + len) mod RING_SIZE are queued */
+    bool stopping;
+    /* Token bucket for LOG_EVENT lines: up to `rate` lines in a burst,
+     * refilled at `rate` per second. */
+    unsigned rate;
+    double tokens;
+    int64_t refilled_at;
+    uint64_t dropped, suppressed; /* since the last report */
+    _Atomic uint64_t lost_total;  /* relaxed: display only */
+    pthread_t tid;
+} lg = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* Called with the lock held. */
+static bool take_token(int64_t now)
+{
+    double add = (double)(now - lg.refilled_at) * lg.rate / 1e9;
+    lg.refilled_at = now;
+    lg.tokens = lg.tokens + add > lg.rate ? lg.rate : lg.tokens + add;
+    if (lg.tokens < 1.0)
+        return false;
+    lg.tokens -= 1.0;
+    return true;
+}
+
+/* Called with the lock held. False: no room. */
+static bool ring_put(const char *line, size_t n)
+{
+    if (RING_SIZE - lg.len < n)
+        return false;
+    size_t tail = (lg.head + lg.len) % RING_SIZE;
+    size_t first = n < RING_SIZE - tail ? n : RING_SIZE - tail;
+    memcpy(lg.ring + tail, line, first);
+    memcpy(lg.ring, line + first, n - first);
+    lg.len += n;
+    return true;
+}
+
+void log_line(enum log_class cls, const char *fmt, ...)
+{
+    char line[LINE_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof line - 1) {
+        n = (int)sizeof line - 2;
+        memcpy(line + n - 3, "...", 3);
+    }
+    line[n++] = '\n';
+
+    int64_t now = now_ns();
+    if (pthread_mutex_lock(&lg.lock) != 0)
+        return;
+    bool lost = true;
+    if (cls == LOG_EVENT && !take_token(now))
+        lg.suppressed++;
+    else if (!ring_put(line, (size_t)n))
+        lg.dropped++;
+    else
+        lost = false;
+    if (lost)
+        atomic_fetch_add_explicit(&lg.lost_total, 1, memory_order_relaxed);
+    else
+        pthread_cond_signal(&lg.wake);
+    pthread_mutex_unlock(&lg.lock);
+}
+
+uint64_t log_lost(void)
+{
+    return atomic_load_explicit(&lg.lost_total, memory_order_relaxed);
+}
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(STDOUT_FILENO, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return; /* stdout is gone (EPIPE, EBADF): nothing to tell it */
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Called with the lock held: queues the report of lost lines, if any. */
+static void report_losses(void)
+{
+    if (lg.dropped == 0 && lg.suppressed == 0)
+        return;
+    char line[160];
+    int n = snprintf(line, sizeof line,
+                     "log: %" PRIu64 " lines suppressed (over %u/s), %" PRIu64
+                     " dropped (stdout too slow)\n",
+                     lg.suppressed, lg.rate, lg.dropped);
+    if (n > 0 && ring_put(line, (size_t)n))
+        lg.dropped = lg.suppressed = 0;
+}
+
+static void *log_writer(void *arg)
+{
+    (void)arg;
+    static char chunk[64 * 1024];
+    pthread_mutex_lock(&lg.lock);
+    for (;;) {
+        report_losses();
+        if (lg.len == 0) {
+            if (lg.stopping)
+                break;
+            /* Wake at least once a second so suppressed lines are reported. */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&lg.wake, &lg.lock, &ts);
+            continue;
+        }
+        size_t n = lg.len < sizeof chunk ? lg.len : sizeof chunk;
+        size_t first = n < RING_SIZE - lg.head ? n : RING_SIZE - lg.head;
+        memcpy(chunk, lg.ring + lg.head, first);
+        memcpy(chunk + first, lg.ring, n - first);
+        lg.head = (lg.head + n) % RING_SIZE;
+        lg.len -= n;
+        pthread_mutex_unlock(&lg.lock);
+        write_all(chunk, n); /* the only place that may block */
+        pthread_mutex_lock(&lg.lock);
+    }
+    pthread_mutex_unlock(&lg.lock);
+    return NULL;
+}
+
+int log_start(unsigned event_lines_per_s)
+{
+    lg.rate = event_lines_per_s;
+    lg.tokens = event_lines_per_s;
+    lg.refilled_at = now_ns();
+    return pthread_create(&lg.tid, NULL, log_writer, NULL);
+}
+
+bool log_stop(unsigned drain_ms)
+{
+    pthread_mutex_lock(&lg.lock);
+    lg.stopping = true;
+    pthread_cond_signal(&lg.wake);
+    pthread_mutex_unlock(&lg.lock);
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += drain_ms / 1000;
+    ts.tv_nsec += (long)(drain_ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    /* A writer stuck on a stdout nobody reads is left behind: exit() ends
+     * it, and the lines it held were lost anyway. */
+    return pthread_timedjoin_np(lg.tid, NULL, &ts) == 0;
+}

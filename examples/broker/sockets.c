@@ -1,0 +1,252 @@
+/*
+ * Socket files and accepting connections.
+ *
+ * The broker's two Unix sockets live in a directory only its owner can
+ * enter (0700) and are themselves 0600, whatever the umask: file modes
+ * are the first gate, SO_PEERCRED (checked by the callers) the second.
+ * A socket file left behind by a broker that was killed is replaced; one
+ * that still answers belongs to a live broker and is left alone.
+ */
+#include "broker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* How long accepting stays paused when even the reserved descriptor
+ * cannot be had back (the whole system is out of file descriptors). */
+#define ACCEPT_PAUSE_NS (200 * 1000 * 1000)
+
+int socket_dir_prepare(const char *socket_path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(socket_path, '/');
+    size_t n = slash == NULL ? 1 : (size_t)(slash - socket_path);
+    if (slash == socket_path)
+        n = 1; /* "/x": the root directory */
+    if (n >= sizeof dir) {
+        fprintf(stderr, "broker: socket path too long: %s\n", socket_path);
+        return -1;
+    }
+    memcpy(dir, slash == NULL ? "." : socket_path, n);
+    dir[n] = '\0';
+
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "broker: mkdir %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        fprintf(stderr, "broker: %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+        fprintf(stderr,
+                "broker: %s must be a directory owned by uid %u with mode 0700 (it is %s, "
+                "uid %u, mode %04o): other users could reach or replace the sockets\n",
+                dir, (unsigned)geteuid(), S_ISDIR(st.st_mode) ? "a directory" : "not a directory",
+                (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* 0: path is free (or was a stale socket, now removed); -1: it is not. */
+static int clear_stale(const char *path, const struct sockaddr_un *addr)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : (perror(path), -1);
+    if (!S_ISSOCK(st.st_mode)) {
+        fprintf(stderr, "broker: %s exists and is not a socket; not touching it\n", path);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        perror("broker: socket");
+        return -1;
+    }
+    int rc = connect(fd, (const struct sockaddr *)addr, sizeof *addr);
+    int err = errno;
+    close(fd);
+    if (rc == 0) {
+        fprintf(stderr, "broker: %s: another broker is listening there\n", path);
+        return -1;
+    }
+    if (err != ECONNREFUSED) {
+        fprintf(stderr, "broker: %s: %s\n", path, strerror(err));
+        return -1;
+    }
+    /* Nobody listens: a broker died without cleaning up. */
+    if (unlink(path) != 0 && errno != ENOENT) {
+        fprintf(stderr, "broker: removing stale %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    fprintf(stderr, "broker: replaced the stale socket %s\n", path);
+    return 0;
+}
+
+int listen_unix(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "broker: socket path too long: %s\n", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    if (clear_stale(path, &addr) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        perror("broker: socket");
+        return -1;
+    }
+    /* bind() creates the file with the umask applied: make it 0600 from
+     * the start (called before any thread exists, so the process-wide
+     * umask is ours to change), then say so explicitly. */
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&addr, sizeof addr);
+    int err = errno;
+    umask(old);
+    if (rc != 0) {
+        fprintf(stderr, "broker: bind %s: %s\n", path, strerror(err));
+        close(fd);
+        return -1;
+    }
+    if (chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
+        fprintf(stderr, "broker: %s: %s\n", path, strerror(errno));
+        unlink(path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool peer_credentials(int fd, pid_t *pid, uid_t *uid)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || len != sizeof cred)
+        return false;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    return true;
+}
+
+static int open_reserve(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+int acceptor_init(struct acceptor *a, int listen_fd, const char *what, int ep, uint64_t tag)
+{
+    *a = (struct acceptor){.listen_fd = listen_fd, .what = what, .ep = ep, .tag = tag};
+    a->reserve_fd = open_reserve();
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+    if (a->reserve_fd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev) != 0) {
+        log_line(LOG_ALWAYS, "%s: cannot watch the socket: %s", what, strerror(errno));
+        acceptor_fini(a);
+        return -1;
+    }
+    return 0;
+}
+
+/* Level-triggered epoll would report a paused socket again at once: while
+ * paused it is watched for nothing. */
+static void watch_listener(struct acceptor *a, bool on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.u64 = a->tag};
+    if (epoll_ctl(a->ep, EPOLL_CTL_MOD, a->listen_fd, &ev) != 0)
+        log_line(LOG_ALWAYS, "%s: epoll_ctl: %s", a->what, strerror(errno));
+}
+
+int64_t acceptor_tick(struct acceptor *a, int64_t now)
+{
+    if (a->paused_until != 0 && a->paused_until <= now) {
+        a->paused_until = 0;
+        watch_listener(a, true);
+    }
+    return a->paused_until;
+}
+
+void acceptor_fini(struct acceptor *a)
+{
+    if (a->reserve_fd >= 0)
+        close(a->reserve_fd);
+    a->reserve_fd = -1;
+}
+
+/*
+ * Out of descriptors, the listening socket stays readable: a loop that
+ * just retries spins a core. Instead, give the reserved descriptor back,
+ * accept the connection and close it at once (the peer sees a hang-up
+ * instead of waiting in the backlog), and take the reserve again. If even
+ * that fails, stop accepting for a moment. The episode is logged once.
+ */
+static bool accept_exhausted(struct acceptor *a, int err, int64_t now)
+{
+    if (!a->exhausted)
+        log_line(LOG_ALWAYS, "%s: accept: %s; refusing connections until descriptors free up",
+                 a->what, strerror(err));
+    a->exhausted = true;
+    if (a->reserve_fd >= 0) {
+        close(a->reserve_fd);
+        int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+            close(fd);
+        a->reserve_fd = open_reserve();
+    }
+    if (a->reserve_fd >= 0)
+        return false;
+    a->paused_until = now + ACCEPT_PAUSE_NS;
+    watch_listener(a, false);
+    return true;
+}
+
+int acceptor_take(struct acceptor *a, int64_t now)
+{
+    if (acceptor_tick(a, now) != 0) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (a->reserve_fd < 0)
+        a->reserve_fd = open_reserve();
+    for (int tries = 0; tries < 64; tries++) {
+        int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            if (a->exhausted)
+                log_line(LOG_ALWAYS, "%s: accepting connections again", a->what);
+            a->exhausted = false;
+            return fd;
+        }
+        switch (errno) {
+        case EINTR:
+        case ECONNABORTED: /* the peer gave up while queued */
+        case EPROTO:
+            continue;
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+            if (!accept_exhausted(a, errno, now))
+                continue;
+            errno = EAGAIN;
+            return -1;
+        case EAGAIN:
+            return -1;
+        default:
+            log_line(LOG_EVENT, "%s: accept: %s", a->what, strerror(errno));
+            errno = EAGAIN;
+            return -1;
+        }
+    }
+    errno = EAGAIN; /* enough for one turn; epoll says if there is more */
+    return -1;
+}
