@@ -108,6 +108,7 @@ struct bench_thread {
     uint64_t hits;    /* lookups that found a bound id */
     uint64_t busy_ns; /* writer: time from start to its last write */
     size_t churn_end; /* writer: churn cursor at the end */
+    unsigned reader;  /* reader: 0, 1, ... within its window */
     struct lat_hist *hist;
 };
 
@@ -131,6 +132,9 @@ struct bench_impl {
     void (*thread_leave)(void *inst, void *tls);
     void (*thread_offline)(void *tls); /* before blocking; NULL: nothing to do */
     void (*thread_online)(void *tls);
+    /* A reader's setup for the cell, after thread_enter and before the
+     * window starts (untimed); NULL: nothing to do. */
+    void (*reader_prepare)(struct bench_thread *t);
     void (*read_loop)(struct bench_thread *t);
     void (*write_loop)(struct bench_thread *t); /* NULL: read-only peer */
     bool (*lookup)(void *inst, void *tls, const char *id, size_t len, uint16_t *port);
@@ -142,6 +146,7 @@ struct bench_impl {
 #define WL_READ_ONLY ((1u << WL_RO_HIT) | (1u << WL_RO_MISS))
 
 extern const struct bench_impl bench_impl_portreg;
+extern const struct bench_impl bench_impl_portreg_handle;
 extern const struct bench_impl bench_impl_ck_raw;
 extern const struct bench_impl bench_impl_ck_nosync;
 extern const struct bench_impl bench_impl_ck_hs;
@@ -226,6 +231,17 @@ static inline uint64_t bench_hash(const char *p, size_t n, uint64_t seed)
     h ^= h >> 32;
     return h;
 }
+
+/* What portreg-handle's readers paid to open their handles, by the state
+ * of the id: tracked; untracked and not yet held (the open inserts a
+ * slot); untracked and already held by another reader's handle. */
+enum { HANDLE_OPEN_TRACKED, HANDLE_OPEN_NEW_SLOT, HANDLE_OPEN_HELD, HANDLE_OPEN_KINDS };
+struct bench_open_cost {
+    uint64_t opens[HANDLE_OPEN_KINDS];
+    uint64_t ns[HANDLE_OPEN_KINDS];
+};
+/* Of one portreg-handle instance (its store's create() result). */
+void bench_handle_open_cost(void *inst, struct bench_open_cost *out);
 
 /* Monotonic nanoseconds. */
 uint64_t bench_now_ns(void);

@@ -41,6 +41,11 @@ struct bench_id_range {
 };
 /* A task that inserts a struct bench_id_range; exits on failure. */
 bench_task_fn bench_fill_task;
+/* Runs impl's reader_prepare (if any) for reader 0 of a read-only cell over
+ * present[0..n) and absent[0..n), so that lookups outside a window (the
+ * checks, the instruction counts) work for every impl. */
+void bench_prepare_reader(const struct bench_impl *impl, void *inst, void *tls,
+                          const bench_id_t *present, const bench_id_t *absent, size_t n);
 /* A window counts as disturbed when other processes used more than this
  * share of the machine's CPUs during it; such windows are run again while
  * the retry budget lasts. */
@@ -59,7 +64,7 @@ double bench_ticks_to_ns(uint64_t ticks);
 
 /* ---- main.c / report.c: results ---- */
 
-#define MAX_IMPLS   9
+#define MAX_IMPLS   10
 #define MAX_SIZES   4
 #define MAX_READERS 4
 #define MAX_REPS    15
@@ -97,7 +102,8 @@ struct bench_results {
     struct lat_hist lat[WL_COUNT][MAX_SIZES][MAX_READERS][MAX_IMPLS];
     struct mem_result mem[MAX_SIZES][MAX_STORES];
     struct instr_result instr[MAX_IMPLS];
-    struct instr_result instr_loop; /* the loop with a lookup that does nothing */
+    struct instr_result instr_loop;                /* the loop with a lookup that does nothing */
+    struct bench_open_cost handle_open[MAX_SIZES]; /* portreg-handle's setup */
     bool have_instr;
     double elapsed_s;
     double cpu_s;                         /* user + system time of this process */

@@ -1,6 +1,20 @@
-/* portreg itself, through its public API only. */
+/*
+ * portreg itself, through its public API only:
+ *
+ *   portreg         portreg_lookup() on the id
+ *   portreg-handle  portreg_handle_lookup() on a handle: each reader opens
+ *                   one handle per id before its first window (untimed,
+ *                   kept for the later windows of the same table) and looks
+ *                   up through the handle of the id the loop picked, the
+ *                   way a connection bound to one backend holds its handle.
+ *                   Its own registry, so that the slots its handles keep
+ *                   for absent ids do not change portreg's table.
+ */
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "portreg.h"
 
@@ -94,6 +108,217 @@ static void pr_write(struct bench_thread *t)
 }
 
 static const struct bench_store pr_store = {"portreg", pr_create, pr_destroy, pr_bytes};
+
+/* ---- portreg-handle ---- */
+
+#define PH_MAX_READERS 64
+
+/* One reader's handles on ids[0..n). */
+struct ph_set {
+    const bench_id_t *ids;
+    size_t n;
+    portreg_handle_t **h;
+};
+
+struct ph_store {
+    portreg_t *reg;
+    pthread_mutex_t lock;                  /* sets, and one reader opening at a time */
+    struct ph_set sets[PH_MAX_READERS][2]; /* [reader][present, absent] */
+    struct bench_open_cost cost;           /* under lock */
+};
+
+/* A reader's view of its sets. */
+struct ph_reader {
+    struct ph_store *st;
+    uintptr_t present, absent; /* addresses of the cell's id arrays */
+    size_t n_present;
+    portreg_handle_t *const *hp, *const *ha;
+};
+
+static void *ph_create(size_t capacity)
+{
+    struct ph_store *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return NULL;
+    st->reg = pr_create(capacity);
+    if (st->reg == NULL) {
+        free(st);
+        return NULL;
+    }
+    pthread_mutex_init(&st->lock, NULL);
+    return st;
+}
+
+static void ph_set_close(struct ph_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        portreg_handle_close(set->h[i]);
+    free(set->h);
+    memset(set, 0, sizeof *set);
+}
+
+static void ph_destroy(void *inst)
+{
+    struct ph_store *st = inst;
+    for (unsigned r = 0; r < PH_MAX_READERS; r++)
+        for (int k = 0; k < 2; k++)
+            ph_set_close(&st->sets[r][k]);
+    pthread_mutex_destroy(&st->lock);
+    portreg_destroy(st->reg);
+    free(st);
+}
+
+static size_t ph_bytes(void *inst)
+{
+    return pr_bytes(((struct ph_store *)inst)->reg);
+}
+
+void bench_handle_open_cost(void *inst, struct bench_open_cost *out)
+{
+    struct ph_store *st = inst;
+    pthread_mutex_lock(&st->lock);
+    *out = st->cost;
+    pthread_mutex_unlock(&st->lock);
+}
+
+static void *ph_enter(void *inst)
+{
+    struct ph_store *st = inst;
+    pr_enter(st->reg);
+    struct ph_reader *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        abort();
+    r->st = st;
+    return r;
+}
+
+static void ph_leave(void *inst, void *tls)
+{
+    (void)inst;
+    free(tls);
+}
+
+/* Opens handles on ids[0..n) into set unless it holds them already; the
+ * caller holds st->lock. */
+static void ph_set_open(struct ph_store *st, struct ph_set *set, const bench_id_t *ids, size_t n,
+                        int kind)
+{
+    if (set->ids == ids && set->n >= n)
+        return;
+    ph_set_close(set);
+    set->h = malloc(n * sizeof *set->h);
+    if (set->h == NULL)
+        abort();
+    uint64_t t0 = bench_now_ns();
+    for (size_t i = 0; i < n; i++) {
+        int rc = portreg_handle_open(st->reg, ids[i].p, ids[i].len, &set->h[i]);
+        if (rc != 0) {
+            fprintf(stderr, "portreg_handle_open: %s\n", portreg_strerror(rc));
+            abort();
+        }
+    }
+    st->cost.ns[kind] += bench_now_ns() - t0;
+    st->cost.opens[kind] += n;
+    set->ids = ids;
+    set->n = n;
+}
+
+static void ph_prepare(struct bench_thread *t)
+{
+    struct ph_reader *r = t->tls;
+    struct ph_store *st = r->st;
+    const struct bench_cell *c = t->cell;
+    if (t->reader >= PH_MAX_READERS) {
+        fputs("portreg-handle: too many readers\n", stderr);
+        abort();
+    }
+    struct ph_set *mine = st->sets[t->reader];
+    pthread_mutex_lock(&st->lock);
+    ph_set_open(st, &mine[0], c->present, c->n_present, HANDLE_OPEN_TRACKED);
+    if (c->miss_per_1024 > 0) {
+        bool held = false; /* does another reader's handle keep these slots? */
+        for (unsigned i = 0; i < PH_MAX_READERS; i++)
+            held |= st->sets[i][1].ids == c->absent && st->sets[i][1].n >= c->n_absent;
+        ph_set_open(st, &mine[1], c->absent, c->n_absent,
+                    held ? HANDLE_OPEN_HELD : HANDLE_OPEN_NEW_SLOT);
+    }
+    pthread_mutex_unlock(&st->lock);
+    r->present = (uintptr_t)c->present;
+    r->absent = (uintptr_t)c->absent;
+    r->n_present = c->n_present;
+    r->hp = mine[0].h;
+    r->ha = mine[1].h;
+}
+
+/* The handle that stands for the cell's id at p (present or absent). */
+static inline portreg_handle_t *ph_handle_of(const struct ph_reader *r, const bench_id_t *id)
+{
+    size_t i = ((uintptr_t)id - r->present) / sizeof *id;
+    return i < r->n_present ? r->hp[i] : r->ha[((uintptr_t)id - r->absent) / sizeof *id];
+}
+
+static inline void ph_prefetch(void *tls, const bench_id_t *id)
+{
+    const struct ph_reader *r = tls;
+    size_t i = ((uintptr_t)id - r->present) / sizeof *id;
+    __builtin_prefetch(i < r->n_present ? &r->hp[i]
+                                        : &r->ha[((uintptr_t)id - r->absent) / sizeof *id]);
+}
+
+static inline bool ph_lookup(void *inst, void *tls, const char *id, size_t len, uint16_t *port)
+{
+    (void)inst;
+    (void)len;
+    const bench_id_t *e = (const bench_id_t *)(const void *)(id - offsetof(bench_id_t, p));
+    return portreg_handle_lookup(ph_handle_of(tls, e), port);
+}
+
+static void *ph_writer_reg(void *inst)
+{
+    return ((struct ph_store *)inst)->reg;
+}
+
+static inline void ph_change(void *inst, void *tls, const char *id, size_t len, enum bst_op op,
+                             uint16_t port)
+{
+    pr_change(ph_writer_reg(inst), tls, id, len, op, port);
+}
+
+static int ph_insert(void *inst, void *tls, const char *id, size_t len, uint16_t port)
+{
+    return pr_insert(ph_writer_reg(inst), tls, id, len, port);
+}
+
+static void ph_remove(void *inst, void *tls, const char *id, size_t len)
+{
+    pr_remove(ph_writer_reg(inst), tls, id, len);
+}
+
+static void ph_read(struct bench_thread *t)
+{
+    bench_read_loop_prefetch(t, ph_lookup, bench_no_quiesce, ph_prefetch);
+}
+
+static void ph_write(struct bench_thread *t)
+{
+    bench_write_loop(t, ph_change, bench_no_quiesce);
+}
+
+static const struct bench_store ph_store = {"portreg (handles)", ph_create, ph_destroy, ph_bytes};
+
+const struct bench_impl bench_impl_portreg_handle = {
+    .name = "portreg-handle",
+    .store = &ph_store,
+    .workloads = WL_ALL,
+    .thread_enter = ph_enter,
+    .thread_leave = ph_leave,
+    .reader_prepare = ph_prepare,
+    .read_loop = ph_read,
+    .write_loop = ph_write,
+    .lookup = ph_lookup,
+    .insert = ph_insert,
+    .remove = ph_remove,
+};
 
 const struct bench_impl bench_impl_portreg = {
     .name = "portreg",

@@ -63,8 +63,8 @@ static void instr_one(struct instr_arg *a, void *inst, void *tls, const bench_id
 
 static void instr_task(const struct bench_impl *impl, void *inst, void *tls, void *arg)
 {
-    (void)impl;
     struct instr_arg *a = arg;
+    bench_prepare_reader(impl, inst, tls, a->present, a->absent, a->n);
     instr_one(a, inst, tls, a->present, "hit");
     instr_one(a, inst, tls, a->absent, "miss");
 }

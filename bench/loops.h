@@ -27,6 +27,8 @@ typedef bool (*bench_lookup_fn)(void *inst, void *tls, const char *id, size_t le
 typedef void (*bench_change_fn)(void *inst, void *tls, const char *id, size_t len, enum bst_op op,
                                 uint16_t port);
 typedef void (*bench_quiesce_fn)(void *tls);
+/* Starts fetching what a later lookup of id will need first. */
+typedef void (*bench_prefetch_fn)(void *tls, const bench_id_t *id);
 
 BENCH_INLINE uint64_t bench_rng(uint64_t *s)
 {
@@ -67,18 +69,28 @@ BENCH_INLINE bool bench_stopped(const struct bench_cell *c)
     return atomic_load_explicit(&c->stop, memory_order_relaxed);
 }
 
+/* The id itself: a broker has it in its request buffer. */
+BENCH_INLINE void bench_prefetch_id(void *tls, const bench_id_t *id)
+{
+    (void)tls;
+    __builtin_prefetch(id);
+}
+
 /* Picks the id of a later lookup and starts fetching it. */
-BENCH_INLINE const bench_id_t *bench_next_id(const struct bench_cell *c, uint64_t *rng)
+BENCH_INLINE const bench_id_t *bench_next_id(const struct bench_cell *c, uint64_t *rng, void *tls,
+                                             bench_prefetch_fn prefetch)
 {
     uint64_t r = bench_rng(rng);
     const bench_id_t *id = (r & 1023) < c->miss_per_1024 ? &c->absent[bench_pick(r, c->n_absent)]
                                                          : &c->present[bench_pick(r, c->n_present)];
-    __builtin_prefetch(id);
+    prefetch(tls, id);
     return id;
 }
 
-BENCH_INLINE void bench_read_loop(struct bench_thread *t, bench_lookup_fn lookup,
-                                  bench_quiesce_fn quiesce)
+/* The read loop with the impl's own prefetch (portreg-handle fetches the
+ * handle that stands for the id). */
+BENCH_INLINE void bench_read_loop_prefetch(struct bench_thread *t, bench_lookup_fn lookup,
+                                           bench_quiesce_fn quiesce, bench_prefetch_fn prefetch)
 {
     const struct bench_cell *c = t->cell;
     void *inst = t->inst;
@@ -86,12 +98,12 @@ BENCH_INLINE void bench_read_loop(struct bench_thread *t, bench_lookup_fn lookup
     uint64_t rng = t->rng, ops = 0, hits = 0;
     const bench_id_t *ahead[BENCH_PREFETCH];
     for (unsigned i = 0; i < BENCH_PREFETCH; i++)
-        ahead[i] = bench_next_id(c, &rng);
+        ahead[i] = bench_next_id(c, &rng, tls, prefetch);
 
     while (!bench_stopped(c)) {
         for (unsigned i = 0; i < BENCH_BATCH; i++) {
             const bench_id_t *id = ahead[i % BENCH_PREFETCH];
-            ahead[i % BENCH_PREFETCH] = bench_next_id(c, &rng);
+            ahead[i % BENCH_PREFETCH] = bench_next_id(c, &rng, tls, prefetch);
             uint16_t port;
             if (i % BENCH_SAMPLE_EVERY == 0) {
                 uint64_t t0 = bench_tsc_begin();
@@ -108,6 +120,12 @@ BENCH_INLINE void bench_read_loop(struct bench_thread *t, bench_lookup_fn lookup
     }
     t->ops = ops;
     t->hits = hits;
+}
+
+BENCH_INLINE void bench_read_loop(struct bench_thread *t, bench_lookup_fn lookup,
+                                  bench_quiesce_fn quiesce)
+{
+    bench_read_loop_prefetch(t, lookup, quiesce, bench_prefetch_id);
 }
 
 /* A port that changes with every write and is never 0. */

@@ -19,9 +19,9 @@ static const char *const wl_keys[WL_COUNT] = {"ro-hit", "ro-miss", "read-mostly"
                                               "insert"};
 
 static const struct bench_impl *const all_impls[] = {
-    &bench_impl_portreg,   &bench_impl_ck_raw,         &bench_impl_ck_nosync,
-    &bench_impl_urcu_memb, &bench_impl_urcu_memb_repl, &bench_impl_urcu_qsbr,
-    &bench_impl_rwlock,    &bench_impl_mutex,          &bench_impl_ck_hs,
+    &bench_impl_portreg,   &bench_impl_portreg_handle, &bench_impl_ck_raw,    &bench_impl_ck_nosync,
+    &bench_impl_urcu_memb, &bench_impl_urcu_memb_repl, &bench_impl_urcu_qsbr, &bench_impl_rwlock,
+    &bench_impl_mutex,     &bench_impl_ck_hs,
 };
 #define N_ALL (sizeof all_impls / sizeof all_impls[0])
 
@@ -63,13 +63,14 @@ static void rebind_task(const struct bench_impl *impl, void *inst, void *tls, vo
 
 struct check_arg {
     const bench_id_t *present, *absent;
-    size_t n;
+    size_t n, keys;
 };
 
 /* Each impl must find the filled ids bound to their ports and no other. */
 static void check_task(const struct bench_impl *impl, void *inst, void *tls, void *arg)
 {
     const struct check_arg *a = arg;
+    bench_prepare_reader(impl, inst, tls, a->present, a->absent, a->keys);
     for (size_t i = 0; i < a->n; i++) {
         uint16_t port = 0;
         if (!impl->lookup(inst, tls, a->present[i].p, a->present[i].len, &port) ||
@@ -330,7 +331,7 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < R.n_impls; i++) {
             const struct bench_impl *impl = R.impls[i];
             void *in = inst[store_index(impl->store)];
-            struct check_arg ca = {set.ids, absent, keys < CHECK_IDS ? keys : CHECK_IDS};
+            struct check_arg ca = {set.ids, absent, keys < CHECK_IDS ? keys : CHECK_IDS, keys};
             bench_run_task(impl, in, check_task, &ca);
             struct bench_cell cell = {.wl = WL_RO_HIT, .present = set.ids, .n_present = keys};
             struct run_spec sp = {impl, in, &cell, 1, WARMUP_MS * 1000000u, seed};
@@ -400,8 +401,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "%zu keys: %s done in %.2f s\n", keys, bench_workload_names[wl],
                     (double)(bench_now_ns() - tw) / 1e9);
         }
-        for (unsigned s = 0; s < R.n_stores; s++)
+        for (unsigned s = 0; s < R.n_stores; s++) {
+            if (R.stores[s] == bench_impl_portreg_handle.store)
+                bench_handle_open_cost(inst[s], &R.handle_open[si]);
             R.stores[s]->destroy(inst[s]);
+        }
     }
     R.mean_id_len = bench_ids_mean_len(set.ids, max_keys);
     bench_ids_free(&set);

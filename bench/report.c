@@ -242,11 +242,11 @@ static void print_ratios(FILE *out, const struct bench_results *r, int pr)
     fprintf(out, "\n");
 }
 
-/* One target: portreg over a peer (median per-repetition ratio), in every
- * cell it covers. */
+/* One target: impl pr over a peer (median per-repetition ratio), in every
+ * cell it covers (only_keys 0: every key count). */
 static void check_ratio_target(FILE *out, const struct bench_results *r, int pr, const char *peer,
-                               unsigned wl_mask, int only_ri, bool writes, double want,
-                               const char *what)
+                               unsigned wl_mask, int only_ri, size_t only_keys, bool writes,
+                               double want, const char *what)
 {
     int pe = find_impl(r, peer);
     char kb[24];
@@ -265,6 +265,7 @@ static void check_ratio_target(FILE *out, const struct bench_results *r, int pr,
             for (unsigned ri = 0; ri < r->n_readers; ri++) {
                 double q;
                 if ((only_ri >= 0 && (int)ri != only_ri) ||
+                    (only_keys != 0 && r->sizes[si] != only_keys) ||
                     !med_ratio(r, wl, si, ri, (unsigned)pr, (unsigned)pe, writes, &q))
                     continue;
                 char at[96];
@@ -302,14 +303,21 @@ static void print_targets(FILE *out, const struct bench_results *r)
     if (r2 < 0) {
         fprintf(out, "- the lookup targets need a 2-reader run (--readers 2)\n");
     } else {
-        check_ratio_target(out, r, pr, "ck-raw", all, r2, false, 0.95,
+        check_ratio_target(out, r, pr, "ck-raw", all, r2, 0, false, 0.95,
                            "lookups ≥ 0.95× ck-raw, every workload, 2 readers");
-        check_ratio_target(out, r, pr, "urcu-memb", all, r2, false, 1.2,
+        check_ratio_target(out, r, pr, "urcu-memb", all, r2, 0, false, 1.2,
                            "lookups ≥ 1.2× urcu-memb, every workload, 2 readers");
-        check_ratio_target(out, r, pr, "mutex", writers, r2, false, 7.0,
+        check_ratio_target(out, r, pr, "mutex", writers, r2, 0, false, 7.0,
                            "lookups ≥ 7× mutex, 2 readers with a concurrent writer");
+        int ph = find_impl(r, "portreg-handle");
+        check_ratio_target(out, r, ph, "portreg", writers, r2, 1000, false, 10.0,
+                           "handle lookups ≥ 10× portreg_lookup, 1k ids, 2 readers and a writer");
+        check_ratio_target(out, r, ph, "urcu-memb", writers, r2, 1000, false, 10.0,
+                           "handle lookups ≥ 10× urcu-memb, 1k ids, 2 readers and a writer");
+        check_ratio_target(out, r, ph, "portreg", all, r2, 1000000, false, 2.0,
+                           "handle lookups ≥ 2× portreg_lookup, 1M ids, every workload, 2 readers");
     }
-    check_ratio_target(out, r, pr, "urcu-repl", 1u << WL_READ_MOSTLY, -1, true, 1.0,
+    check_ratio_target(out, r, pr, "urcu-repl", 1u << WL_READ_MOSTLY, -1, 0, true, 1.0,
                        "register (existing id) writes/s ≥ urcu replace, read-mostly, all cells");
 
     fprintf(out, "- **≤ 96 bytes per entry plus the id's bytes at 1,000,000 ids**: ");
@@ -366,6 +374,33 @@ static void print_memory(FILE *out, const struct bench_results *r)
                  "allocator for plus slots for the ck_ht peers; nodes and ids only for urcu "
                  "(its bucket table is internal). *mallinfo2*: growth of in-use heap "
                  "(uordblks + hblkhd) over create + fill, allocator overhead included.\n\n");
+}
+
+static void print_handle_open(FILE *out, const struct bench_results *r)
+{
+    static const char *const kinds[HANDLE_OPEN_KINDS] = {
+        "tracked id", "untracked id, first handle (inserts a slot)",
+        "untracked id, slot already held by another reader's handle"};
+    char kb[24];
+    bool any = false;
+    for (unsigned si = 0; si < r->n_sizes; si++)
+        for (int k = 0; k < HANDLE_OPEN_KINDS; k++)
+            any |= r->handle_open[si].opens[k] > 0;
+    if (!any)
+        return;
+    fprintf(out, "### portreg_handle_open: ns per open (untimed setup of portreg-handle's "
+                 "readers, one thread opening at a time)\n\n");
+    fprintf(out, "| keys | id state | opens | ns per open |\n|---|---|---:|---:|\n");
+    for (unsigned si = 0; si < r->n_sizes; si++)
+        for (int k = 0; k < HANDLE_OPEN_KINDS; k++) {
+            const struct bench_open_cost *c = &r->handle_open[si];
+            if (c->opens[k] == 0)
+                continue;
+            fprintf(out, "| %s | %s | %llu | %.0f |\n", fmt_keys(kb, sizeof kb, r->sizes[si]),
+                    kinds[k], (unsigned long long)c->opens[k],
+                    (double)c->ns[k] / (double)c->opens[k]);
+        }
+    fprintf(out, "\n");
 }
 
 static void print_instr(FILE *out, const struct bench_results *r)
@@ -445,6 +480,7 @@ void bench_report(FILE *out, const struct bench_results *r)
         print_cells(out, r, wl, COL_LAT);
     }
     print_memory(out, r);
+    print_handle_open(out, r);
     print_instr(out, r);
 }
 

@@ -145,6 +145,8 @@ static void *worker_main(void *p)
     struct worker *w = p;
     const struct bench_impl *impl = w->impl;
     w->t.tls = impl->thread_enter(w->t.inst);
+    if (!w->writer && impl->reader_prepare != NULL)
+        impl->reader_prepare(&w->t);
     /* qsbr: a registered thread that blocks must be offline, or it would
      * hold up every grace period while it waits */
     if (impl->thread_offline != NULL)
@@ -189,6 +191,7 @@ void bench_run_window(const struct run_spec *spec, struct lat_hist *hist, struct
         w[i].t.cell = c;
         w[i].t.inst = spec->inst;
         w[i].t.rng = bench_rng(&seed);
+        w[i].t.reader = i;
         w[i].t.hist = &h[i];
         /* readers 0, 1, ... then the writer, round-robin over the CPUs */
         pthread_attr_t attr;
@@ -262,6 +265,21 @@ void bench_fill_task(const struct bench_impl *impl, void *inst, void *tls, void 
             exit(1);
         }
     }
+}
+
+void bench_prepare_reader(const struct bench_impl *impl, void *inst, void *tls,
+                          const bench_id_t *present, const bench_id_t *absent, size_t n)
+{
+    if (impl->reader_prepare == NULL)
+        return;
+    struct bench_cell cell = {.wl = WL_RO_MISS,
+                              .present = present,
+                              .n_present = n,
+                              .absent = absent,
+                              .n_absent = n,
+                              .miss_per_1024 = 1024};
+    struct bench_thread t = {.cell = &cell, .inst = inst, .tls = tls, .reader = 0};
+    impl->reader_prepare(&t);
 }
 
 struct task {
