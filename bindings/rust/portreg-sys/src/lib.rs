@@ -32,6 +32,8 @@ pub const PORTREG_VERSION_HEX: c_uint =
 /// Longest id, in bytes.
 pub const PORTREG_ID_MAX: usize = 255;
 
+/// Success.
+pub const PORTREG_OK: c_int = 0;
 /// NULL registry or required out-pointer, bad id, NULL body.
 pub const PORTREG_EINVAL: c_int = -1;
 /// Allocation failed; the registry is unchanged.
@@ -143,8 +145,8 @@ pub struct portreg_stats_t {
     pub probe_max: usize,
     pub reseeds: u64,
     pub deferred_bytes: usize,
-    pub handles: usize,
-    pub reserved: [u64; 4],
+    /// Zero; room for later statistics.
+    pub reserved: [u64; 5],
 }
 
 /// An open handle on one id (opaque; only ever behind a pointer).

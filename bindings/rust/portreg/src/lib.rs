@@ -285,8 +285,6 @@ pub struct Stats {
     pub reseeds: u64,
     /// The part of `bytes` waiting for a grace period.
     pub deferred_bytes: usize,
-    /// Open handles.
-    pub handles: usize,
 }
 
 /// One tracked backend, copied out by [`Registry::snapshot`].
@@ -835,7 +833,6 @@ impl Registry {
             probe_max: s.probe_max,
             reseeds: s.reseeds,
             deferred_bytes: s.deferred_bytes,
-            handles: s.handles,
         })
     }
 

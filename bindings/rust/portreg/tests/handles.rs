@@ -25,16 +25,28 @@ fn a_handle_follows_its_id_through_every_state() {
 }
 
 #[test]
-fn handles_are_counted_while_open_and_bad_ids_are_refused() {
+fn handles_on_one_id_share_its_slot_and_bad_ids_are_refused() {
     let reg = Registry::new().unwrap();
     assert_eq!(reg.handle("").unwrap_err(), portreg::Error::Invalid);
+    assert_eq!(reg.handle(vec![b'x'; portreg::ID_MAX + 1]).unwrap_err(), portreg::Error::Invalid);
     let a = reg.handle("a").unwrap();
     let b = reg.handle("a").unwrap();
-    assert_eq!(reg.stats().unwrap().handles, 2);
+    assert_eq!(reg.stats().unwrap().slots, 1);
+    assert_eq!(reg.count(), 0);
+    reg.register("a", 3).unwrap();
     drop(a);
-    assert_eq!(reg.stats().unwrap().handles, 1);
-    drop(b);
-    assert_eq!(reg.stats().unwrap().handles, 0);
+    assert_eq!(b.lookup(), Some(3));
+    assert_eq!(b.id(), b"a");
+}
+
+#[test]
+fn a_handle_counts_against_max_ids() {
+    let reg = Registry::with_options(&Options::new().max_ids(1)).unwrap();
+    let h = reg.handle("held").unwrap();
+    assert_eq!(reg.track("other"), Err(portreg::Error::Full));
+    assert_eq!(reg.handle("other").unwrap_err(), portreg::Error::Full);
+    reg.track("held").unwrap();
+    assert_eq!(h.get().unwrap().state, State::Pending);
 }
 
 #[test]

@@ -220,7 +220,6 @@ fn stats_count_backends_and_changes() {
     assert!(stats.slots >= 49);
     assert!(stats.bytes > 0);
     assert_eq!(stats.deferred_bytes, 0);
-    assert_eq!(stats.handles, 0);
 }
 
 #[test]
@@ -272,7 +271,7 @@ fn every_error_has_its_code_name_and_message() {
 /// last port.
 #[test]
 fn many_threads_share_one_registry() {
-    const ROUNDS: u16 = 5_000;
+    const ROUNDS: u16 = 20_000;
     let reg = Arc::new(Registry::new().unwrap());
     reg.track("shared").unwrap();
     let stop = Arc::new(AtomicBool::new(false));
