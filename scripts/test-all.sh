@@ -7,6 +7,7 @@
 #   4. release build: stress, the longest run
 #   5. planted bugs: each must be caught
 #   6. fuzzing, bounded
+#   6b. Rust bindings: cargo test on bindings/rust (skipped without cargo)
 #   7. formatting
 # Every stage prints its figures; the last line is the tally.
 set -uo pipefail
@@ -67,6 +68,7 @@ stage "release: build" build release
 stage "release: stress" run_stress release
 stage "planted bugs are caught" bash stress/run-planted.sh
 stage "fuzz (${FUZZ_SECONDS} s)" bash fuzz/run.sh "$FUZZ_SECONDS"
+stage "rust bindings" bash bindings/rust/run-tests.sh
 stage "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
 
 echo
