@@ -158,6 +158,9 @@ PORTREG_HIDDEN int portreg__table_hold(struct portreg *reg, const char *id, size
                                        struct slot **out);
 /* After an untrack: compacts if due, unless the writer lock is busy. */
 PORTREG_HIDDEN void portreg__table_compact_if_due(struct portreg *reg);
+/* Rebuilds the table with fresh keys now, as abnormal probing does. For
+ * tests: ids that defeat the keyed hash cannot be built without its keys. */
+PORTREG_HIDDEN void portreg__table_reseed(struct portreg *reg);
 /* Destroy: frees the table and every slot, checking for open handles. */
 PORTREG_HIDDEN void portreg__table_destroy(struct portreg *reg);
 

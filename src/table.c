@@ -19,10 +19,13 @@
  * current map (portreg_stats_t.probe_max: the longest probe any insert
  * into this map needed). libck grows a map before an insert would probe
  * more than 2 * max(64, buckets / 8) entries, which bounds probe_max.
- * Random ids keep it far lower: at load 1/2, under 20 for a million ids.
- * An insert that leaves probe_max above the reseed threshold below means the ids
- * collide far more than random ones do (the keys leaked, or the hash met
- * inputs it handles badly): the table is rebuilt with fresh keys.
+ * Random ids keep it far lower (measured with the keyed hash: 8-10 at a
+ * thousand ids, 12-13 at 100,000, 18-19 at a million): below log2 of the
+ * bucket count. The reseed threshold, RESEED_BASE + RESEED_PER_DOUBLING *
+ * log2(buckets) (38 at 2,048 buckets, 58 at two million), leaves about
+ * three times that. An insert that leaves probe_max above it means the
+ * ids collide far more than random ones do (the keys leaked, or the hash
+ * met inputs it handles badly): the table is rebuilt with fresh keys.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,8 +56,8 @@
 /* Reseed when probe_max exceeds RESEED_BASE + RESEED_PER_DOUBLING *
  * log2(buckets); after a reseed, not again before the table has grown by
  * half (so even ids that defeat every key cost O(1) amortized). */
-#define RESEED_BASE         32
-#define RESEED_PER_DOUBLING 4
+#define RESEED_BASE         16
+#define RESEED_PER_DOUBLING 2
 
 /* ck_ht's allocator hooks have no context argument. Every ck_ht call that
  * may allocate runs through ht_init_for() or ht_put_for(), which name the
@@ -411,6 +414,13 @@ int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len, stru
     if (*out != NULL)
         return 0;
     return portreg__table_insert(reg, id, id_len, NULL, out, &w);
+}
+
+void portreg__table_reseed(struct portreg *reg)
+{
+    portreg__writer_lock(reg);
+    rebuild(reg, true);
+    portreg__writer_unlock(reg);
 }
 
 void portreg__table_compact_if_due(struct portreg *reg)

@@ -1,0 +1,220 @@
+#define _GNU_SOURCE /* pthread_timedjoin_np() */
+/*
+ * White-box regression tests: situations the public API reaches only by
+ * rare timing (a slot caught RETIRED mid-compaction, 16,383 sleepers on
+ * one backend, ids built to collide under the table's own keys), set up
+ * here directly through the library's internals. Linked against the
+ * library's objects, not its exported interface.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Before fixture.h, whose global `reg` the internal headers' parameters
+ * would shadow. */
+#include "internal.h"
+
+#include "fixture.h"
+
+TestSuite(internals, .init = registry_setup, .fini = registry_teardown, .timeout = 60);
+
+static struct slot *slot_of_id(const char *id, size_t len)
+{
+    struct slot *s = table_find(table_current(reg), id, len);
+    cr_assert_not_null(s);
+    return s;
+}
+
+struct retired_ops {
+    uint32_t version;
+    int rc[6];
+    portreg_state_t prev[4];
+    bool lookup;
+    portreg_state_t got;
+};
+
+static void *ops_on_retired(void *arg)
+{
+    struct retired_ops *o = arg;
+    for (int i = 0; i < 4; i++)
+        o->prev[i] = (portreg_state_t){PORTREG_BOUND, 7, 77}; /* must be overwritten */
+    o->rc[0] = portreg_unbind(reg, ID("gone"), &o->prev[0]);
+    o->rc[1] = portreg_untrack(reg, ID("gone"), &o->prev[1]);
+    o->rc[2] = portreg_untrack_if(reg, ID("gone"), o->version, &o->prev[2]);
+    o->rc[3] = portreg_register_if(reg, ID("gone"), 80, o->version, &o->prev[3]);
+    o->rc[4] = portreg_untrack_if(reg, ID("gone"), 0, NULL);
+    o->lookup = portreg_lookup(reg, ID("gone"), NULL);
+    o->rc[5] = portreg_get(reg, ID("gone"), &o->got);
+    return NULL;
+}
+
+/* 0.2.0: every writer that found a RETIRED slot took the writer lock, so
+ * with a compaction stalled (here: the lock simply held) unbind, untrack
+ * and conflicting conditional calls on an untracked id all blocked; and
+ * the conflicts left *prev unwritten. */
+Test(internals, retired_slot_reads_as_untracked_without_the_writer_lock)
+{
+    cr_assert_eq(portreg_track(reg, ID("gone")), 0);
+    portreg_state_t s;
+    cr_assert_eq(portreg_untrack(reg, ID("gone"), &s), 0);
+    struct slot *slot = slot_of_id(ID("gone"));
+    uint64_t untracked = atomic_load(&slot->state);
+    atomic_store(&slot->state, st_pack(ST_RETIRED, 0, st_version(untracked)));
+
+    struct retired_ops o = {.version = s.version};
+    pthread_mutex_lock(&reg->writer); /* a compaction that never ends */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, ops_on_retired, &o), 0);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    int joined = pthread_timedjoin_np(t, NULL, &deadline);
+    pthread_mutex_unlock(&reg->writer);
+    if (joined != 0)
+        pthread_join(t, NULL);
+    cr_assert_eq(joined, 0, "operations on a retired slot waited for the writer lock");
+
+    cr_assert_eq(o.rc[0], 0);
+    cr_assert_eq(o.rc[1], 0);
+    cr_assert_eq(o.rc[2], PORTREG_ECONFLICT);
+    cr_assert_eq(o.rc[3], PORTREG_ECONFLICT);
+    cr_assert_eq(o.rc[4], 0);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(o.prev[i].status, PORTREG_UNTRACKED, "prev[%d] not filled", i);
+        cr_assert_eq(o.prev[i].version, 0);
+    }
+    cr_assert_not(o.lookup);
+    cr_assert_eq(o.rc[5], 0);
+    cr_assert_eq(o.got.status, PORTREG_UNTRACKED);
+    atomic_store(&slot->state, untracked);
+}
+
+struct timed_wait {
+    uint32_t seen;
+    int64_t timeout;
+    int rc;
+    double cpu_ms;
+    portreg_state_t s;
+};
+
+static void *wait_measuring_cpu(void *arg)
+{
+    struct timed_wait *w = arg;
+    struct timespec a, b;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+    w->rc = portreg_wait(reg, ID("crowd"), w->seen, w->timeout, &w->s);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+    w->cpu_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    return NULL;
+}
+
+/* 0.2.0: the waiter past the count's capacity looped on sched_yield(),
+ * a full core for the whole timeout. */
+Test(internals, waiter_past_the_count_capacity_sleeps)
+{
+    cr_assert_eq(portreg_track(reg, ID("crowd")), 0);
+    struct slot *slot = slot_of_id(ID("crowd"));
+    /* As if 16,383 threads slept on it. */
+    atomic_fetch_or(&slot->state, ST_WAITERS_MASK);
+    uint32_t v = state_of(ID("crowd")).version;
+
+    struct timed_wait w = {.seen = v, .timeout = 300 * 1000000LL};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, wait_measuring_cpu, &w), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(w.rc, PORTREG_ETIMEDOUT);
+    cr_assert_lt(w.cpu_ms, 100.0, "the waiter burned %.1f ms of CPU in a 300 ms wait", w.cpu_ms);
+
+    /* Saturated, it still wakes on a change ... */
+    struct timed_wait forever = {.seen = v, .timeout = -1};
+    cr_assert_eq(pthread_create(&t, NULL, wait_measuring_cpu, &forever), 0);
+    cr_assert_eq(portreg_register(reg, ID("crowd"), 81, NULL), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(forever.rc, 0);
+    cr_assert_eq(forever.s.port, 81);
+    cr_assert_eq(st_waiters(atomic_load(&slot->state)), ST_WAITERS_MAX);
+
+    /* ... and is never dropped, as uncounted sleepers may be on it. */
+    cr_assert_eq(portreg_untrack(reg, ID("crowd"), NULL), 0);
+    char id[32];
+    for (unsigned i = 0; i < 500; i++) {
+        int n = snprintf(id, sizeof id, "filler-%u", i);
+        cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)n, NULL), 0);
+    }
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    cr_assert_gt(st.compactions, 0);
+    cr_assert_eq(table_find(table_current(reg), ID("crowd")), slot);
+    atomic_fetch_and(&slot->state, ~ST_WAITERS_MASK); /* let destroy see a plain slot */
+}
+
+/* A reseed (what abnormal probing triggers: ids colliding under the
+ * table's keys cannot be built without them, so the test forces one)
+ * draws new keys and no backend may notice. */
+Test(internals, a_reseed_changes_no_state_version_or_handle)
+{
+    char ids[300][24];
+    size_t lens[300];
+    portreg_state_t before[300];
+    for (unsigned i = 0; i < 300; i++) {
+        lens[i] = (size_t)snprintf(ids[i], sizeof ids[i], "backend-%u", i);
+        if (i % 3 == 0)
+            cr_assert_eq(portreg_track(reg, ids[i], lens[i]), 0);
+        else
+            cr_assert_eq(portreg_register(reg, ids[i], lens[i], (uint16_t)(1000 + i), NULL), 0);
+        if (i % 7 == 0)
+            cr_assert_eq(portreg_untrack(reg, ids[i], lens[i], NULL), 0);
+        cr_assert_eq(portreg_get(reg, ids[i], lens[i], &before[i]), 0);
+    }
+    portreg_handle_t *hd;
+    cr_assert_eq(portreg_handle_open(reg, ids[1], lens[1], &hd), 0);
+    struct table *old = table_current(reg);
+    struct hash_key old_key = old->key;
+
+    portreg__table_reseed(reg);
+
+    struct table *now_t = table_current(reg);
+    cr_assert_neq(now_t, old);
+    cr_assert_neq(memcmp(&now_t->key, &old_key, sizeof old_key), 0, "same keys after a reseed");
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    cr_assert_eq(st.reseeds, 1);
+    for (unsigned i = 0; i < 300; i++) {
+        portreg_state_t now;
+        cr_assert_eq(portreg_get(reg, ids[i], lens[i], &now), 0);
+        cr_assert_eq(now.status, before[i].status, "%s", ids[i]);
+        cr_assert_eq(now.port, before[i].port);
+        cr_assert_eq(now.version, before[i].version);
+    }
+    uint16_t port = 0;
+    cr_assert(portreg_handle_lookup(hd, &port));
+    cr_assert_eq(port, 1001);
+    cr_assert_eq(portreg_register(reg, ids[1], lens[1], 2000, NULL), 0);
+    cr_assert(portreg_handle_lookup(hd, &port));
+    cr_assert_eq(port, 2000);
+    portreg_handle_close(hd);
+}
+
+/* The reseed threshold sits well above what random ids produce: build a
+ * large table of them and check no reseed happened and probe_max stays
+ * under the threshold by a wide margin. */
+Test(internals, random_ids_never_trigger_a_reseed)
+{
+    char id[32];
+    for (unsigned i = 0; i < 200000; i++) {
+        int n = snprintf(id, sizeof id, "%x-%u", i * 2654435761u, i);
+        cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
+    }
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    cr_assert_eq(st.reseeds, 0);
+    unsigned log2 = 0;
+    while (((size_t)1 << log2) < st.table_capacity)
+        log2++;
+    cr_assert_lt(st.probe_max * 2, 16 + 2 * log2, "probe_max %zu at %zu buckets", st.probe_max,
+                 st.table_capacity);
+}

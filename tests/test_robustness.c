@@ -1,0 +1,353 @@
+/*
+ * Promises that must hold under every interleaving: each test here
+ * reproduces a defect an adversarial review found in 0.2.0 (through the
+ * public API) and fails on that code. tests/test_internals.c holds the
+ * ones that need a hand inside the table.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "fixture.h"
+
+TestSuite(robustness, .init = registry_setup, .fini = registry_teardown, .timeout = 60);
+
+static int idf(char *buf, size_t cap, const char *prefix, unsigned i)
+{
+    return snprintf(buf, cap, "%s-%u", prefix, i);
+}
+
+/* Spins politely until flag is set: the condition is the synchronization. */
+static void await_flag(atomic_bool *flag)
+{
+    while (!atomic_load(flag))
+        sched_yield();
+}
+
+struct reclaimer {
+    atomic_bool started, done;
+    int rc;
+};
+
+static void *reclaim_thread(void *arg)
+{
+    struct reclaimer *rc = arg;
+    atomic_store(&rc->started, true);
+    rc->rc = portreg_reclaim(reg);
+    atomic_store(&rc->done, true);
+    return NULL;
+}
+
+/* 0.2.0: portreg_reclaim() held the writer lock while it waited for the
+ * iteration's read section to end, and the iteration's track waited for
+ * that lock: neither returned. */
+Test(robustness, iteration_that_inserts_is_safe_beside_reclaim)
+{
+    char id[32];
+    portreg_iter_t it;
+
+    portreg_iter_init(&it, reg);
+    /* Garbage that only the end of our own section can free: the table
+     * grows (its old maps are deferred) while we iterate. */
+    for (unsigned i = 0; i < 1000; i++)
+        cr_assert_eq(portreg_track(reg, id, (size_t)idf(id, sizeof id, "grow", i)), 0);
+
+    struct reclaimer rc = {0};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, reclaim_thread, &rc), 0);
+    await_flag(&rc.started);
+    /* However long the reclaimer has been waiting for us, inserts and
+     * waits on unknown ids (which insert a placeholder) go through. */
+    for (unsigned i = 0; i < 300; i++) {
+        cr_assert_eq(portreg_track(reg, id, (size_t)idf(id, sizeof id, "more", i)), 0);
+        portreg_state_t s;
+        cr_assert_eq(portreg_wait(reg, id, (size_t)idf(id, sizeof id, "unknown", i), 0, 1000, &s),
+                     PORTREG_ETIMEDOUT);
+        sched_yield();
+    }
+    /* It cannot have finished: our section was open all along. */
+    cr_assert_not(atomic_load(&rc.done));
+    portreg_iter_fini(&it);
+    pthread_join(t, NULL);
+    cr_assert_eq(rc.rc, 0);
+}
+
+Test(robustness, reclaim_inside_an_iteration_refuses_instead_of_waiting_for_itself)
+{
+    portreg_iter_t it;
+    portreg_iter_init(&it, reg);
+    cr_assert_eq(portreg_reclaim(reg), PORTREG_EINVAL);
+    portreg_iter_fini(&it);
+    cr_assert_eq(portreg_reclaim(reg), 0);
+}
+
+struct sleeper {
+    char id[32];
+    size_t len;
+    int rc;
+    portreg_state_t s;
+};
+
+static void *sleep_forever(void *arg)
+{
+    struct sleeper *sl = arg;
+    sl->rc = portreg_wait(reg, sl->id, sl->len, 0, -1, &sl->s);
+    return NULL;
+}
+
+static portreg_stats_t stats_now(void)
+{
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    return st;
+}
+
+/* 0.2.0: placeholders with sleepers counted toward the compaction trigger
+ * but could not be dropped, so once they made up half the table every
+ * untrack rebuilt it. */
+Test(robustness, sleeping_waiters_do_not_make_every_untrack_compact)
+{
+    enum { SLEEPERS = 100, CYCLES = 3000 };
+    static struct sleeper sl[SLEEPERS];
+    pthread_t t[SLEEPERS];
+    char id[32];
+
+    for (unsigned i = 0; i < SLEEPERS; i++) {
+        sl[i].len = (size_t)idf(sl[i].id, sizeof sl[i].id, "asleep", i);
+        cr_assert_eq(pthread_create(&t[i], NULL, sleep_forever, &sl[i]), 0);
+    }
+    /* A waiter inserts its placeholder and counts itself on it in one
+     * critical section, so this many slots means this many counted. */
+    while (stats_now().slots < SLEEPERS)
+        sched_yield();
+
+    for (unsigned i = 0; i < CYCLES; i++) {
+        int n = idf(id, sizeof id, "churn", i);
+        cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)n, NULL), 0);
+    }
+    portreg_stats_t st = stats_now();
+    /* Each rebuild is paid for by dozens of untracks (64 once settled). */
+    cr_assert_leq(st.compactions, CYCLES / 32, "%lu compactions for %d untracks",
+                  (unsigned long)st.compactions, CYCLES);
+    cr_assert_leq(st.slots, SLEEPERS + 2 * 64 + 1);
+
+    for (unsigned i = 0; i < SLEEPERS; i++)
+        cr_assert_eq(portreg_track(reg, sl[i].id, sl[i].len), 0);
+    for (unsigned i = 0; i < SLEEPERS; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(sl[i].rc, 0);
+        cr_assert_eq(sl[i].s.status, PORTREG_PENDING);
+    }
+}
+
+/* 0.2.0: compaction was tried only after an untrack, so timed-out waits on
+ * unknown ids left one placeholder each, forever. */
+Test(robustness, abandoned_wait_placeholders_are_reclaimed)
+{
+    enum { WAITS = 3000 };
+    char id[32];
+
+    for (unsigned i = 0; i < WAITS; i++) {
+        portreg_state_t s;
+        int n = idf(id, sizeof id, "gone", i);
+        cr_assert_eq(portreg_wait(reg, id, (size_t)n, 0, 20000, &s), PORTREG_ETIMEDOUT);
+        cr_assert_eq(s.status, PORTREG_UNTRACKED);
+    }
+    portreg_stats_t st = stats_now();
+    cr_assert_leq(st.slots, 2 * 64 + 1, "%zu placeholders left after %d timed-out waits", st.slots,
+                  WAITS);
+    cr_assert_eq(st.tracked, 0);
+}
+
+/* 0.2.0: the last batch of deferred frees waited for the next writer. */
+Test(robustness, deferred_memory_is_freed_after_writers_go_quiet)
+{
+    char id[32];
+    for (unsigned i = 0; i < 20000; i++) {
+        int n = idf(id, sizeof id, "quiet", i);
+        cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)n, NULL), 0);
+    }
+    /* No writer runs from here on. The reclaim thread must free what is
+     * deferred once its grace period is over: give it 10 s at most. */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    portreg_stats_t st;
+    for (;;) {
+        st = stats_now();
+        if (st.deferred_bytes == 0)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        cr_assert_lt(now.tv_sec - start.tv_sec, 10, "%zu bytes still deferred after 10 s",
+                     st.deferred_bytes);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL); /* polling a condition, with a deadline */
+    }
+    cr_assert_lt(st.bytes, 256 * 1024, "%zu bytes held with nothing tracked", st.bytes);
+}
+
+Test(robustness, without_the_reclaim_thread_reclaim_frees_everything)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.no_reclaim_thread = true;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    char id[32];
+    for (unsigned i = 0; i < 5000; i++) {
+        int n = idf(id, sizeof id, "nt", i);
+        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
+        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
+    }
+    cr_assert_eq(portreg_reclaim(r), 0);
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(r, &st), 0);
+    cr_assert_eq(st.deferred_bytes, 0);
+    portreg_destroy(r);
+}
+
+/* 0.2.0: an iterator's entry->id passed with a shorter length matched the
+ * entry by pointer before ck_ht compared lengths, rebinding another id. */
+Test(robustness, ids_match_by_length_and_bytes_never_by_pointer)
+{
+    char id[32];
+    /* Enough ids in a small table that probe sequences cross entries. */
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.initial_capacity = 16;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    for (unsigned i = 0; i < 400; i++)
+        cr_assert_eq(portreg_register(r, id, (size_t)idf(id, sizeof id, "svc", i), 1000, NULL), 0);
+
+    portreg_iter_t it;
+    portreg_entry_t e;
+    unsigned checked = 0;
+    portreg_iter_init(&it, r);
+    while (portreg_iter_next(&it, &e)) {
+        for (size_t len = 1; len < e.id_len; len++) {
+            /* What the registry holds for the prefix, asked with a copy. */
+            char copy[32];
+            memcpy(copy, e.id, len);
+            portreg_state_t by_copy, by_alias;
+            cr_assert_eq(portreg_get(r, copy, len, &by_copy), 0);
+            cr_assert_eq(portreg_get(r, e.id, len, &by_alias), 0);
+            cr_assert_eq(by_alias.status, by_copy.status, "prefix %zu of %.*s", len, (int)e.id_len,
+                         e.id);
+            cr_assert_eq(by_alias.version, by_copy.version);
+            checked++;
+        }
+    }
+    portreg_iter_fini(&it);
+    cr_assert_gt(checked, 1000);
+    /* And a write through the alias touches only the prefix. */
+    portreg_iter_init(&it, r);
+    cr_assert(portreg_iter_next(&it, &e));
+    char whole[32];
+    size_t whole_len = e.id_len;
+    memcpy(whole, e.id, whole_len);
+    cr_assert_eq(portreg_register(r, e.id, 3, 9999, NULL), 0);
+    portreg_iter_fini(&it);
+    uint16_t port = 0;
+    cr_assert(portreg_lookup(r, whole, whole_len, &port));
+    cr_assert_eq(port, 1000);
+    cr_assert(portreg_lookup(r, whole, 3, &port));
+    cr_assert_eq(port, 9999);
+    portreg_destroy(r);
+}
+
+struct waiter {
+    const char *id;
+    size_t len;
+    uint32_t seen;
+    int64_t timeout;
+    int rc;
+    portreg_state_t s;
+};
+
+static void *wait_thread(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = portreg_wait(reg, w->id, w->len, w->seen, w->timeout, &w->s);
+    return NULL;
+}
+
+/* 0.2.0: now + INT64_MAX overflowed (UBSan aborts in the asan build). */
+Test(robustness, huge_timeouts_mean_wait_forever)
+{
+    portreg_state_t s;
+    cr_assert_eq(portreg_track(reg, ID("huge")), 0);
+    cr_assert_eq(portreg_get(reg, ID("huge"), &s), 0);
+    struct waiter w = {.id = "huge", .len = 4, .seen = s.version, .timeout = INT64_MAX};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, wait_thread, &w), 0);
+    cr_assert_eq(portreg_register(reg, ID("huge"), 4242, NULL), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(w.rc, 0);
+    cr_assert_eq(w.s.status, PORTREG_BOUND);
+    cr_assert_eq(w.s.port, 4242);
+}
+
+/* seen_version 0 on an untracked id: any change wakes the waiter, even a
+ * track that an untrack undoes before the waiter runs. */
+Test(robustness, wait_on_version_zero_returns_on_any_change)
+{
+    struct waiter w = {.id = "blink", .len = 5, .seen = 0, .timeout = -1};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, wait_thread, &w), 0);
+    /* The placeholder appears in the same critical section in which the
+     * waiter counts itself on it. */
+    while (stats_now().slots < 1)
+        sched_yield();
+    cr_assert_eq(portreg_track(reg, ID("blink")), 0);
+    cr_assert_eq(portreg_untrack(reg, ID("blink"), NULL), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(w.rc, 0);
+    cr_assert(w.s.status == PORTREG_UNTRACKED || w.s.status == PORTREG_PENDING);
+}
+
+static atomic_int attach_rc;
+
+static void *untrack_in_new_thread(void *arg)
+{
+    (void)arg;
+    portreg_state_t prev = {PORTREG_BOUND, 1, 1};
+    atomic_store(&attach_rc, portreg_untrack(reg, ID("kept"), &prev));
+    return NULL;
+}
+
+/* The header now says so: a thread's first call may fail for lack of
+ * memory for its epoch record, and then changes nothing. */
+Test(robustness, first_call_without_memory_returns_enomem_and_changes_nothing)
+{
+    struct counting c;
+    portreg_options_t o;
+    counting_options(&c, &o);
+    portreg_destroy(reg);
+    reg = portreg_create(&o);
+    cr_assert_not_null(reg);
+    cr_assert_eq(portreg_track(reg, ID("kept")), 0);
+    atomic_store(&c.fail_countdown, 1);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, untrack_in_new_thread, NULL), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(atomic_load(&attach_rc), PORTREG_ENOMEM);
+    cr_assert_eq(state_of(ID("kept")).status, PORTREG_PENDING);
+}
+
+Test(robustness, stats_expose_the_probe_maximum)
+{
+    char id[32];
+    for (unsigned i = 0; i < 5000; i++)
+        cr_assert_eq(portreg_track(reg, id, (size_t)idf(id, sizeof id, "p", i)), 0);
+    portreg_stats_t st = stats_now();
+    cr_assert_gt(st.probe_max, 0);
+    /* Random-looking ids probe far less than the reseed threshold. */
+    cr_assert_lt(st.probe_max, 16 + 2 * 15);
+    cr_assert_eq(st.reseeds, 0);
+}
