@@ -402,8 +402,9 @@ PORTREG_API int portreg_reclaim(portreg_t *reg);
  * growth and reseeding carry it over), so many handles on one id share one
  * slot and one pin count. Handles may be shared freely between threads;
  * portreg_handle_close() must not race with other calls on the same handle;
- * every handle must be closed before portreg_destroy() (debug builds abort
- * in portreg_destroy() if one is still open; release builds leak it). */
+ * every handle must be closed before portreg_destroy(): builds without
+ * NDEBUG abort in portreg_destroy() if one is still open; with NDEBUG the
+ * slot is freed and the handle dangles (any later use is undefined). */
 typedef struct portreg_handle portreg_handle_t;
 
 /* Resolves id, inserting an untracked slot for it if the table has none.
