@@ -333,6 +333,12 @@ pub struct Entry<'it> {
 /// (lock-free); inserting a new id takes a writer lock that readers never
 /// wait for.
 ///
+/// # Dropping
+/// Join (or scope) every thread that used the registry before the last
+/// reference to it goes away: the C library requires that no such thread is
+/// in the middle of exiting while the registry is destroyed, and the type
+/// system cannot see thread exit.
+///
 /// ```
 /// use std::sync::Arc;
 /// let reg = Arc::new(portreg::Registry::new()?);
