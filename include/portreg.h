@@ -18,15 +18,25 @@
  *   portreg_thread_attach() does that step up front and reports failure.
  * - portreg_lookup() and portreg_get() are wait-free: no lock, no
  *   allocation (after the thread's first call), no system call, and no loop
- *   that a concurrent writer can make repeat. Their cost is bounded by the
- *   hash table's probe bound (ck_ht's probe limit, at most
- *   max(64, capacity / 16) probes, each one key compare): the table never
- *   holds tombstones, the only thing that makes ck_ht_get_spmc() start over.
+ *   that a concurrent writer can make repeat. A lookup hashes the id and
+ *   compares at most probe_max + 1 table entries (portreg_stats_t), each
+ *   one key compare: the table never holds tombstones, the only thing that
+ *   makes ck_ht_get_spmc() start over. libck grows its map before probe_max
+ *   could pass 2 * max(64, buckets / 8); the registry rebuilds the table
+ *   with fresh hash keys long before that (see "Hostile ids"), so in
+ *   practice probe_max stays below log2 of the bucket count (about 20 at a
+ *   million ids).
+ * - Handle reads (portreg_handle_lookup(), portreg_handle_get()) are one
+ *   atomic load: wait-free, no hash, no probe, no epoch section.
  * - Changing the state of a backend that the table already holds (register,
  *   re-register, unbind, untrack, re-track) is one compare-and-swap on the
- *   backend's packed state word: lock-free, no allocation. Inserting a new
- *   id, growing the table and compacting untracked ids away take the
- *   registry's writer lock; readers never wait for it.
+ *   backend's packed state word: lock-free, no allocation. So is every
+ *   operation that inserts nothing (unbind, untrack, a conflicting
+ *   conditional call) on an id the table does not hold, also while a
+ *   compaction is dropping it. Inserting a new id, growing the table and
+ *   rebuilding it (compaction, reseeding) take the registry's writer lock;
+ *   readers never wait for it, and nothing waits for readers while holding
+ *   it.
  * - The state word packs status, port and version into one atomic 64-bit
  *   word, so every read returns one state the backend really had.
  * - Each operation is linearizable: it takes effect atomically at one point
@@ -34,8 +44,32 @@
  * - Memory that readers may still hold is freed after an epoch grace
  *   period, so a reader never touches freed memory and churn never leaks.
  *   Readers enter an epoch section with plain stores where membarrier(2)
- *   is available (see portreg_options_t.no_membarrier).
+ *   is available (see portreg_options_t.no_membarrier). The first time a
+ *   registry defers memory it starts one helper thread (all signals
+ *   blocked) that frees deferred memory within a few tens of milliseconds
+ *   of its grace period ending, also when all writers have stopped, and
+ *   sleeps while nothing is deferred (portreg_options_t.no_reclaim_thread
+ *   turns it off). Writers free as well, at the latest after 32 deferred
+ *   blocks or 1 MiB since the last attempt, so under churn the backlog is
+ *   bounded by count and bytes as long as readers leave their sections.
+ *   An open iteration holds back every grace period that starts after it:
+ *   keep iterations short.
  *
+ * Hostile ids
+ * -----------
+ * Ids come from daemons the broker may not trust. Each table hashes ids
+ * with four secret 64-bit keys derived from a random seed; every input
+ * block is mixed with key material on both sides of each multiply, so no
+ * id chosen without the keys lands in a chosen bucket, and no input can
+ * cancel the seed. This resists blind flooding; it is not a cryptographic
+ * MAC: someone who learns the keys, or the hash values of many chosen ids,
+ * can build colliding ids. Then probe sequences grow, and when an insert
+ * leaves probe_max above 16 + 2 * log2(buckets) (three times what random
+ * ids reach) the table is rebuilt with fresh keys (portreg_stats_t.reseeds
+ * counts it; no backend's state or version changes; at most once per 50%
+ * growth of the table, so the cost stays O(1) amortized).
+ * portreg_options_t.max_ids bounds the memory that ids can take.
+
  * Versions
  * --------
  * Each state carries a 32-bit version. Every applied change (track of an
@@ -156,7 +190,10 @@ typedef void (*portreg_free_fn)(void *ctx, void *ptr, size_t size);
 typedef struct {
     /* Ids the table holds before its first grow; rounded up. 0: 64. */
     size_t initial_capacity;
-    /* Seed for the id hash. 0: a random seed from getrandom(2) at create. */
+    /* Seed from which each table's secret hash keys are derived (see
+     * "Hostile ids"). 0 (recommended): random, from getrandom(2) at create
+     * and again at every reseed. Non-zero: reproducible tables and
+     * reseeds, for tests; a seed an attacker can guess defeats the keys. */
     uint64_t hash_seed;
     /* Both NULL: malloc/free. Both set: every allocation of the registry
      * goes through them (they must be thread-safe); portreg_snapshot()
@@ -175,13 +212,16 @@ typedef struct {
     /* Most ids the table may hold at once: tracked ids, untracked ids not
      * yet compacted away, wait placeholders and ids held by handles. An
      * insert that would exceed it first compacts the table, then fails
-     * with PORTREG_EFULL and changes nothing. Ids already held can always
-     * change state. 0: no limit. */
+     * with PORTREG_EFULL and changes nothing. The compaction runs only if
+     * at least 1/16 of max_ids could go, so churn at the limit costs O(1)
+     * amortized per insert. Ids already held can always change state.
+     * 0: no limit. */
     size_t max_ids;
     /* false (default): the registry starts one helper thread the first
-     * time it defers memory, which frees memory whose grace period has
-     * passed within about 10 ms, also when every writer has gone quiet; it
-     * sleeps (no polling) while nothing is deferred. true: no thread;
+     * time it defers memory; while memory is deferred it tries to free it
+     * every 10 ms (a grace period needs two such steps once readers have
+     * left), also when every writer has gone quiet, and it sleeps on a
+     * condition variable while nothing is deferred. true: no thread;
      * deferred memory is freed by later writer calls and portreg_reclaim(). */
     bool no_reclaim_thread;
     /* Must be zero (portreg_options_init() sees to it). Options added by
@@ -245,27 +285,34 @@ PORTREG_API bool portreg_lookup(portreg_t *reg, const char *id, size_t id_len, u
 PORTREG_API int portreg_get(portreg_t *reg, const char *id, size_t id_len, portreg_state_t *state);
 
 /* Tracked -> untracked; an untracked id returns 0 with prev UNTRACKED
- * (idempotent). Returns 0 or PORTREG_EINVAL. Lock-free; may afterwards
- * take the writer lock to compact untracked ids away. */
+ * (idempotent). Returns 0, PORTREG_EINVAL or PORTREG_ENOMEM (the thread's
+ * first call could not allocate its epoch record; nothing changed).
+ * Lock-free; afterwards it may compact untracked ids away if the writer
+ * lock is free at that moment (a try-lock: it never waits for it). */
 PORTREG_API int portreg_untrack(portreg_t *reg, const char *id, size_t id_len,
                                 portreg_state_t *prev);
 
 /* Bound -> pending (the backend's HTTP server went away, the backend is
- * still known). Pending and untracked ids are left as they are. Returns 0 or
- * PORTREG_EINVAL. Lock-free. */
+ * still known). Pending and untracked ids are left as they are. Returns 0,
+ * PORTREG_EINVAL or PORTREG_ENOMEM (first-call setup, as for untrack).
+ * Lock-free. */
 PORTREG_API int portreg_unbind(portreg_t *reg, const char *id, size_t id_len,
                                portreg_state_t *prev);
 
 /* Like portreg_register(), applied only if the backend's version still
  * equals expected_version (0: only if untracked). Otherwise returns
  * PORTREG_ECONFLICT with the current state in *prev and changes nothing.
- * Lock-free for known ids; takes the writer lock to insert a new id. */
+ * Every result but PORTREG_EINVAL, PORTREG_ENOMEM and PORTREG_EFULL fills
+ * *prev. Lock-free for known ids; takes the writer lock to insert a new
+ * id. */
 PORTREG_API int portreg_register_if(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
                                     uint32_t expected_version, portreg_state_t *prev);
 
 /* Like portreg_untrack(), applied only if the backend's version still
- * equals expected_version; otherwise PORTREG_ECONFLICT. expected_version 0
- * on an untracked backend succeeds with no change. Lock-free. */
+ * equals expected_version; otherwise PORTREG_ECONFLICT with the current
+ * state in *prev. expected_version 0 on an untracked backend succeeds with
+ * no change. Also PORTREG_EINVAL, PORTREG_ENOMEM (first-call setup).
+ * Lock-free. */
 PORTREG_API int portreg_untrack_if(portreg_t *reg, const char *id, size_t id_len,
                                    uint32_t expected_version, portreg_state_t *prev);
 
@@ -307,7 +354,8 @@ PORTREG_API int portreg_encode_ready(uint32_t port, uint8_t *buf, size_t cap);
  * -----------------
  * Walks every tracked backend without blocking anyone; the walk runs inside
  * an epoch section from init to fini, so keep it short (it delays the
- * reclamation of memory, never a reader or writer). Weakly consistent:
+ * reclamation of memory, never a reader or writer: portreg_reclaim() on
+ * another thread waits for it without holding any lock). Weakly consistent:
  * - every backend tracked for the whole iteration is returned exactly once;
  * - no id is returned twice;
  * - each entry's state is one the backend really had during the iteration;
@@ -351,11 +399,17 @@ PORTREG_API void portreg_snapshot_free(portreg_snapshot_t *snap);
  * -------------------
  * Blocks until the backend's version differs from seen_version (0 for
  * "untracked"), then stores its state in *state (if not NULL) and returns 0.
- * Returns at once if it already differs. timeout_ns < 0 waits forever;
- * otherwise PORTREG_ETIMEDOUT after that long with *state the current
- * state. Also PORTREG_EINVAL, PORTREG_ENOMEM (an untracked id needs a
- * placeholder to sleep on). Sleeps on a futex: no polling, and writers pay
- * nothing unless someone waits on that backend. Blocking. */
+ * Returns at once if it already differs. Once asleep it also returns on
+ * any change at all, so a wait on 0 returns when the id is tracked even
+ * if it is untracked again before the waiter runs (the state it reports
+ * may then be UNTRACKED). timeout_ns < 0, or so large that the deadline
+ * would overflow, waits forever; otherwise PORTREG_ETIMEDOUT after that
+ * long with *state the current state. Also PORTREG_EINVAL, PORTREG_ENOMEM
+ * and PORTREG_EFULL (an untracked id needs a placeholder slot to sleep on;
+ * it counts toward max_ids while someone sleeps on it and is compacted
+ * away after). Sleeps on a futex: no polling, every waiter sleeps however
+ * many there are, and writers pay nothing unless someone waits on that
+ * backend. Blocking. */
 PORTREG_API int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_version,
                              int64_t timeout_ns, portreg_state_t *state);
 
@@ -367,7 +421,7 @@ PORTREG_API uint64_t portreg_changes(portreg_t *reg);
  * portreg_changes() with the value you saw last. Created on first call; the
  * same fd afterwards; closed by portreg_destroy(). Until it exists, writers
  * make no system call for it. Returns the fd, or PORTREG_EINVAL,
- * PORTREG_ESYSTEM (errno set). Lock-free. examples/epoll_changes.c shows
+ * PORTREG_ESYSTEM (portreg_last_errno() says why). Lock-free. examples/epoll_changes.c shows
  * the loop. */
 PORTREG_API int portreg_eventfd(portreg_t *reg);
 
@@ -375,22 +429,25 @@ PORTREG_API int portreg_eventfd(portreg_t *reg);
  * concurrent writers. */
 typedef struct {
     size_t tracked;        /* same as portreg_count() */
-    size_t slots;          /* ids the table holds, untracked placeholders included */
+    size_t slots;          /* ids the table holds: what max_ids counts */
     size_t table_capacity; /* buckets in the hash table */
     size_t bytes;          /* table + slots + ids, excluding allocator overhead */
     uint64_t compactions;  /* rebuilds that dropped untracked ids */
     uint64_t changes;      /* same as portreg_changes() */
     size_t probe_max;      /* longest probe sequence of the current table */
-    uint64_t reseeds;      /* rebuilds with a fresh hash seed */
+    uint64_t reseeds;      /* rebuilds with fresh hash keys (abnormal probing) */
     size_t deferred_bytes; /* part of bytes waiting for a grace period */
     uint64_t reserved[5];  /* zero; room for later statistics */
 } portreg_stats_t;
 
 PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);
 
-/* Frees all memory waiting for a grace period, waiting for readers to
- * leave their epoch sections. Never needed for correctness. Must not be
- * called from inside an iteration. Blocking (takes the writer lock). */
+/* Frees all memory deferred before the call, waiting for the readers in
+ * an epoch section now to leave it. Never needed for correctness. Holds no
+ * lock while it waits, so other calls (inserts included, from iterations
+ * too) go on meanwhile. Returns 0, PORTREG_EINVAL (reg NULL, or called
+ * inside an iteration on this thread: it would wait for itself) or
+ * PORTREG_ESYSTEM (membarrier(2) failed; nothing was freed). Blocking. */
 PORTREG_API int portreg_reclaim(portreg_t *reg);
 
 /* Handles
