@@ -234,6 +234,7 @@ fn every_size_alignment_offset_and_constant_matches_the_header() {
 #[test]
 fn the_linked_library_is_the_version_of_these_declarations() {
     // Same major and minor: the ABI these declarations describe.
+    // SAFETY: no arguments, no state.
     let linked = unsafe { portreg_version() };
     assert_eq!(linked >> 8, PORTREG_VERSION_HEX >> 8, "linked {linked:#x}");
 }

@@ -47,7 +47,7 @@ unsafe impl Sync for Handle<'_> {}
 impl<'reg> Handle<'reg> {
     pub(crate) fn open(reg: &'reg Registry, id: &[u8]) -> Result<Handle<'reg>, Error> {
         let mut out: *mut sys::portreg_handle_t = std::ptr::null_mut();
-        // SAFETY (pattern R+I+O): live registry; readable id slice; &mut out
+        // SAFETY: [R+I+O] live registry; readable id slice; &mut out
         // a valid pointer-sized out-parameter.
         check(unsafe {
             sys::portreg_handle_open(reg.as_ptr(), id.as_ptr().cast(), id.len(), &mut out)
@@ -66,7 +66,7 @@ impl<'reg> Handle<'reg> {
     /// ```
     pub fn lookup(&self) -> Option<u16> {
         let mut port = 0u16;
-        // SAFETY (pattern H): the handle is open (closed only in Drop) and
+        // SAFETY: [H] the handle is open (closed only in Drop) and
         // its registry alive ('reg); &mut port is a valid out-pointer.
         unsafe { sys::portreg_handle_lookup(self.raw.as_ptr(), &mut port) }.then_some(port)
     }
@@ -81,7 +81,7 @@ impl<'reg> Handle<'reg> {
     /// ```
     pub fn get(&self) -> Result<Versioned, Error> {
         let mut state = sys::portreg_state_t::default();
-        // SAFETY (pattern H).
+        // SAFETY: [H] see the README, Safety.
         check(unsafe { sys::portreg_handle_get(self.raw.as_ptr(), &mut state) })?;
         Ok(Versioned::from_raw(state))
     }
@@ -114,7 +114,7 @@ impl<'reg> Handle<'reg> {
 
     fn wait_ns(&self, seen_version: u32, ns: i64) -> Result<Versioned, Error> {
         let mut state = sys::portreg_state_t::default();
-        // SAFETY (pattern H).
+        // SAFETY: [H] see the README, Safety.
         check(unsafe {
             sys::portreg_handle_wait(self.raw.as_ptr(), seen_version, ns, &mut state)
         })?;
@@ -130,7 +130,7 @@ impl<'reg> Handle<'reg> {
     /// ```
     pub fn id(&self) -> &[u8] {
         let mut len = 0usize;
-        // SAFETY (pattern H).
+        // SAFETY: [H] see the README, Safety.
         let p = unsafe { sys::portreg_handle_id(self.raw.as_ptr(), &mut len) };
         if p.is_null() || len == 0 {
             return &[];

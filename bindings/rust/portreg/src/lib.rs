@@ -26,6 +26,7 @@
 //! Every `unsafe` block of this crate is a call into `portreg-sys`; the
 //! README of `bindings/rust` gives the argument for each.
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
 
 use std::cell::UnsafeCell;
 use std::marker::PhantomData;
@@ -389,12 +390,11 @@ impl Registry {
     /// ```
     pub fn with_options(opts: &Options) -> Result<Registry, Error> {
         let mut raw_opts = std::mem::MaybeUninit::<sys::portreg_options_t>::uninit();
+        // SAFETY: a writable options struct; options_init only writes it.
+        unsafe { sys::portreg_options_init(raw_opts.as_mut_ptr()) };
         // SAFETY: options_init writes every field of the struct it is given
-        // (all zero), so it is initialized afterwards.
-        let mut raw_opts = unsafe {
-            sys::portreg_options_init(raw_opts.as_mut_ptr());
-            raw_opts.assume_init()
-        };
+        // (all zero), so it is initialized now.
+        let mut raw_opts = unsafe { raw_opts.assume_init() };
         raw_opts.initial_capacity = opts.initial_capacity;
         raw_opts.hash_seed = opts.hash_seed;
         raw_opts.no_membarrier = opts.no_membarrier;
@@ -428,7 +428,7 @@ impl Registry {
     /// # Ok::<(), portreg::Error>(())
     /// ```
     pub fn thread_attach(&self) -> Result<(), Error> {
-        // SAFETY (pattern R): self.raw() is a live registry for the whole
+        // SAFETY: [R] self.raw() is a live registry for the whole
         // call because &self borrows it.
         check(unsafe { sys::portreg_thread_attach(self.raw()) })
     }
@@ -444,7 +444,7 @@ impl Registry {
     /// ```
     pub fn track(&self, id: impl AsRef<[u8]>) -> Result<(), Error> {
         let id = id.as_ref();
-        // SAFETY (pattern R+I): live registry; id.as_ptr()/id.len() describe
+        // SAFETY: [R+I] live registry; id.as_ptr()/id.len() describe
         // a readable byte slice for the whole call, which the C side copies.
         check(unsafe { sys::portreg_track(self.raw(), id.as_ptr().cast(), id.len()) })
     }
@@ -462,7 +462,7 @@ impl Registry {
     pub fn register(&self, id: impl AsRef<[u8]>, port: u16) -> Result<Versioned, Error> {
         let id = id.as_ref();
         let mut prev = raw_state();
-        // SAFETY (pattern R+I+O): as track; &mut prev is a valid, writable
+        // SAFETY: [R+I+O] as track; &mut prev is a valid, writable
         // portreg_state_t for the call.
         check(unsafe {
             sys::portreg_register(self.raw(), id.as_ptr().cast(), id.len(), port, &mut prev)
@@ -491,7 +491,7 @@ impl Registry {
     ) -> Result<Versioned, Error> {
         let id = id.as_ref();
         let mut prev = raw_state();
-        // SAFETY (pattern R+I+O): as register.
+        // SAFETY: [R+I+O] as register.
         check(unsafe {
             sys::portreg_register_if(
                 self.raw(),
@@ -518,7 +518,7 @@ impl Registry {
     pub fn unbind(&self, id: impl AsRef<[u8]>) -> Result<Versioned, Error> {
         let id = id.as_ref();
         let mut prev = raw_state();
-        // SAFETY (pattern R+I+O): as register.
+        // SAFETY: [R+I+O] as register.
         check(unsafe { sys::portreg_unbind(self.raw(), id.as_ptr().cast(), id.len(), &mut prev) })?;
         Ok(Versioned::from_raw(prev))
     }
@@ -535,7 +535,7 @@ impl Registry {
     pub fn untrack(&self, id: impl AsRef<[u8]>) -> Result<Versioned, Error> {
         let id = id.as_ref();
         let mut prev = raw_state();
-        // SAFETY (pattern R+I+O): as register.
+        // SAFETY: [R+I+O] as register.
         check(unsafe {
             sys::portreg_untrack(self.raw(), id.as_ptr().cast(), id.len(), &mut prev)
         })?;
@@ -561,7 +561,7 @@ impl Registry {
     ) -> Result<Versioned, Error> {
         let id = id.as_ref();
         let mut prev = raw_state();
-        // SAFETY (pattern R+I+O): as register.
+        // SAFETY: [R+I+O] as register.
         check(unsafe {
             sys::portreg_untrack_if(
                 self.raw(),
@@ -587,7 +587,7 @@ impl Registry {
     pub fn lookup(&self, id: impl AsRef<[u8]>) -> Option<u16> {
         let id = id.as_ref();
         let mut port = 0u16;
-        // SAFETY (pattern R+I+O): live registry, readable id slice, &mut
+        // SAFETY: [R+I+O] live registry, readable id slice, &mut
         // port a valid u16 out-pointer.
         let bound =
             unsafe { sys::portreg_lookup(self.raw(), id.as_ptr().cast(), id.len(), &mut port) };
@@ -604,7 +604,7 @@ impl Registry {
     pub fn get(&self, id: impl AsRef<[u8]>) -> Result<Versioned, Error> {
         let id = id.as_ref();
         let mut state = raw_state();
-        // SAFETY (pattern R+I+O): as register.
+        // SAFETY: [R+I+O] as register.
         check(unsafe { sys::portreg_get(self.raw(), id.as_ptr().cast(), id.len(), &mut state) })?;
         Ok(Versioned::from_raw(state))
     }
@@ -619,7 +619,7 @@ impl Registry {
     /// # Ok::<(), portreg::Error>(())
     /// ```
     pub fn count(&self) -> usize {
-        // SAFETY (pattern R).
+        // SAFETY: [R] see the README, Safety.
         unsafe { sys::portreg_count(self.raw()) }
     }
 
@@ -640,7 +640,7 @@ impl Registry {
     pub fn decode_and_register(&self, id: impl AsRef<[u8]>, body: &[u8]) -> Result<u16, Error> {
         let id = id.as_ref();
         let mut port = 0u16;
-        // SAFETY (pattern R+I+O): as register; body.as_ptr()/len describe a
+        // SAFETY: [R+I+O] as register; body.as_ptr()/len describe a
         // readable byte slice (non-NULL even when empty).
         check(unsafe {
             sys::portreg_decode_and_register(
@@ -680,7 +680,7 @@ impl Registry {
     /// ```
     pub fn iter(&self) -> Iter<'_> {
         let it = Box::new(UnsafeCell::new(sys::portreg_iter_t { opaque: [0; 96] }));
-        // SAFETY (pattern R): live registry; it.get() points to a writable
+        // SAFETY: [R] live registry; it.get() points to a writable
         // iterator struct at a stable heap address that outlives the walk
         // (fini runs in Iter's Drop, before the Box is freed).
         unsafe { sys::portreg_iter_init(it.get(), self.raw()) };
@@ -700,7 +700,7 @@ impl Registry {
     /// ```
     pub fn snapshot(&self) -> Result<Vec<SnapshotEntry>, Error> {
         let mut snap = sys::portreg_snapshot_t { count: 0, entries: std::ptr::null_mut() };
-        // SAFETY (pattern R+O): live registry; &mut snap is writable.
+        // SAFETY: [R+O] live registry; &mut snap is writable.
         check(unsafe { sys::portreg_snapshot(self.raw(), &mut snap) })?;
         let entries = if snap.count == 0 {
             &[][..]
@@ -769,7 +769,7 @@ impl Registry {
 
     fn wait_ns(&self, id: &[u8], seen_version: u32, ns: i64) -> Result<Versioned, Error> {
         let mut state = raw_state();
-        // SAFETY (pattern R+I+O): as register.
+        // SAFETY: [R+I+O] as register.
         check(unsafe {
             sys::portreg_wait(
                 self.raw(),
@@ -793,7 +793,7 @@ impl Registry {
     /// # Ok::<(), portreg::Error>(())
     /// ```
     pub fn changes(&self) -> u64 {
-        // SAFETY (pattern R).
+        // SAFETY: [R] see the README, Safety.
         unsafe { sys::portreg_changes(self.raw()) }
     }
 
@@ -810,7 +810,7 @@ impl Registry {
     /// # Ok::<(), portreg::Error>(())
     /// ```
     pub fn eventfd(&self) -> Result<BorrowedFd<'_>, Error> {
-        // SAFETY (pattern R).
+        // SAFETY: [R] see the README, Safety.
         let fd = unsafe { sys::portreg_eventfd(self.raw()) };
         check(fd)?;
         // SAFETY: the fd stays open until portreg_destroy, which cannot run
@@ -827,7 +827,7 @@ impl Registry {
     /// ```
     pub fn stats(&self) -> Result<Stats, Error> {
         let mut s = sys::portreg_stats_t::default();
-        // SAFETY (pattern R+O).
+        // SAFETY: [R+O] see the README, Safety.
         check(unsafe { sys::portreg_stats(self.raw(), &mut s) })?;
         Ok(Stats {
             tracked: s.tracked,
@@ -856,7 +856,7 @@ impl Registry {
     /// # Ok::<(), portreg::Error>(())
     /// ```
     pub fn reclaim(&mut self) -> Result<(), Error> {
-        // SAFETY (pattern R): &mut self proves no Iter of this registry is
+        // SAFETY: [R] &mut self proves no Iter of this registry is
         // alive on this thread.
         check(unsafe { sys::portreg_reclaim(self.raw()) })
     }
