@@ -899,7 +899,16 @@ impl std::fmt::Debug for Registry {
 
 /// A walk over every tracked backend, from [`Registry::iter`]. Iterate over
 /// `&iter` (or call [`next_entry`](Iter::next_entry)); entries borrow it.
-/// It belongs to the thread that made it (not `Send`).
+/// It belongs to the thread that made it (not `Send`: it holds that
+/// thread's epoch record):
+///
+/// ```compile_fail,E0277
+/// let reg = portreg::Registry::new().unwrap();
+/// let walk = reg.iter();
+/// std::thread::scope(|s| {
+///     s.spawn(move || walk.next_entry().is_some());
+/// });
+/// ```
 ///
 /// ```
 /// let reg = portreg::Registry::new()?;
