@@ -8,6 +8,8 @@
 #   5. planted bugs: each must be caught
 #   6. fuzzing, bounded
 #   6b. Rust bindings: cargo test on bindings/rust (skipped without cargo)
+#   6c. shipping: the header as C99-C17 and C++11-C++20, man pages, the
+#       plain install with only libck and nanopb (consumers, nm, ABI)
 #   7. formatting
 # Every stage prints its figures; the last line is the tally.
 set -uo pipefail
@@ -69,6 +71,7 @@ stage "release: stress" run_stress release
 stage "planted bugs are caught" bash stress/run-planted.sh
 stage "fuzz (${FUZZ_SECONDS} s)" bash fuzz/run.sh "$FUZZ_SECONDS"
 stage "rust bindings" bash bindings/rust/run-tests.sh
+stage "ship: header C/C++, symbols, man pages, plain install, ABI" bash scripts/check-ship.sh
 stage "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
 
 echo
