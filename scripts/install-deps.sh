@@ -9,6 +9,8 @@ packages=(
   libcriterion-dev liburcu-dev
   clang libclang-rt-14-dev llvm clang-format
   valgrind gnuplot-nox
+  # the ship stage: C++ consumers, objcopy/nm, man pages, the ABI baseline
+  g++ binutils man-db groff-base abigail-tools
 )
 
 missing=()
