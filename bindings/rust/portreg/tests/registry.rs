@@ -337,3 +337,50 @@ fn many_threads_share_one_registry() {
         }
     }
 }
+
+/// While another thread grows and compacts the table, every walk still
+/// returns each backend tracked throughout exactly once, with its bytes
+/// intact.
+#[test]
+fn iteration_under_growth_and_compaction_keeps_its_guarantees() {
+    let reg = Registry::with_options(&Options::new().initial_capacity(8)).unwrap();
+    let stable: BTreeSet<Vec<u8>> = (0..100).map(|i| format!("stable-{i}").into_bytes()).collect();
+    for id in &stable {
+        reg.register(id, 1).unwrap();
+    }
+    let stop = AtomicBool::new(false);
+    let rounds = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                for i in 0..200 {
+                    reg.track(format!("churn-{round}-{i}")).unwrap();
+                }
+                for i in 0..200 {
+                    reg.untrack(format!("churn-{round}-{i}")).unwrap();
+                }
+                round += 1;
+                rounds.store(round, Ordering::Relaxed);
+            }
+        });
+        let mut walks = 0;
+        while walks < 50 || rounds.load(Ordering::Relaxed) < 5 {
+            walks += 1;
+            let mut seen = BTreeSet::new();
+            let walk = reg.iter();
+            for entry in &walk {
+                assert!(seen.insert(entry.id.to_vec()), "{:?} returned twice", entry.id);
+                if entry.id.starts_with(b"stable-") {
+                    assert_eq!(entry.state.state, State::Bound(1));
+                } else {
+                    assert!(entry.id.starts_with(b"churn-"), "garbage id {:?}", entry.id);
+                }
+            }
+            drop(walk);
+            assert!(stable.is_subset(&seen), "a stable backend was missed");
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(reg.stats().unwrap().compactions > 0);
+}
