@@ -74,6 +74,18 @@ reap() {
   wait "${pid_of[$1]}" || rc=$?
 }
 
+# wait_log PATTERN: waits (10 s at most) for a broker log line matching
+# PATTERN. The broker writes its log from a thread of its own, a moment
+# after the event.
+wait_log() {
+  local i
+  for ((i = 0; i < 200; i++)); do
+    grep -q -- "$1" "$tmp/broker.log" && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # port_of NAME: the port the daemon listens on, from its first line.
 port_of() {
   local port
@@ -123,12 +135,12 @@ echo "== the broker drops daemons it cannot trust"
 start_daemon dup zccache
 reap dup
 [[ $rc == 1 ]] || fail "a second zccache was not dropped"
-grep -q "zccache is already connected" "$tmp/broker.log" || fail "no log line for the duplicate"
+wait_log "zccache is already connected" || fail "no log line for the duplicate"
 echo "ok: a second daemon calling itself zccache was dropped"
 start_daemon stranger stranger --frame-version 2
 reap stranger
 [[ $rc == 1 ]] || fail "a daemon with frame version 2 was not dropped"
-grep -q "PORTREG_EVERSION" "$tmp/broker.log" || fail "no log line for the bad frame"
+wait_log "PORTREG_EVERSION" || fail "no log line for the bad frame"
 echo "ok: a daemon speaking frame version 2 was dropped"
 close_stdin dup
 close_stdin stranger
@@ -150,18 +162,30 @@ reap zccache
 expect "zccache pending 0 3" wait zccache pending 10000
 expect "fbuild pending 0 3"$'\n'"zccache pending 0 3" status
 query stats
-[[ "$answer" =~ ^lookups\ [0-9]+\ hits\ [0-9]+\ changes\ 6\ tracked\ 2$ ]] ||
+[[ "$answer" =~ ^lookups\ 0\ hits\ 0\ changes\ 6\ tracked\ 2\ backends\ 2\ conns\ 0\ log_lost\ 0$ ]] ||
   fail "stats: got '$answer'"
 echo "ok: stats -> $answer"
+
+echo "== the data plane serves requests only when there are some"
+expect "queued 100000 requests" load 100000
+# The threads take the requests in batches: wait (bounded) until they are done.
+for ((i = 0; i < 200; i++)); do
+  query stats
+  [[ "$answer" == "lookups 100000 "* ]] && break
+  sleep 0.05
+done
+[[ "$answer" =~ ^lookups\ 100000\ hits\ 0\  ]] || fail "after load 100000: '$answer'"
+echo "ok: 100000 lookups, all misses (both backends are pending)"
 
 echo "== broker stops"
 kill -TERM "$broker_pid"
 pid_of[broker]=$broker_pid
 reap broker
 [[ $rc == 0 ]] || fail "the broker exited with status $rc"
-grep -q '^broker: final registry | fbuild pending v3 | zccache pending v3$' "$tmp/broker.log" ||
+wait_log '^broker: final registry | fbuild pending v3 | zccache pending v3$' "$tmp/broker.log" ||
   fail "no final registry line"
-lookups=$(sed -n 's/^broker: stopped: \([0-9]*\) lookups.*/\1/p' "$tmp/broker.log")
-[[ "$lookups" =~ ^[0-9]+$ && "$lookups" -gt 0 ]] || fail "the data plane made no lookups"
-echo "ok: broker exited 0 after $lookups data-plane lookups"
+wait_log '^broker: stopped: 100000 lookups, 0 hits, 6 changes$' "$tmp/broker.log" ||
+  fail "no final counts line"
+[[ ! -e $sock && ! -e $sock.ctl ]] || fail "the socket files were left behind"
+echo "ok: broker exited 0 and removed its sockets"
 echo "PASS"

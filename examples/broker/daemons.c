@@ -115,6 +115,7 @@ static void backend_free(struct plane *p, struct backend *bk)
 {
     bk->used = false;
     p->nbackends--;
+    publish_gauges(p);
 }
 
 /* The daemon holding bk went away: its HTTP server is gone too, but the
@@ -144,15 +145,19 @@ static void backend_disconnected(struct plane *p, struct backend *bk, int64_t no
 static void conn_close(struct plane *p, struct conn *c, const char *reason, int64_t now)
 {
     char peer[ID_TEXT_MAX + 48];
+    struct backend *bk = c->backend;
     if (reason != NULL)
         log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
-    if (c->backend != NULL && now != 0)
-        backend_disconnected(p, c->backend, now);
     if (close(c->fd) != 0) /* also leaves the epoll set */
         log_line(LOG_ALWAYS, "daemons: close: %s", strerror(errno));
     portreg_frame_reader_fini(&c->frames);
     *c = (struct conn){.fd = -1};
     p->nconns--;
+    /* Counted before the registry changes, so that whoever sees the
+     * change also sees the connection gone. */
+    publish_gauges(p);
+    if (bk != NULL && now != 0)
+        backend_disconnected(p, bk, now);
 }
 
 /* The hello: c claims an id. False: drop c (logged here). */
@@ -193,6 +198,7 @@ claim:;
         *bk = (struct backend){.used = true, .id_len = len, .owner = c->uid};
         memcpy(bk->id, body, len);
         p->nbackends++;
+        publish_gauges(p);
     }
     bk->conn = c;
     c->backend = bk;
@@ -320,6 +326,12 @@ static void conn_open(struct plane *p, int fd, int64_t now)
             *c = (struct conn){.fd = fd, .pid = pid, .uid = uid, .accepted_at = now};
             portreg_frame_reader_init(&c->frames, DAEMON_MAX_BODY);
             p->nconns++;
+            publish_gauges(p);
+            /* A daemon sends its hello right after connecting: read it now
+             * rather than a turn of the loop later. */
+            const char *why = conn_readable(p, c);
+            if (why != NULL)
+                conn_close(p, c, *why ? why : NULL, now);
             return;
         }
         log_line(LOG_ALWAYS, "daemons: epoll_ctl: %s", strerror(errno));
@@ -439,7 +451,6 @@ void *daemon_plane(void *arg)
     for (int64_t now = now_ns();;) {
         int64_t next = earliest(enforce_deadlines(&p, now), expire_backends(&p, now));
         next = earliest(next, acceptor_tick(&p.acc, now));
-        publish_gauges(&p);
         struct epoll_event evs[32];
         int n = epoll_wait(p.ep, evs, 32, poll_timeout_ms(now, next));
         if (n < 0 && errno != EINTR) {
@@ -452,7 +463,9 @@ void *daemon_plane(void *arg)
             if (tag == TAG_STOP)
                 goto out;
             if (tag == TAG_LISTEN) {
-                for (int fd; (fd = acceptor_take(&p.acc, now)) >= 0;)
+                /* A few at a time, so that connections already accepted
+                 * are read between batches. */
+                for (int k = 0, fd; k < 16 && (fd = acceptor_take(&p.acc, now)) >= 0; k++)
                     conn_open(&p, fd, now);
                 continue;
             }

@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# The example broker under attack: each check starts a broker, plays a
+# hostile or broken peer against it (broker_probe) and asserts that the
+# broker refused it, stayed responsive, and kept its resources flat.
+#
+#   usage: attack-suite.sh BROKER FAKE_DAEMON BROKER_CTL BROKER_PROBE
+#
+# Checks that need a second user (root dropping to nobody with setpriv)
+# are skipped, and say so, when the suite does not run as root.
+#
+# Nothing sleeps to synchronize: the broker says when it listens
+# (--ready-fd), `broker_ctl wait` blocks until a state is reached, and the
+# rest is polled with a deadline (wait_until). The only fixed sleep is the
+# window over which the broker's CPU time is measured.
+set -euo pipefail
+
+[[ $# -eq 4 ]] || { echo "usage: $0 BROKER FAKE_DAEMON BROKER_CTL BROKER_PROBE" >&2; exit 2; }
+broker=$1 daemon=$2 ctl=$3 probe=$4
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/portreg-attack.XXXXXX")
+pids=()
+declare -A hold_fd
+t_start=$SECONDS
+
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  for log in "$tmp"/*.log; do
+    [[ -f $log ]] || continue
+    echo "--- ${log##*/} (last 30 lines)" >&2
+    tail -n 30 "$log" >&2
+  done
+  exit 1
+}
+ok() { echo "ok: $*"; }
+
+# wait_until SECONDS COMMAND...: polls COMMAND every 50 ms until it
+# succeeds; false after SECONDS.
+wait_until() {
+  local end=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < end)) || return 1
+    sleep 0.05
+  done
+}
+
+# exited PID: our child has exited (it stays a zombie until waited for).
+exited() { [[ ! -e /proc/$1/stat || $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
+
+log_has() { grep -q -- "$2" "$tmp/$1.log"; }
+count_in_log() { grep -c -- "$2" "$tmp/$1.log" || true; }
+
+# start_broker NAME SOCKET [OPTION]...: a broker logging to $tmp/NAME.log;
+# its pid in $bpid. Fails the suite unless it says ready within 20 s.
+start_broker() {
+  local name=$1 sock=$2 line
+  shift 2
+  rm -f "$tmp/$name.ready"
+  mkfifo "$tmp/$name.ready"
+  "$broker" --socket "$sock" --ready-fd 3 "$@" 3>"$tmp/$name.ready" >"$tmp/$name.log" 2>&1 &
+  bpid=$!
+  pids+=("$bpid")
+  read -r -t 20 line <"$tmp/$name.ready" || fail "$name did not become ready"
+  [[ $line == ready ]] || fail "$name said '$line'"
+}
+
+# stop_broker PID SIGNAL: the broker must exit 0 within 10 s.
+stop_broker() {
+  local pid=$1 rc=0
+  kill "-$2" "$pid"
+  wait_until 10 exited "$pid" || fail "the broker ignored SIG$2 for 10 s"
+  wait "$pid" || rc=$?
+  [[ $rc == 0 ]] || fail "the broker exited with status $rc after SIG$2"
+}
+
+# q SOCK COMMAND...: a query that must succeed; the answer in $answer.
+q() {
+  local sock=$1
+  shift
+  answer=$(timeout 30 "$ctl" "$sock.ctl" "$@" 2>&1) || fail "query '$*': $answer"
+}
+
+# held NAME PROGRAM...: runs PROGRAM with stdin a FIFO we hold open (closing
+# it with release NAME ends the program), output in $tmp/NAME.log.
+held() {
+  local name=$1 fd
+  shift
+  rm -f "$tmp/$name.in"
+  mkfifo "$tmp/$name.in"
+  "$@" <"$tmp/$name.in" >"$tmp/$name.log" 2>&1 &
+  pids+=($!)
+  hpid=$!
+  exec {fd}>"$tmp/$name.in"
+  hold_fd[$name]=$fd
+}
+release() {
+  local fd=${hold_fd[$1]}
+  exec {fd}>&-
+}
+
+proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+stat_of() { # stat_of SOCK NAME: one number from `stats`
+  q "$1" stats
+  awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' <<<"$answer"
+}
+stats_are() { # stats_are SOCK NAME VALUE [NAME VALUE]...
+  local sock=$1
+  shift
+  while (($#)); do
+    [[ $(stat_of "$sock" "$1") == "$2" ]] || return 1
+    shift 2
+  done
+}
+
+check_socket_modes() {
+  echo "== socket files are 0600 in a 0700 directory, whatever the umask"
+  local dir=$tmp/modes/run sock
+  sock=$dir/b.sock
+  mkdir -p "$tmp/modes"
+  local mask
+  mask=$(umask)
+  umask 000
+  start_broker modes "$sock"
+  umask "$mask"
+  [[ $(stat -c %a "$dir") == 700 ]] || fail "socket dir mode $(stat -c %a "$dir")"
+  [[ $(stat -c %a "$sock") == 600 ]] || fail "socket mode $(stat -c %a "$sock")"
+  [[ $(stat -c %a "$sock.ctl") == 600 ]] || fail "control socket mode $(stat -c %a "$sock.ctl")"
+  ok "umask 000: directory 0700, sockets 0600"
+  stop_broker "$bpid" TERM
+  mkdir -m 0755 "$tmp/open"
+  if "$broker" --socket "$tmp/open/b.sock" >"$tmp/open.log" 2>&1; then
+    fail "the broker started in a 0755 directory"
+  fi
+  log_has open "mode 0700" || fail "no reason given for refusing a 0755 directory"
+  ok "a directory others can enter is refused: $(head -n 1 "$tmp/open.log" | cut -c1-80)..."
+}
+
+check_other_uid() {
+  echo "== peers of another uid are refused"
+  if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+    echo "SKIP: needs root and setpriv to act as nobody"
+    return
+  fi
+  local sock=$tmp/uid/b.sock asnobody out port
+  asnobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  # nobody must be able to run the probe: a copy in a directory it can read.
+  mkdir -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
+  cp "$probe" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  start_broker uid "$sock"
+  out=$("${asnobody[@]}" "$tmp/bin/probe" report "$sock" evil 0 3000 || true)
+  [[ $out == "connect failed: Permission denied" ]] || fail "nobody reached a 0600 socket: $out"
+  ok "file modes keep nobody out: $out"
+  # Defence in depth: even with the modes opened up by mistake,
+  # SO_PEERCRED refuses the connection.
+  chmod 0711 "$tmp/uid" && chmod 0666 "$sock" "$sock.ctl"
+  out=$("${asnobody[@]}" "$tmp/bin/probe" report "$sock" evil 0 3000 || true)
+  [[ $out == dropped ]] || fail "nobody's hello was not refused: $out"
+  wait_until 10 log_has uid "refused pid [0-9]* uid 65534: uid not allowed" ||
+    fail "no log line names the refused uid"
+  q "$sock" get evil
+  [[ $answer == "evil untracked 0 0" ]] || fail "nobody's id got tracked: $answer"
+  out=$("${asnobody[@]}" "$tmp/bin/probe" ctl-raw "$sock.ctl" 'status\n' || true)
+  [[ $out == "error: not allowed" ]] || fail "nobody's query was answered: $out"
+  ok "with world-writable sockets, SO_PEERCRED still refuses uid 65534 (daemon and control)"
+  stop_broker "$bpid" TERM
+
+  echo "== --allow-uid: another user's daemon, its ports and its ids"
+  chmod 0700 "$tmp/uid"
+  start_broker allow "$sock" --allow-uid nobody
+  chmod 0711 "$tmp/uid" && chmod 0666 "$sock"
+  held nblisten "${asnobody[@]}" "$tmp/bin/probe" listen
+  wait_until 10 log_has nblisten '^port ' || fail "nobody's listener did not start"
+  port=$(awk '{print $2}' "$tmp/nblisten.log")
+  out=$("$probe" report "$sock" rootsquat "$port" 1000 || true)
+  [[ $out == dropped ]] || fail "root reported nobody's port $port: $out"
+  wait_until 10 log_has allow "refused port $port: port $port listens as uid 65534, not 0" ||
+    fail "no log line for a port of another uid"
+  q "$sock" get rootsquat
+  [[ $answer == "rootsquat pending 0 1" ]] || fail "registry changed by a refused port: $answer"
+  ok "root cannot report the port nobody listens on (rootsquat stays pending)"
+  out=$("${asnobody[@]}" "$tmp/bin/probe" report "$sock" nbd "$port" 1000 || true)
+  [[ $out == kept ]] || fail "nobody's own port was refused: $out"
+  q "$sock" wait nbd pending 5000 # its connection ended when the probe exited
+  out=$("$probe" report "$sock" nbd 0 1000 || true)
+  [[ $out == dropped ]] || fail "root took nobody's id: $out"
+  wait_until 10 log_has allow "nbd belongs to uid 65534 until it is untracked" ||
+    fail "no log line for an id of another uid"
+  ok "nobody (allowed) reports its own port; root cannot take nobody's id during its grace period"
+  release nblisten
+  stop_broker "$bpid" TERM
+}
+
+check_squatter() {
+  echo "== a same-uid squatter cannot take a connected daemon's id or report a port it lacks"
+  local sock=$tmp/sq/b.sock out zport
+  start_broker sq "$sock"
+  held zccache "$daemon" --socket "$sock" --id zccache
+  q "$sock" wait zccache bound 10000
+  local before=$answer
+  zport=$(awk '{print $3}' <<<"$answer")
+  out=$("$probe" report "$sock" zccache 22 1000 || true)
+  [[ $out == dropped ]] || fail "a second zccache was kept: $out"
+  q "$sock" get zccache
+  [[ $answer == "$before" ]] || fail "zccache changed: '$before' -> '$answer'"
+  ok "a second zccache is dropped; zccache stays '$answer'"
+  # A port nothing listens on: the probe's own listener, closed again.
+  held closed "$probe" listen
+  wait_until 10 log_has closed '^port ' || fail "listener did not start"
+  local dead_port
+  dead_port=$(awk '{print $2}' "$tmp/closed.log")
+  release closed
+  wait "$hpid" || fail "the listener did not exit cleanly"
+  out=$("$probe" report "$sock" squat "$dead_port" 1000 || true)
+  [[ $out == dropped ]] || fail "a port nothing listens on was accepted: $out"
+  wait_until 10 log_has sq "dropped squat (pid [0-9]* uid 0): refused port $dead_port: nothing listens" ||
+    fail "no log line naming peer, id and port"
+  q "$sock" get squat
+  [[ $answer == "squat pending 0 1" ]] || fail "a refused port changed the registry: $answer"
+  ok "a port nothing listens on is refused, logged with pid, uid and id; squat stays pending v1"
+  q "$sock" lookup zccache
+  [[ $answer == "$zport" ]] || fail "lookup zccache: $answer"
+  release zccache
+  stop_broker "$bpid" TERM
+}
+
+check_silent_connections() {
+  echo "== 100 silent connections do not lock out a real daemon"
+  local sock=$tmp/silent/b.sock t0
+  start_broker silent "$sock" --hello-timeout-ms 2000
+  held silent100 "$probe" silent "$sock" 100 20000
+  wait_until 10 log_has silent100 '^connected' || fail "the probe could not connect"
+  log_has silent100 '^connected 100$' || fail "probe: $(cat "$tmp/silent100.log")"
+  t0=$SECONDS
+  held real "$daemon" --socket "$sock" --id real
+  q "$sock" wait real bound 10000
+  ok "with 100 silent connections open, real is bound after $((SECONDS - t0)) s"
+  wait_until 10 log_has silent100 '^closed' || fail "silent connections were never closed"
+  log_has silent100 '^closed 100$' || fail "probe: $(tail -n 1 "$tmp/silent100.log")"
+  wait_until 5 stats_are "$sock" conns 1 || fail "conns: $(stat_of "$sock" conns)"
+  ok "all 100 closed (pushed out or past the hello deadline); 1 connection left"
+  release real
+  release silent100
+  stop_broker "$bpid" TERM
+}
+
+check_churn() {
+  echo "== 10,000 connect/hello/close cycles: memory, fds, threads, ids and log stay flat"
+  local sock=$tmp/churn/b.sock rss0 fds0 thr0 log0 rss1 fds1 thr1 log1 t0
+  start_broker churn "$sock" --grace-ms 300
+  # Warm up (allocator arenas, the table's growth), then take the baseline.
+  "$probe" churn "$sock" 1000 churn- 500 >/dev/null
+  wait_until 30 stats_are "$sock" tracked 0 backends 0 conns 0 || fail "warm-up never drained"
+  rss0=$(proc_field "$bpid" VmRSS) fds0=$(fd_count "$bpid") thr0=$(proc_field "$bpid" Threads)
+  log0=$(stat -c %s "$tmp/churn.log")
+  t0=$SECONDS
+  out=$("$probe" churn "$sock" 10000 churn- 500)
+  echo "   $out in $((SECONDS - t0)) s"
+  wait_until 30 stats_are "$sock" tracked 0 backends 0 conns 0 ||
+    fail "ids not untracked after the grace period: $(timeout 5 "$ctl" "$sock.ctl" stats)"
+  rss1=$(proc_field "$bpid" VmRSS) fds1=$(fd_count "$bpid") thr1=$(proc_field "$bpid" Threads)
+  log1=$(stat -c %s "$tmp/churn.log")
+  echo "   RSS $rss0 -> $rss1 kB, fds $fds0 -> $fds1, threads $thr0 -> $thr1," \
+    "log +$((log1 - log0)) bytes"
+  ((fds1 == fds0)) || fail "fds grew: $fds0 -> $fds1"
+  ((thr1 == thr0)) || fail "threads grew: $thr0 -> $thr1"
+  ((rss1 - rss0 < 4096)) || fail "RSS grew by $((rss1 - rss0)) kB"
+  # 3 lines per cycle unthrottled would be ~2 MB; the rate limit keeps
+  # it to about 100 lines/s plus one summary line per second.
+  ((log1 - log0 < 400000)) || fail "the log grew by $((log1 - log0)) bytes"
+  wait_until 5 log_has churn "lines suppressed" || fail "the rate limit never reported"
+  ok "tracked 0 after the grace period; fds, threads flat; RSS +$((rss1 - rss0)) kB"
+  stop_broker "$bpid" TERM
+}
+
+# elapsed_ms COMMAND...: runs it, prints how long it took.
+elapsed_ms() {
+  local t0 t1
+  t0=$(date +%s%N)
+  "$@" >/dev/null 2>&1 || return 1
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
+
+check_control_stall() {
+  echo "== control clients that stall delay nobody"
+  local sock=$tmp/ctl/b.sock ms long
+  start_broker ctl "$sock" --grace-ms 600000 --query-timeout-ms 2000
+  # 800 pending backends with 250-byte ids, mostly \x01 bytes that are
+  # written \x01 in answers: a status answer of ~800 kB, far more than a
+  # socket buffer holds.
+  long=$(printf '\x01%.0s' {1..247})
+  "$probe" churn "$sock" 800 "$long" 800 >/dev/null
+  wait_until 30 stats_are "$sock" tracked 800 conns 0 || fail "800 backends not tracked"
+  held st_silent "$probe" ctl-stall "$sock.ctl" silent
+  held st_trickle "$probe" ctl-stall "$sock.ctl" trickle
+  held st_noread "$probe" ctl-stall "$sock.ctl" noread
+  for s in st_silent st_trickle st_noread; do
+    wait_until 10 log_has $s '^ready' || fail "$s did not start"
+  done
+  for i in 1 2 3; do
+    ms=$(elapsed_ms "$ctl" --timeout-ms 5000 "$sock.ctl" stats) || fail "stats failed while stalled"
+    ((ms < 1000)) || fail "a query took $ms ms while three clients stalled"
+  done
+  ok "queries answered in < 1 s while a silent, a trickling and a non-reading client hang on"
+  for s in st_silent st_trickle st_noread; do
+    wait_until 10 log_has $s '^closed after' || fail "$s was never dropped"
+    ms=$(awk '/^closed after/ {print $3}' "$tmp/$s.log")
+    ((ms >= 1500 && ms < 4000)) || fail "$s dropped after $ms ms (deadline 2000 ms per query)"
+  done
+  ok "each stalled client dropped at its query deadline (per query, not per read)"
+  q "$sock" stats
+
+  echo "== the control protocol: NUL bytes, long lines, long ids, bounded answers"
+  out=$("$probe" ctl-raw "$sock.ctl" 'get a\0b\n')
+  [[ $out == "error: the command contains a NUL byte" ]] || fail "NUL: $out"
+  out=$("$probe" ctl-raw "$sock.ctl" "get $(printf 'a%.0s' {1..3000})")
+  [[ $out == "error: the command is longer than 2047 bytes" ]] || fail "long line: $out"
+  local esc255 esc256
+  esc255=$(printf '\\xff%.0s' {1..255}) esc256=$(printf '\\xff%.0s' {1..256})
+  q "$sock" get "$esc255"
+  [[ $answer == "$esc255 untracked 0 0" ]] || fail "a 255-byte escaped id: ${answer:0:80}"
+  out=$("$ctl" "$sock.ctl" get "$esc256" 2>&1 || true)
+  [[ $out == "error: bad id"* ]] || fail "a 256-byte id: ${out:0:80}"
+  q "$sock" status
+  (($(wc -l <<<"$answer") == 800)) || fail "status: $(wc -l <<<"$answer") lines"
+  ok "NUL and over-long lines refused by name; a 255-byte id (1020 characters escaped) works"
+
+  echo "== a stalled control client does not delay shutdown"
+  held st_noread2 "$probe" ctl-stall "$sock.ctl" noread
+  held st_silent2 "$probe" ctl-stall "$sock.ctl" silent
+  wait_until 10 log_has st_noread2 '^ready' || fail "st_noread2 did not start"
+  wait_until 10 log_has st_silent2 '^ready' || fail "st_silent2 did not start"
+  ms=$(date +%s%N)
+  stop_broker "$bpid" TERM
+  ms=$((($(date +%s%N) - ms) / 1000000))
+  ((ms < 2000)) || fail "shutdown took $ms ms with stalled clients"
+  [[ ! -e $sock && ! -e $sock.ctl ]] || fail "socket files left behind"
+  ok "SIGTERM with two stalled clients: exited in $ms ms, sockets removed"
+
+  echo "== answers longer than --reply-max are errors; broker_ctl gives up in time"
+  start_broker small "$sock" --reply-max 200
+  "$probe" churn "$sock" 10 "backend-with-a-long-enough-name-" 10 >/dev/null
+  wait_until 10 stats_are "$sock" tracked 10 || fail "10 backends not tracked"
+  local rc=0
+  out=$("$ctl" "$sock.ctl" status 2>&1) || rc=$?
+  [[ $rc == 1 && $out == *"longer than 200 bytes"* ]] || fail "rc $rc: $out"
+  ok "status over 200 bytes: broker_ctl exits 1: $out"
+  kill -STOP "$bpid"
+  rc=0
+  ms=$(date +%s%N)
+  out=$("$ctl" --timeout-ms 500 "$sock.ctl" stats 2>&1) || rc=$?
+  ms=$((($(date +%s%N) - ms) / 1000000))
+  kill -CONT "$bpid"
+  [[ $rc == 2 && $out == *"no answer in time"* ]] || fail "stopped broker: rc $rc: $out"
+  ((ms < 3000)) || fail "broker_ctl --timeout-ms 500 took $ms ms"
+  ok "a broker that does not answer: broker_ctl exits 2 after $ms ms"
+  stop_broker "$bpid" TERM
+}
+
+check_stuck_stdout() {
+  echo "== stdout a pipe nobody reads: the control plane carries on"
+  local sock=$tmp/pipe/b.sock out lost fd
+  mkfifo "$tmp/stdout.fifo"
+  exec {fd}<>"$tmp/stdout.fifo" # held open, never read
+  mkfifo "$tmp/pipe.ready"
+  "$broker" --socket "$sock" --ready-fd 3 --log-rate 1000000 --grace-ms 200 \
+    3>"$tmp/pipe.ready" >"$tmp/stdout.fifo" 2>"$tmp/pipe.log" &
+  bpid=$!
+  pids+=("$bpid")
+  read -r -t 20 _ <"$tmp/pipe.ready" || fail "the broker did not start"
+  # ~3 lines per cycle: far more than the pipe (64 kB) and the ring hold.
+  "$probe" churn "$sock" 5000 p- 1000 >/dev/null
+  wait_until 30 stats_are "$sock" tracked 0 || fail "churn ids not untracked"
+  lost=$(stat_of "$sock" log_lost)
+  ((lost > 0)) || fail "no log lines lost: is stdout being read?"
+  held pd "$daemon" --socket "$sock" --id pd
+  q "$sock" wait pd bound 10000
+  { kill -KILL "$hpid" && wait "$hpid"; } 2>/dev/null || true
+  q "$sock" wait pd pending 10000
+  ok "$lost log lines dropped; a daemon still gets bound, and unbound when it dies"
+  release pd
+  stop_broker "$bpid" TERM
+  [[ ! -e $sock && ! -e $sock.ctl ]] || fail "socket files left behind"
+  ok "SIGTERM with stdout stuck: exited 0, sockets removed"
+  exec {fd}<&-
+}
+
+check_emfile() {
+  echo "== out of file descriptors: no spinning, logged once"
+  local sock=$tmp/emfile/b.sock c0 c1 hz
+  hz=$(getconf CLK_TCK)
+  start_broker emfile "$sock" --max-conns 1000 --max-conns-per-uid 1000 --hello-timeout-ms 60000
+  prlimit --pid "$bpid" --nofile=40:40
+  held fill "$probe" silent "$sock" 100 60000
+  wait_until 10 log_has fill '^connected' || fail "the probe could not connect"
+  wait_until 10 log_has emfile "daemons: accept: Too many open files" || fail "EMFILE not logged"
+  c0=$(cpu_ticks "$bpid")
+  sleep 2 # the measurement window, not a synchronization
+  c1=$(cpu_ticks "$bpid")
+  echo "   broker CPU over 2 s at EMFILE: $((c1 - c0)) ticks ($hz/s)"
+  ((c1 - c0 < hz / 5)) || fail "the broker used $((c1 - c0)) ticks in 2 s: spinning"
+  (($(count_in_log emfile "daemons: accept: Too many open files") == 1)) ||
+    fail "EMFILE logged $(count_in_log emfile "daemons: accept: Too many open files") times"
+  release fill
+  wait_until 10 stats_are "$sock" conns 0 || fail "connections not closed"
+  held late "$daemon" --socket "$sock" --id late
+  q "$sock" wait late bound 10000
+  wait_until 5 log_has emfile "accepting connections again" || fail "no recovery line"
+  ok "idle at EMFILE, logged once; once descriptors free up a daemon gets bound"
+  release late
+  stop_broker "$bpid" TERM
+}
+
+check_restart() {
+  echo "== restart after SIGKILL; a live broker's socket is not taken over"
+  local sock=$tmp/restart/b.sock first
+  start_broker killed "$sock"
+  first=$bpid
+  { kill -KILL "$first" && wait "$first"; } 2>/dev/null || true
+  [[ -S $sock ]] || fail "SIGKILL should have left the socket behind"
+  start_broker restarted "$sock"
+  log_has restarted "replaced the stale socket" || fail "no word about the stale socket"
+  held r "$daemon" --socket "$sock" --id r
+  q "$sock" wait r bound 10000
+  ok "a new broker replaced the stale sockets and binds daemons"
+  local rc=0
+  timeout 20 "$broker" --socket "$sock" >"$tmp/second.log" 2>&1 || rc=$?
+  [[ $rc == 1 ]] && log_has second "another broker is listening" || fail "second broker: rc $rc"
+  q "$sock" get r
+  [[ $answer == "r bound "* ]] || fail "the live broker was disturbed: $answer"
+  ok "a second broker on a live socket exits 1 and leaves it alone"
+  release r
+  stop_broker "$bpid" HUP
+  [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIGHUP left socket files"
+  start_broker again "$sock"
+  stop_broker "$bpid" INT
+  [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIGINT left socket files"
+  ok "SIGHUP and SIGINT stop it cleanly and remove both sockets"
+}
+
+for check in check_socket_modes check_other_uid check_squatter check_silent_connections \
+  check_churn check_control_stall check_stuck_stdout check_emfile check_restart; do
+  t0=$SECONDS
+  $check
+  echo "   ($check: $((SECONDS - t0)) s)"
+done
+echo "PASS ($((SECONDS - t_start)) s)"
