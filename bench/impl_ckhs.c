@@ -1,11 +1,11 @@
 /*
- * ck-hs: a reference for the lookup path, not a peer of the issue. ck_hs
+ * ck-hs: a reference for the lookup path, not one of the peers. ck_hs
  * (CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT) holds pointers to the same slots
  * {state word, id}; the hash is the caller's (bench_hash, inlined) and the
  * id is compared in a callback. Lookups run in a ck_epoch section as in
  * ck-raw. It runs only in the read-only workloads: the question it answers
- * is what ck_ht's probe and MurmurHash cost next to ck_hs's (the project
- * notes call ck_ht "effectively deprecated" in favour of ck_hs).
+ * is what ck_ht's probe and MurmurHash cost next to ck_hs's (libck's own
+ * source calls ck_ht superseded by ck_hs and ck_rhs).
  */
 #include <pthread.h>
 #include <stdlib.h>
