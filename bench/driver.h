@@ -68,7 +68,7 @@ double bench_ticks_to_ns(uint64_t ticks);
 #define MAX_SIZES   4
 #define MAX_READERS 4
 #define MAX_REPS    15
-#define MAX_STORES  5
+#define MAX_STORES  6
 
 struct mem_result {
     bool valid;

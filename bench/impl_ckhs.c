@@ -14,6 +14,7 @@
 #include <ck_epoch.h>
 #include <ck_hs.h>
 
+#include "ck_records.h"
 #include "loops.h"
 
 struct hs_slot {
@@ -28,16 +29,10 @@ struct hs_probe {
     size_t len;
 };
 
-struct hs_rec {
-    ck_epoch_record_t rec; /* first: a recycled record is its box */
-    struct hs_rec *next;
-};
-
 struct hsmap {
     ck_hs_t hs;
-    ck_epoch_t epoch;
-    pthread_mutex_t lock; /* fill and record list; ck_hs is single-writer */
-    struct hs_rec *recs;
+    struct ck_records records;
+    pthread_mutex_t lock;           /* fill; ck_hs is single-writer */
     size_t table_bytes, slot_bytes; /* under lock */
 };
 
@@ -78,7 +73,7 @@ static void *hs_create(size_t capacity)
     struct hsmap *m = calloc(1, sizeof *m);
     if (m == NULL)
         return NULL;
-    ck_epoch_init(&m->epoch);
+    ck_records_init(&m->records);
     pthread_mutex_init(&m->lock, NULL);
     tl_hs = m;
     if (!ck_hs_init(&m->hs, CK_HS_MODE_SPMC | CK_HS_MODE_OBJECT, hs_hash_slot, hs_compare,
@@ -99,11 +94,7 @@ static void hs_destroy(void *inst)
         free(obj);
     tl_hs = m;
     ck_hs_destroy(&m->hs);
-    while (m->recs != NULL) {
-        struct hs_rec *r = m->recs;
-        m->recs = r->next;
-        free(r);
-    }
+    ck_records_destroy(&m->records);
     pthread_mutex_destroy(&m->lock);
     free(m);
 }
@@ -117,20 +108,7 @@ static size_t hs_bytes(void *inst)
 static void *hs_enter(void *inst)
 {
     struct hsmap *m = inst;
-    ck_epoch_record_t *rec = ck_epoch_recycle(&m->epoch, NULL);
-    if (rec == NULL) {
-        struct hs_rec *r = aligned_alloc(CK_MD_CACHELINE, sizeof *r);
-        if (r == NULL)
-            abort();
-        memset(r, 0, sizeof *r);
-        pthread_mutex_lock(&m->lock);
-        r->next = m->recs;
-        m->recs = r;
-        pthread_mutex_unlock(&m->lock);
-        rec = &r->rec;
-        ck_epoch_register(&m->epoch, rec, NULL);
-    }
-    return rec;
+    return ck_records_enter(&m->records);
 }
 
 static void hs_leave(void *inst, void *tls)

@@ -273,6 +273,8 @@ int main(int argc, char **argv)
         bool seen = false;
         for (unsigned j = 0; j < R.n_stores; j++)
             seen |= R.stores[j] == R.impls[i]->store;
+        if (!seen && R.n_stores == MAX_STORES)
+            die("more structures than MAX_STORES");
         if (!seen)
             R.stores[R.n_stores++] = R.impls[i]->store;
     }
