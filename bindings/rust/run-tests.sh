@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Rust bindings' tests, for `make test` (scripts/test-all.sh) or by hand:
 # builds libportreg (library only) into build/rust-test, then runs
-# `cargo test --offline` on the workspace against it, checks formatting and
-# that the benchmark builds. Without cargo it says so and passes.
+# `cargo test --offline` on the workspace against it, the test binaries
+# again under valgrind (when installed), checks formatting and that the
+# benchmark builds. Without cargo it says so and passes.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -32,6 +33,24 @@ set +e
 status=${PIPESTATUS[0]}
 set -e
 [ "$status" -eq 0 ] || { echo "cargo test failed (rerun in bindings/rust for the details)"; exit "$status"; }
+# The same test binaries under valgrind's memcheck: the bindings' frees
+# (snapshots, iterators, handles, frame readers, registries) must be exact.
+if command -v valgrind >/dev/null; then
+  "$cargo" test --offline --workspace --tests --no-run --message-format=json 2>/dev/null |
+    grep -o '"executable":"[^"]*"' | cut -d'"' -f4 | grep -v '/portreg-sys/' |
+    while read -r exe; do
+      name=$(basename "$exe")
+      if valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+        "$exe" --test-threads=1 -q >"/tmp/portreg-rust-memcheck.$$" 2>&1; then
+        echo "memcheck ${name%-*}: clean"
+      else
+        cat "/tmp/portreg-rust-memcheck.$$"
+        echo "memcheck ${name%-*}: FAILED"
+        exit 1
+      fi
+    done || exit 1
+  rm -f "/tmp/portreg-rust-memcheck.$$"
+fi
 "$cargo" build --offline --benches -q
 if "$cargo" fmt --version >/dev/null 2>&1; then
   "$cargo" fmt --all --check
