@@ -3,7 +3,11 @@
 // when std::thread threads share one registry.
 #include <portreg.h>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -65,6 +69,30 @@ void read_ports(portreg_t *reg, const std::atomic<bool> *stop, long *seen)
     *seen = hits;
 }
 
+// PORTREG_ESYSTEM keeps the system's errno for portreg_last_errno(), per
+// thread, even after later calls overwrite errno.
+void last_errno_survives_errno()
+{
+    portreg_t *reg = portreg_create(nullptr);
+    CHECK(reg != nullptr);
+    struct rlimit old;
+    CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    struct rlimit none = old;
+    none.rlim_cur = 0; // no descriptor can be opened: eventfd() fails, EMFILE
+    CHECK(setrlimit(RLIMIT_NOFILE, &none) == 0);
+    const int rc = portreg_eventfd(reg);
+    CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    CHECK(rc == PORTREG_ESYSTEM);
+    CHECK(close(-1) == -1 && errno == EBADF);
+    CHECK(portreg_last_errno() == EMFILE);
+    int other = -1;
+    std::thread([&] { other = portreg_last_errno(); }).join();
+    CHECK(other == 0);
+    CHECK(portreg_eventfd(reg) >= 0); // the failure changed nothing
+    CHECK(portreg_last_errno() == EMFILE);
+    portreg_destroy(reg);
+}
+
 } // namespace
 
 int main()
@@ -77,6 +105,7 @@ int main()
     CHECK(PORTREG_EFULL == -11 && PORTREG_ESYSTEM == -10);
     CHECK(std::strcmp(portreg_strerror(PORTREG_OK), "success") == 0);
     CHECK(portreg_last_errno() == 0);
+    last_errno_survives_errno();
 
     portreg_options_t opts;
     portreg_options_init(&opts);
