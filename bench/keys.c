@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench.h"
+#include "loops.h"
 
 static const char *const services[] = {
     "auth",     "billing",      "cart",          "catalog",
@@ -27,14 +27,6 @@ static const char *const envs[] = {"prod", "staging", "dev"};
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define ID_MAX   40 /* fits bench_id_t.p */
 
-static uint64_t next(uint64_t *s)
-{
-    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    return z ^ (z >> 31);
-}
-
 static size_t append(char *buf, size_t len, char sep, const char *part)
 {
     size_t n = strlen(part);
@@ -47,7 +39,7 @@ static size_t append(char *buf, size_t len, char sep, const char *part)
 
 static size_t make_id(char *buf, size_t i, uint64_t *rng)
 {
-    uint64_t r = next(rng);
+    uint64_t r = bench_rng(rng);
     const char *svc = services[r % NELEM(services)];
     size_t len = strlen(svc);
     memcpy(buf, svc, len);
