@@ -21,7 +21,8 @@ struct wentry {
     uint8_t applied; /* it changed the state */
 };
 
-enum how { H_GET, H_LOOKUP, H_ITER, H_SNAP, H_WAIT };
+/* H_HGET, H_HLOOKUP, H_HWAIT: the same reads through a handle. */
+enum how { H_GET, H_LOOKUP, H_ITER, H_SNAP, H_WAIT, H_HGET, H_HLOOKUP, H_HWAIT };
 
 /* One reader observation, logged when it differs from the thread's last
  * one for that id. A lookup has no version (0) and is bound. */
@@ -57,8 +58,10 @@ struct xthread {
     uint8_t *strict;
     uint16_t *seq;
     int32_t *last_seq;
-    uint64_t *last_logged; /* readers: the last state logged per id */
+    uint64_t *last_logged;  /* readers: the last state logged per id */
+    portreg_handle_t **own; /* handles mode, readers: per id, or NULL */
     uint64_t ops, logged, conflicts;
+    uint64_t handle_reads, opens; /* handles mode */
 };
 
 /* Scratch space the verification reuses from round to round. */
@@ -75,6 +78,9 @@ struct verify {
 struct xrun {
     const struct cfg *cfg;
     portreg_t *reg;
+    const char *name;          /* "exchange" or "handles" */
+    bool handles;              /* readers also read through handles */
+    portreg_handle_t **shared; /* handles mode: per id, opened for each round */
     unsigned nw, nr, nids, k;
     uint32_t round;
     bool done;

@@ -32,7 +32,8 @@ struct chg {
 };
 
 static const char *const kind_name[] = {"register", "unbind", "untrack", "track", "read"};
-static const char *const how_name[] = {"get", "lookup", "iteration", "snapshot", "wait"};
+static const char *const how_name[] = {"get",  "lookup",     "iteration",     "snapshot",
+                                       "wait", "handle get", "handle lookup", "handle wait"};
 
 static uint64_t state_key(unsigned status, uint16_t port, uint32_t version)
 {
@@ -228,7 +229,7 @@ static void verify_id(struct xrun *x, struct verify *v, uint32_t id)
         if (o[i].status == PORTREG_UNTRACKED)
             continue;
         bool ok;
-        if (o[i].how == H_LOOKUP) {
+        if (o[i].how == H_LOOKUP || o[i].how == H_HLOOKUP) {
             /* No version: the port must be one a bound state had. */
             const uint16_t *p = bsearch(&o[i].port, s.ports, np, sizeof *s.ports, cmp_u16);
             ok = p != NULL &&

@@ -5,7 +5,11 @@
  *                  [--seed N] [--threads N] [--scale X]
  *
  * Checks: exchange (chain, monotonic and version checks), iter, reclaim,
- * churn; "all" (the default) runs them in that order. The seed is printed
+ * churn, iterinsert (iterations that insert and wait beside
+ * portreg_reclaim(), under a watchdog), waiters (wait placeholders under
+ * churn), eventfd (its creation racing with writers), handles (the
+ * exchange check read through handles); "all" (the default) runs them in
+ * that order. The seed is printed
  * and chooses every thread's operations; pass it back to repeat a run's
  * operation sequences (the interleaving is the scheduler's). Exit status:
  * 0 all checks passed, 1 a check failed, 2 a usage or setup error.
@@ -24,10 +28,10 @@ static const struct {
     const char *name;
     unsigned (*run)(const struct cfg *);
 } checks[] = {
-    {"exchange", check_exchange},
-    {"iter", check_iter},
-    {"reclaim", check_reclaim},
-    {"churn", check_churn},
+    {"exchange", check_exchange},     {"iter", check_iter},
+    {"reclaim", check_reclaim},       {"churn", check_churn},
+    {"iterinsert", check_iterinsert}, {"waiters", check_waiters},
+    {"eventfd", check_eventfd},       {"handles", check_handles},
 };
 #define NCHECKS (sizeof checks / sizeof checks[0])
 
@@ -41,13 +45,15 @@ static unsigned at_least(double v, unsigned min)
  * tests and fuzzing); "long" multiplies them, most for the release build. */
 struct size {
     const char *build;
-    unsigned x_rounds, i_ops, r_cycles, c_threads, long_factor;
+    unsigned x_rounds, i_ops, r_cycles, c_threads;
+    unsigned n_passes, w_waits, e_rounds, h_rounds;
+    unsigned long_factor;
 };
 static const struct size sizes[] = {
-    {"plain", 3000, 4000000, 4000000, 80000, 4},
-    {"debug", 800, 1000000, 1000000, 20000, 4},
-    {"tsan", 500, 600000, 700000, 16000, 2},
-    {"asan", 1500, 4000000, 1500000, 40000, 2},
+    {"plain", 3000, 4000000, 4000000, 80000, 3000, 20000, 2000, 400, 4},
+    {"debug", 800, 1000000, 1000000, 20000, 1000, 8000, 500, 100, 4},
+    {"tsan", 500, 600000, 700000, 16000, 500, 6000, 300, 60, 2},
+    {"asan", 1500, 4000000, 1500000, 40000, 1500, 10000, 1000, 200, 2},
 };
 
 static void set_size(struct cfg *c, const char *size)
@@ -80,6 +86,14 @@ static void set_size(struct cfg *c, const char *size)
     c->i_ops = at_least(z->i_ops * f, 1);
     c->r_cycles = at_least(z->r_cycles * f, 1);
     c->c_threads = at_least(z->c_threads * f, 1);
+    c->n_iterators = 3, c->n_reclaimers = 2, c->n_growers = 2, c->n_stall_s = 30;
+    c->n_passes = at_least(z->n_passes * f, 1);
+    c->w_owners = 2, c->w_waiters = 4, c->w_sleepers = 72;
+    c->w_waits = at_least(z->w_waits * f, 1);
+    c->e_creators = 3, c->e_writers = 2;
+    c->e_rounds = at_least(z->e_rounds * f, 1);
+    c->h_extra = 2;
+    c->h_rounds = at_least(z->h_rounds * f, 1);
 }
 
 /* Scaled, but never below what each check needs to prove anything. */
@@ -89,6 +103,11 @@ static void scale(struct cfg *c, double x)
     c->i_ops = at_least(c->i_ops * x, 4000);
     c->r_cycles = at_least(c->r_cycles * x, 4096);
     c->c_threads = at_least(c->c_threads * x, 2 * 16 * c->c_alive);
+    c->n_passes = at_least(c->n_passes * x, 200);
+    /* Enough never-tracked waits to outgrow any fixed slot bound. */
+    c->w_waits = at_least(c->w_waits * x, 2000);
+    c->e_rounds = at_least(c->e_rounds * x, 20);
+    c->h_rounds = at_least(c->h_rounds * x, 20);
 }
 
 /* Oversubscribe: n threads split between the roles of each check. */
@@ -103,14 +122,19 @@ static void set_threads(struct cfg *c, unsigned n)
     c->i_churners = n / 2, c->i_iterators = n - n / 2;
     c->r_cyclers = n - n / 3, c->r_readers = n / 3;
     c->c_alive = n;
+    c->n_iterators = n - n / 2, c->n_reclaimers = (n / 2 + 1) / 2, c->n_growers = n / 4;
+    c->w_waiters = n;
+    c->e_creators = n - n / 2, c->e_writers = n / 2;
 }
 
 static void usage(const char *argv0)
 {
-    fprintf(stderr,
-            "usage: %s [--check exchange,iter,reclaim,churn|all] [--size ci|long|smoke]\n"
-            "          [--seed N] [--threads N] [--scale X]\n",
-            argv0);
+    fprintf(
+        stderr,
+        "usage: %s [--check exchange,iter,reclaim,churn,iterinsert,waiters,eventfd,handles|all]\n"
+        "          [--size ci|long|smoke]\n"
+        "          [--seed N] [--threads N] [--scale X]\n",
+        argv0);
     exit(2);
 }
 

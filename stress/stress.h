@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "portreg.h"
 #include "testsupport.h"
@@ -54,6 +55,21 @@ struct cfg {
     unsigned c_threads; /* created over the whole check */
     unsigned c_alive;   /* at most this many at a time */
     unsigned c_readers; /* long-lived readers running throughout */
+
+    /* iterinsert: iterations that insert and wait, beside portreg_reclaim(). */
+    unsigned n_iterators, n_reclaimers, n_growers;
+    unsigned n_passes;  /* per iterator */
+    unsigned n_stall_s; /* the watchdog fails the check after this long */
+
+    /* waiters: waits on churned and never-tracked ids. */
+    unsigned w_owners, w_waiters, w_sleepers;
+    unsigned w_waits; /* per waiter and phase */
+
+    /* eventfd: first calls of portreg_eventfd() racing with writers. */
+    unsigned e_rounds, e_creators, e_writers;
+
+    /* handles: the exchange check with readers through handles. */
+    unsigned h_rounds, h_extra; /* rounds; threads churning extra ids */
 };
 
 /* splitmix64: seeds every thread's generator from (run seed, stream). */
@@ -134,5 +150,26 @@ unsigned check_exchange(const struct cfg *cfg);
 unsigned check_iter(const struct cfg *cfg);
 unsigned check_reclaim(const struct cfg *cfg);
 unsigned check_churn(const struct cfg *cfg);
+unsigned check_iterinsert(const struct cfg *cfg);
+unsigned check_waiters(const struct cfg *cfg);
+unsigned check_eventfd(const struct cfg *cfg);
+unsigned check_handles(const struct cfg *cfg);
+
+/* Sleeps for ns nanoseconds: for pacing samplers and watchdogs, never to
+ * order threads. */
+static inline void nap_ns(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Nanoseconds on the monotonic clock. */
+static inline int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 #endif
