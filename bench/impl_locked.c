@@ -78,102 +78,51 @@ static void lk_remove(void *inst, const char *id, size_t len, bool rw)
     lk_unlock(m, rw);
 }
 
-/* ---- mutex ---- */
+/* One peer: the functions above with rw fixed, each a plain function the
+ * loops inline, and its impl table. */
+#define LOCKED_PEER(var, label, rw)                                                                \
+    static inline bool var##_lookup(void *inst, void *tls, const char *id, size_t len,             \
+                                    uint16_t *port)                                                \
+    {                                                                                              \
+        (void)tls;                                                                                 \
+        return lk_lookup(inst, id, len, port, rw);                                                 \
+    }                                                                                              \
+    static inline void var##_change(void *inst, void *tls, const char *id, size_t len,             \
+                                    enum bst_op op, uint16_t port)                                 \
+    {                                                                                              \
+        (void)tls;                                                                                 \
+        lk_change(inst, id, len, op, port, rw);                                                    \
+    }                                                                                              \
+    static int var##_insert(void *inst, void *tls, const char *id, size_t len, uint16_t port)      \
+    {                                                                                              \
+        var##_change(inst, tls, id, len, BST_REGISTER, port);                                      \
+        return 0;                                                                                  \
+    }                                                                                              \
+    static void var##_remove(void *inst, void *tls, const char *id, size_t len)                    \
+    {                                                                                              \
+        (void)tls;                                                                                 \
+        lk_remove(inst, id, len, rw);                                                              \
+    }                                                                                              \
+    static void var##_read(struct bench_thread *t)                                                 \
+    {                                                                                              \
+        bench_read_loop(t, var##_lookup, bench_no_quiesce);                                        \
+    }                                                                                              \
+    static void var##_write(struct bench_thread *t)                                                \
+    {                                                                                              \
+        bench_write_loop(t, var##_change, bench_no_quiesce);                                       \
+    }                                                                                              \
+    const struct bench_impl bench_impl_##var = {                                                   \
+        .name = label,                                                                             \
+        .store = &ckm_store,                                                                       \
+        .workloads = WL_ALL,                                                                       \
+        .thread_enter = lk_enter,                                                                  \
+        .thread_leave = lk_leave,                                                                  \
+        .read_loop = var##_read,                                                                   \
+        .write_loop = var##_write,                                                                 \
+        .lookup = var##_lookup,                                                                    \
+        .insert = var##_insert,                                                                    \
+        .remove = var##_remove,                                                                    \
+    }
 
-static inline bool mutex_lookup(void *inst, void *tls, const char *id, size_t len, uint16_t *port)
-{
-    (void)tls;
-    return lk_lookup(inst, id, len, port, false);
-}
-
-static inline void mutex_change(void *inst, void *tls, const char *id, size_t len, enum bst_op op,
-                                uint16_t port)
-{
-    (void)tls;
-    lk_change(inst, id, len, op, port, false);
-}
-
-static int mutex_insert(void *inst, void *tls, const char *id, size_t len, uint16_t port)
-{
-    mutex_change(inst, tls, id, len, BST_REGISTER, port);
-    return 0;
-}
-
-static void mutex_remove(void *inst, void *tls, const char *id, size_t len)
-{
-    (void)tls;
-    lk_remove(inst, id, len, false);
-}
-
-static void mutex_read(struct bench_thread *t)
-{
-    bench_read_loop(t, mutex_lookup, bench_no_quiesce);
-}
-
-static void mutex_write(struct bench_thread *t)
-{
-    bench_write_loop(t, mutex_change, bench_no_quiesce);
-}
-
-const struct bench_impl bench_impl_mutex = {
-    .name = "mutex",
-    .store = &ckm_store,
-    .workloads = WL_ALL,
-    .thread_enter = lk_enter,
-    .thread_leave = lk_leave,
-    .read_loop = mutex_read,
-    .write_loop = mutex_write,
-    .lookup = mutex_lookup,
-    .insert = mutex_insert,
-    .remove = mutex_remove,
-};
-
-/* ---- rwlock ---- */
-
-static inline bool rw_lookup(void *inst, void *tls, const char *id, size_t len, uint16_t *port)
-{
-    (void)tls;
-    return lk_lookup(inst, id, len, port, true);
-}
-
-static inline void rw_change(void *inst, void *tls, const char *id, size_t len, enum bst_op op,
-                             uint16_t port)
-{
-    (void)tls;
-    lk_change(inst, id, len, op, port, true);
-}
-
-static int rw_insert(void *inst, void *tls, const char *id, size_t len, uint16_t port)
-{
-    rw_change(inst, tls, id, len, BST_REGISTER, port);
-    return 0;
-}
-
-static void rw_remove(void *inst, void *tls, const char *id, size_t len)
-{
-    (void)tls;
-    lk_remove(inst, id, len, true);
-}
-
-static void rw_read(struct bench_thread *t)
-{
-    bench_read_loop(t, rw_lookup, bench_no_quiesce);
-}
-
-static void rw_write(struct bench_thread *t)
-{
-    bench_write_loop(t, rw_change, bench_no_quiesce);
-}
-
-const struct bench_impl bench_impl_rwlock = {
-    .name = "rwlock",
-    .store = &ckm_store,
-    .workloads = WL_ALL,
-    .thread_enter = lk_enter,
-    .thread_leave = lk_leave,
-    .read_loop = rw_read,
-    .write_loop = rw_write,
-    .lookup = rw_lookup,
-    .insert = rw_insert,
-    .remove = rw_remove,
-};
+LOCKED_PEER(mutex, "mutex", false);
+LOCKED_PEER(rwlock, "rwlock", true);
