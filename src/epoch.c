@@ -114,6 +114,9 @@ static enum scan_result scan(struct epoch_domain *dom, unsigned e)
     {
         /* record_next is the first member of ck_epoch_record_t. */
         ck_epoch_record_t *rec = (ck_epoch_record_t *)(void *)cursor;
+        /* TSan: the record was published by ck_stack_push_upmc() inside
+         * libck; pairs with the release in portreg__epoch_record_new(). */
+        TSAN_ACQUIRE(rec);
         if (ck_pr_load_uint(&rec->active) == 0)
             continue;
         active = true;
@@ -412,6 +415,7 @@ struct epoch_record *portreg__epoch_record_new(struct portreg *reg)
     memset(r, 0, sizeof *r);
     r->raw = raw;
     r->raw_size = raw_size;
+    TSAN_RELEASE(&r->rec); /* acquired by scan(); libck publishes it */
     ck_epoch_register(&reg->epoch.ck, &r->rec, NULL);
     return r;
 }
