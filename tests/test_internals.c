@@ -92,6 +92,38 @@ Test(internals, retired_slot_reads_as_untracked_without_the_writer_lock)
     atomic_store(&slot->state, untracked);
 }
 
+/* 0.2.0: ck_ht takes an entry whose key pointer equals the probe's as a
+ * match before comparing lengths, so the address of "svc-N"'s id (from the
+ * iterator) passed with length 3 hit "svc-N" itself when the prefix's
+ * probe passed its bucket. Here the prefix's probe starts on it. */
+Test(internals, an_alias_into_a_slot_with_another_length_is_another_id)
+{
+    struct table *t = table_current(reg);
+    size_t mask = atomic_load(&reg->books.table_capacity) - 1;
+    char x[32];
+    int n = 0;
+    for (unsigned i = 0;; i++) {
+        n = snprintf(x, sizeof x, "svc-%u", i);
+        if ((id_hash(x, 3, &t->key) & mask) == (id_hash(x, (size_t)n, &t->key) & mask))
+            break;
+    }
+    cr_assert_eq(portreg_register(reg, x, (size_t)n, 5555, NULL), 0);
+    portreg_iter_t it;
+    portreg_entry_t e;
+    portreg_iter_init(&it, reg);
+    cr_assert(portreg_iter_next(&it, &e));
+    cr_assert_eq(e.id_len, (size_t)n);
+    portreg_state_t prev;
+    cr_assert_eq(portreg_register(reg, e.id, 3, 9999, &prev), 0);
+    cr_assert_eq(prev.status, PORTREG_UNTRACKED);
+    portreg_iter_fini(&it);
+    uint16_t port = 0;
+    cr_assert(portreg_lookup(reg, x, (size_t)n, &port));
+    cr_assert_eq(port, 5555);
+    cr_assert(portreg_lookup(reg, x, 3, &port));
+    cr_assert_eq(port, 9999);
+}
+
 struct timed_wait {
     uint32_t seen;
     int64_t timeout;
