@@ -233,7 +233,7 @@ typedef struct {
 
 /* Run-time version, PORTREG_VERSION_HEX of the library actually linked. */
 PORTREG_API unsigned portreg_version(void);
-/* "0.2.0" */
+/* "0.3.0": PORTREG_VERSION_MAJOR.MINOR.PATCH of the library linked. */
 PORTREG_API const char *portreg_version_string(void);
 
 /* A short message for any int: 0, every PORTREG_E* code, and a generic
