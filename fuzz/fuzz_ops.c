@@ -14,6 +14,14 @@
  * Invalid ids (empty, longer than PORTREG_ID_MAX, NULL) give PORTREG_EINVAL
  * and change nothing.
  *
+ * The registry allocates through a checking allocator (every free must
+ * name the size it allocated) that the input can tell to fail: then only
+ * operations that may allocate may return PORTREG_ENOMEM, only when an
+ * allocation did fail, and they must change nothing. Operations that do
+ * not insert (unbind, untrack, get, lookup, iteration) never fail for
+ * lack of memory once the thread is attached; untrack's compaction is
+ * optional and must fail silently.
+ *
  * Versions are checked as the header promises them, not as numbers: a
  * change gives the id a version above every version the model ever saw
  * for it, untracked reads as 0, tracked never does, and a prev or a no-op
@@ -36,6 +44,8 @@
 
 #include "ops_format.h"
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +123,56 @@ static portreg_handle_t *handle[OPS_HANDLES];
 static size_t handle_id[OPS_HANDLES];
 #endif
 
+/* The registry's allocator. Blocks carry their size and a tag; fail_in
+ * counts down to an allocation that fails (0: none). Atomic because the
+ * reclaim thread frees too. */
+struct block {
+    size_t size;
+    uint64_t tag;
+    _Alignas(16) unsigned char data[];
+};
+#define BLOCK_TAG UINT64_C(0x6f70735f626c6b21)
+
+static _Atomic long fail_in;
+static _Atomic long failed; /* allocations failed on purpose so far */
+
+static void *checked_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    long n = atomic_load(&fail_in);
+    while (n > 0 && !atomic_compare_exchange_weak(&fail_in, &n, n - 1))
+        ;
+    if (n == 1) {
+        atomic_fetch_add(&failed, 1);
+        return NULL;
+    }
+    struct block *b = malloc(sizeof *b + size);
+    CHECK(b != NULL);
+    b->size = size;
+    b->tag = BLOCK_TAG;
+    return b->data;
+}
+
+static void checked_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    if (ptr == NULL)
+        return;
+    struct block *b = (struct block *)(void *)((unsigned char *)ptr - offsetof(struct block, data));
+    CHECK(b->tag == BLOCK_TAG);
+    CHECK(b->size == size);
+    b->tag = 0;
+    free(b);
+}
+
+/* Whether an allocation failed on purpose during the current operation. */
+static long failed_before;
+
+static bool alloc_failed(void)
+{
+    return atomic_load(&failed) != failed_before;
+}
+
 static bool same_state(portreg_state_t a, portreg_state_t b)
 {
     return a.status == b.status && a.port == b.port && a.version == b.version;
@@ -167,8 +227,13 @@ static enum insert_outcome insert_outcome(size_t c)
  * EFULL the table is full and does not hold the id. True if it went in. */
 static bool insert_result(size_t c, enum insert_outcome allowed, int rc)
 {
+    if (rc == PORTREG_ENOMEM) {
+        CHECK(alloc_failed());
+        return false;
+    }
     if (rc == PORTREG_EFULL) {
-        CHECK(allowed != MUST_SUCCEED);
+        /* A compaction that failed for lack of memory leaves no room. */
+        CHECK(allowed != MUST_SUCCEED || (max_ids != 0 && alloc_failed()));
         portreg_stats_t st;
         CHECK(portreg_stats(reg, &st) == 0);
         CHECK(st.slots >= max_ids);
@@ -628,6 +693,9 @@ static void setup(struct input *in)
     portreg_options_t opts;
 
     portreg_options_init(&opts);
+    atomic_store(&fail_in, 0);
+    opts.alloc = checked_alloc;
+    opts.free = checked_free;
     opts.initial_capacity = flags & 31;
     opts.no_membarrier = (flags >> 5) & 1;
     opts.no_reclaim_thread = !((flags >> 6) & 1);
@@ -642,6 +710,7 @@ static void setup(struct input *in)
 #endif
     reg = portreg_create(&opts);
     CHECK(reg != NULL);
+    CHECK(portreg_thread_attach(reg) == 0);
 
     nids = 1 + take(in) % OPS_MAX_NIDS;
     memset(model, 0, sizeof model);
@@ -661,6 +730,7 @@ static void teardown(void)
         if (handle[h] != NULL)
             handle_drop(h);
 #endif
+    atomic_store(&fail_in, 0);
     portreg_destroy(reg);
     reg = NULL;
     for (size_t i = 0; i < nids; i++)
@@ -734,6 +804,9 @@ static size_t run_op(struct input *in)
     case OPS_RECLAIM:
         CHECK(portreg_reclaim(reg) == 0);
         break;
+    case OPS_FAIL_ALLOC:
+        atomic_store(&fail_in, 1 + take(in) % 8);
+        break;
     default:
         check_all(); /* OPS_STATS */
         break;
@@ -750,11 +823,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_all();
     while (in.n > 0 && op_no < MAX_OPS) {
         op_no++;
+        failed_before = atomic_load(&failed);
         const size_t c = run_op(&in);
         if (c < nids)
             check_id(c);
         check_counters();
-        if (op_no % FULL_CHECK_EVERY == 0)
+        if (op_no % FULL_CHECK_EVERY == 0 || alloc_failed())
             check_all();
     }
     check_all();

@@ -500,6 +500,35 @@ static void ops_seed_handles(void)
     put_file("ops", "handles", s.b, s.n);
 }
 
+/* Allocations fail one at a time: at the first insert, amid growth of a
+ * small table, at handle_open and during untrack's compaction. */
+static void ops_seed_alloc_failure(void)
+{
+    struct buf s;
+
+    ops_begin(&s, 1, 0, 8, 80);
+    for (uint8_t i = 0; i < 80; i++)
+        ops_run_id(&s, OPS_ID_RUN, (uint16_t)(1 + i % 40), (uint8_t)(i < 40 ? 'x' : 'y'));
+    for (uint8_t i = 0; i < 80; i++) {
+        ops_op(&s, OPS_FAIL_ALLOC, 0);
+        add(&s, &i, 1);
+        ops_register(&s, i, (uint16_t)(4000 + i));
+        ops_op(&s, OPS_TRACK, i);
+    }
+    ops_op(&s, OPS_FAIL_ALLOC, 0);
+    add(&s, "\x00", 1);
+    ops_handle_open(&s, 0, 3);
+    for (uint8_t i = 0; i < 80; i++) {
+        if (i % 8 == 0) {
+            ops_op(&s, OPS_FAIL_ALLOC, 0);
+            add(&s, &i, 1);
+        }
+        ops_op(&s, OPS_UNTRACK, i);
+    }
+    ops_op(&s, OPS_SNAPSHOT, 0);
+    put_file("ops", "alloc_failure", s.b, s.n);
+}
+
 static void ops_seeds(void)
 {
     ops_seed_lifecycle();
@@ -509,6 +538,7 @@ static void ops_seeds(void)
     ops_seed_near_duplicates();
     ops_seed_hostile();
     ops_seed_handles();
+    ops_seed_alloc_failure();
 }
 
 int main(int argc, char **argv)

@@ -32,6 +32,8 @@
  *   decode_and_register: [len] then len body bytes; len 0xff passes a NULL
  *     body of length 0 or 1 (the op's who bit 6)
  *   handle_open: [id]
+ *   fail_alloc: [n]: the (1 + n % 8)-th allocation of the registry from
+ *     now on fails
  */
 #ifndef PORTREG_FUZZ_OPS_FORMAT_H
 #define PORTREG_FUZZ_OPS_FORMAT_H
@@ -63,6 +65,7 @@ enum ops_op {
     OPS_HANDLE_CLOSE,
     OPS_RECLAIM,
     OPS_STATS,
+    OPS_FAIL_ALLOC,
     OPS_COUNT
 };
 
