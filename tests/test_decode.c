@@ -299,12 +299,10 @@ Test(decode, each_edge_case_gives_its_code)
 
 static uint8_t *huge_body(void)
 {
-    if (SIZE_MAX - 6 < ((size_t)1 << 31))
-        cr_skip_test("needs a 64-bit address space");
     void *p = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
-        cr_skip_test("cannot map 2 GiB of address space");
+        cr_skip_test("cannot map 2 GiB of address space (a 32-bit process?)");
     static const uint8_t field[] = {0x12, 0x80, 0x80, 0x80, 0x80, 0x78};
     memcpy(p, field, sizeof field);
     return p;
