@@ -10,7 +10,10 @@
  *  - every id's state through get, lookup and open handles; the count, the
  *    change counter and the statistics;
  *  - iteration and snapshot: exactly the tracked set, each once, with its
- *    state (the snapshot also sorted).
+ *    state (the snapshot also sorted). An iteration may also run while the
+ *    same thread changes ids (inserts, growth and compaction included):
+ *    then every id tracked throughout must come once, and every entry must
+ *    be an id that was tracked, in a state it had during the iteration.
  * Invalid ids (empty, longer than PORTREG_ID_MAX, NULL) give PORTREG_EINVAL
  * and change nothing.
  *
@@ -259,6 +262,14 @@ static void check_id(size_t c)
     CHECK(!bound || port == model[c].st.port);
 }
 
+/* While an interleaved iteration runs: each id's states since it began
+ * (the first at init, then one per change), and whether it was untracked
+ * meanwhile. A nested step changes at most one id once. */
+static bool iterating;
+static size_t history_len[OPS_MAX_NIDS];
+static portreg_state_t history[OPS_MAX_NIDS][OPS_ITER_STEPS + 1];
+static bool untracked_meanwhile[OPS_MAX_NIDS];
+
 /* The state of c changed: read the new one and hold it to the promise. */
 static void changed(size_t c, portreg_status_t status, uint16_t port)
 {
@@ -278,6 +289,10 @@ static void changed(size_t c, portreg_status_t status, uint16_t port)
         tracked = status != PORTREG_UNTRACKED ? tracked + 1 : tracked - 1;
     m->st = got;
     changes++;
+    if (iterating) {
+        history[c][history_len[c]++] = got;
+        untracked_meanwhile[c] = untracked_meanwhile[c] || status == PORTREG_UNTRACKED;
+    }
 }
 
 static void check_handles(void)
@@ -625,6 +640,68 @@ static void do_handle_close(size_t h)
 }
 #endif
 
+/* An entry of an iteration that runs beside changes (see the top). */
+static void check_entry_meanwhile(const portreg_entry_t *e, bool *seen)
+{
+    CHECK(e->id != NULL);
+    size_t c = find_id(e->id, e->id_len);
+    CHECK(c < nids);
+    CHECK(!seen[c]);
+    seen[c] = true;
+    CHECK(e->state.status != PORTREG_UNTRACKED);
+    bool had = false;
+    for (size_t k = 0; k < history_len[c]; k++)
+        had = had || same_state(history[c][k], e->state);
+    CHECK(had);
+}
+
+static void do_iterate_meanwhile(struct input *in)
+{
+    bool seen[OPS_MAX_NIDS] = {false}, tracked_at_init[OPS_MAX_NIDS];
+    portreg_iter_t it;
+    portreg_entry_t e;
+
+    for (size_t i = 0; i < nids; i++) {
+        history[i][0] = model[i].st;
+        history_len[i] = 1;
+        untracked_meanwhile[i] = false;
+        tracked_at_init[i] = ids[i].valid && ids[i].canon == i && is_tracked(&model[i]);
+    }
+    iterating = true;
+    portreg_iter_init(&it, reg);
+    bool more = true;
+    for (int step = 0; more && step < OPS_ITER_STEPS; step++) {
+        const uint8_t b = take(in);
+        if (b & 1) {
+            more = portreg_iter_next(&it, &e);
+            if (more)
+                check_entry_meanwhile(&e, seen);
+            continue;
+        }
+        const struct id *id = &ids[take(in) % nids];
+        switch ((b >> 1) % 4) {
+        case 0:
+            do_track(id);
+            break;
+        case 1:
+            do_register(id, true, (uint16_t)(1 + b), false, 0);
+            break;
+        case 2:
+            do_unbind(id, true);
+            break;
+        default:
+            do_untrack(id, true, false, 0);
+            break;
+        }
+    }
+    while (more && (more = portreg_iter_next(&it, &e)))
+        check_entry_meanwhile(&e, seen);
+    portreg_iter_fini(&it);
+    iterating = false;
+    for (size_t i = 0; i < nids; i++)
+        CHECK(!tracked_at_init[i] || untracked_meanwhile[i] || seen[i]);
+}
+
 static void make_id(struct input *in, size_t i)
 {
     char buf[OPS_ID_LEN_LIMIT];
@@ -779,7 +856,10 @@ static size_t run_op(struct input *in)
         do_decode_and_register(id, who, in);
         break;
     case OPS_ITERATE:
-        do_iterate();
+        if (null_out)
+            do_iterate_meanwhile(in);
+        else
+            do_iterate();
         break;
     case OPS_SNAPSHOT:
         do_snapshot();

@@ -529,6 +529,31 @@ static void ops_seed_alloc_failure(void)
     put_file("ops", "alloc_failure", s.b, s.n);
 }
 
+/* An iteration beside changes: untracks enough for a compaction, inserts
+ * (growth), re-registers and re-tracks, between entries. */
+static void ops_seed_iterate_meanwhile(void)
+{
+    struct buf s;
+
+    ops_begin(&s, 1, 0, 9, OPS_MAX_NIDS);
+    for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
+        ops_run_id(&s, OPS_ID_RUN, (uint16_t)(1 + i % 50), (uint8_t)(i < 50 ? 'p' : 'q'));
+    for (uint8_t i = 0; i < 80; i++)
+        ops_register(&s, i, (uint16_t)(6000 + i));
+    for (uint8_t i = 0; i < 50; i++)
+        ops_op(&s, OPS_UNTRACK, i);
+    ops_op(&s, OPS_ITERATE, 0x80);
+    for (uint8_t k = 0; k < OPS_ITER_STEPS / 2; k++) {
+        /* step: 1 = next; 2k: change (kind (2k >> 1) % 4) of an id */
+        uint8_t step[3] = {1, (uint8_t)(2 * (k % 4 == 1 ? 1 : 3)), (uint8_t)(50 + k)};
+        if (k % 4 == 1)
+            step[2] = (uint8_t)(80 + k % 20); /* register a new id */
+        add(&s, step, sizeof(step));
+    }
+    ops_op(&s, OPS_STATS, 0);
+    put_file("ops", "iterate_meanwhile", s.b, s.n);
+}
+
 static void ops_seeds(void)
 {
     ops_seed_lifecycle();
@@ -539,6 +564,7 @@ static void ops_seeds(void)
     ops_seed_hostile();
     ops_seed_handles();
     ops_seed_alloc_failure();
+    ops_seed_iterate_meanwhile();
 }
 
 int main(int argc, char **argv)

@@ -32,6 +32,9 @@
  *   decode_and_register: [len] then len body bytes; len 0xff passes a NULL
  *     body of length 0 or 1 (the op's who bit 6)
  *   handle_open: [id]
+ *   iterate with who & 0x80: up to OPS_ITER_STEPS steps [b]: b odd takes
+ *     the next entry; b even changes id [id]: (b >> 1) % 4 picks track,
+ *     register (port 1 + b), unbind or untrack; then the rest is drained
  *   fail_alloc: [n]: the (1 + n % 8)-th allocation of the registry from
  *     now on fails
  */
@@ -43,6 +46,7 @@
 #define OPS_MAX_IDS_RANGE 48
 #define OPS_ID_LEN_LIMIT  300
 #define OPS_HANDLES       4
+#define OPS_ITER_STEPS    64
 #define OPS_NULL_ID_MODE  0xfc
 
 enum ops_id_mode { OPS_ID_LITERAL, OPS_ID_RUN, OPS_ID_FLIP, OPS_ID_RESIZE };
