@@ -27,6 +27,8 @@ static void *worker(void *arg)
     char id[32];
     int n = snprintf(id, sizeof id, "worker-%d", t);
     CHECK(portreg_thread_attach(reg) == 0);
+    portreg_handle_t *shared;
+    CHECK(portreg_handle_open(reg, "shared", 6, &shared) == 0);
     for (int i = 1; i <= ROUNDS; i++) {
         portreg_state_t prev, now;
         uint16_t port = 0;
@@ -40,7 +42,9 @@ static void *worker(void *arg)
             CHECK(portreg_track(reg, id, (size_t)n) == 0);
         }
         CHECK(portreg_lookup(reg, "shared", 6, &port) && port == 7000);
+        CHECK(portreg_handle_lookup(shared, &port) && port == 7000);
     }
+    portreg_handle_close(shared);
     return NULL;
 }
 
@@ -105,6 +109,20 @@ int main(void)
     portreg_stats_t st;
     CHECK(portreg_stats(reg, &st) == 0 && st.tracked == THREADS + 1);
     CHECK(portreg_reclaim(reg) == 0);
+
+    portreg_handle_t *h;
+    size_t hlen = 0;
+    CHECK(portreg_handle_open(reg, "zccache", 7, &h) == 0);
+    CHECK(portreg_handle_get(h, &s) == 0 && s.status == PORTREG_UNTRACKED);
+    CHECK(portreg_register(reg, "zccache", 7, 49154, NULL) == 0);
+    CHECK(portreg_handle_wait(h, 0, -1, &s) == 0 && s.port == 49154);
+    CHECK(portreg_handle_lookup(h, &port) && port == 49154);
+    CHECK(memcmp(portreg_handle_id(h, &hlen), "zccache", 7) == 0 && hlen == 7);
+    portreg_handle_close(h);
+    uint32_t raw = 0;
+    len = portreg_encode_ready(70000, body, sizeof body);
+    CHECK(portreg_decode_ready(body, (size_t)len, &raw) == 0 && raw == 70000);
+    CHECK(portreg_last_errno() == 0);
 
     portreg_frame_reader_t fr;
     const uint8_t frame[] = {1, 2, 0, 0, 0, 0x08, 0x50};
