@@ -141,7 +141,9 @@ static int do_silent(const char *sock, int n, int hold_ms)
 {
     struct pollfd *pfd = calloc((size_t)n + 1, sizeof *pfd);
     int k = 0;
-    for (int i = 0; pfd != NULL && i < n; i++)
+    if (pfd == NULL)
+        return 2;
+    for (int i = 0; i < n; i++)
         if ((pfd[k].fd = unix_connect(sock)) >= 0)
             pfd[k++].events = POLLRDHUP;
     printf("connected %d\n", k);
@@ -163,6 +165,7 @@ static int do_silent(const char *sock, int n, int hold_ms)
         }
     }
     printf("closed %d\n", closed);
+    free(pfd);
     return 0;
 }
 
@@ -207,10 +210,13 @@ static int do_ctl_raw(const char *ctl, const char *text)
     int fd = unix_connect(ctl);
     if (buf == NULL || fd < 0) {
         printf("connect failed: %s\n", strerror(errno));
+        free(buf);
         return 3;
     }
     size_t len = unescape(text, buf);
-    if (send(fd, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+    ssize_t sent = send(fd, buf, len, MSG_NOSIGNAL);
+    free(buf);
+    if (sent != (ssize_t)len)
         fprintf(stderr, "send: %s\n", strerror(errno)); /* the answer may still come */
     size_t have = 0;
     for (int64_t deadline = now_ms() + 5000; have < sizeof answer;) {
