@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A tour of the example broker on one machine: a broker with two data-plane
 # threads, two fake daemons (zccache and fbuild), and the whole cycle:
-# track (pending), bound, and unbind when a daemon dies.
+# track (pending), bound, a squatter refused, unbind when a daemon dies,
+# untrack when it stays away past the grace period.
 #
 #   examples/run-demo.sh            (or: make example)
 #
@@ -19,7 +20,7 @@ if [[ ! -d $root/build/dev ]]; then
   (cd "$root" && cmake --preset dev)
 fi
 (cd "$root" && cmake --build --preset dev -j"$(nproc)" --target example_broker \
-  example_broker_ctl example_fake_daemon) >/dev/null
+  example_broker_ctl example_fake_daemon example_broker_probe) >/dev/null
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/portreg-demo.XXXXXX")
 sock=$tmp/broker.sock
@@ -55,7 +56,7 @@ start_daemon() {
 
 say "Starting the broker: daemons connect to $sock, 2 threads resolve zccache and fbuild"
 mkfifo "$tmp/ready"
-"$bin/broker" --socket "$sock" --readers 2 --route zccache --route fbuild \
+"$bin/broker" --socket "$sock" --readers 2 --route zccache --route fbuild --grace-ms 4000 \
   --ready-fd 3 3>"$tmp/ready" &
 broker_pid=$!
 pids+=("$broker_pid")
@@ -84,11 +85,28 @@ ctl wait fbuild bound 10000
 ctl status
 pause
 
+say "The data plane serves 5 million simulated requests (it sleeps when there are none)"
+ctl load 5000000
+pause
+
+say "A squatter says hello as zccache, then as squat reporting port 22: both refused"
+echo "\$ broker_probe report $sock zccache 22"
+"$bin/broker_probe" report "$sock" zccache 22 2000 | sed 's/^/    /' || true
+echo "\$ broker_probe report $sock squat 22"
+"$bin/broker_probe" report "$sock" squat 22 2000 | sed 's/^/    /' || true
+ctl get zccache
+pause
+
 say "fbuild is killed (SIGKILL: no goodbye): the broker unbinds it; it stays known, pending"
 # In a group with stderr muted, so bash's "Killed" job notice stays quiet.
 { kill -KILL "${pid_of[fbuild]}" && wait "${pid_of[fbuild]}"; } 2>/dev/null || true
 ctl wait fbuild pending 10000
 ctl lookup fbuild
+ctl status
+pause
+
+say "fbuild stays away past the 4 s grace period: untracked (only if its version is still the one it left)"
+ctl wait fbuild untracked 15000
 ctl status
 pause
 
