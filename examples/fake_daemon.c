@@ -99,7 +99,11 @@ static void http_serve(int listen_fd, const char *id, uint16_t port)
         return;
     /* A silent or slow client costs us a second at most. */
     struct timeval tv = {.tv_sec = 1};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        perror("fake_daemon: SO_RCVTIMEO");
+        close(fd);
+        return;
+    }
     /* Read up to the blank line that ends the request: closing with
      * unread bytes would make the kernel reset the connection, and the
      * client could lose our answer. */
@@ -117,12 +121,13 @@ static void http_serve(int listen_fd, const char *id, uint16_t port)
                      "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
                      "%s is up on port %u\n",
                      id, port);
-    send_all(fd, resp, (size_t)n);
-    /* Tell the client we are done, and let it close first. */
-    shutdown(fd, SHUT_WR);
-    while (read(fd, req, sizeof req) > 0)
-        ;
-    close(fd);
+    /* Tell the client we are done, and let it close first. A client that
+     * left early is its own problem: nothing to do but close. */
+    if (send_all(fd, resp, (size_t)n) && shutdown(fd, SHUT_WR) == 0)
+        while (read(fd, req, sizeof req) > 0)
+            ;
+    if (close(fd) != 0)
+        perror("fake_daemon: close");
 }
 
 /* Blocks until a whole line (or end of file) arrives on stdin. */
@@ -139,6 +144,38 @@ static bool read_line(void)
             return true;
     }
     return false;
+}
+
+/* Serves HTTP until stdin closes (0) or the broker hangs up (1). */
+static int serve(int broker_fd, int http_fd, const char *id, uint16_t port)
+{
+    struct pollfd pfd[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                            {.fd = broker_fd, .events = POLLIN},
+                            {.fd = http_fd, .events = POLLIN}};
+    for (;;) {
+        if (poll(pfd, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("fake_daemon: poll");
+            return 1;
+        }
+        /* The broker sends nothing, so readable means it hung up. Checked
+         * before stdin so that the exit status says which came first. */
+        if (pfd[1].revents != 0) {
+            printf("the broker closed the connection\n");
+            return 1;
+        }
+        if (pfd[2].revents != 0)
+            http_serve(http_fd, id, port);
+        if (pfd[0].revents != 0) {
+            char buf[256];
+            ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
+            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
+                printf("stdin closed; exiting\n");
+                return 0;
+            }
+        }
+    }
 }
 
 int main(int argc, char **argv)
@@ -200,34 +237,9 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("reported port=%u\n", port);
-    /* A broker that dropped us already is noticed by poll() below. */
-    send_frame(broker_fd, PORTREG_FRAME_VERSION, body, (uint32_t)len);
+    /* A broker that dropped us already is noticed by poll() in serve(). */
+    if (!send_frame(broker_fd, PORTREG_FRAME_VERSION, body, (uint32_t)len))
+        fprintf(stderr, "fake_daemon %s: report: %s\n", id, strerror(errno));
 
-    struct pollfd pfd[3] = {{.fd = STDIN_FILENO, .events = POLLIN},
-                            {.fd = broker_fd, .events = POLLIN},
-                            {.fd = http_fd, .events = POLLIN}};
-    for (;;) {
-        if (poll(pfd, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            perror("fake_daemon: poll");
-            return 1;
-        }
-        /* The broker sends nothing, so readable means it hung up. Checked
-         * before stdin so that the exit status says which came first. */
-        if (pfd[1].revents != 0) {
-            printf("the broker closed the connection\n");
-            return 1;
-        }
-        if (pfd[2].revents != 0)
-            http_serve(http_fd, id, port);
-        if (pfd[0].revents != 0) {
-            char buf[256];
-            ssize_t r = read(STDIN_FILENO, buf, sizeof buf);
-            if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
-                printf("stdin closed; exiting\n");
-                return 0;
-            }
-        }
-    }
+    return serve(broker_fd, http_fd, id, port);
 }

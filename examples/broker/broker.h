@@ -107,6 +107,8 @@ struct acceptor {
     int ep;               /* the epoll set watching listen_fd, and its tag */
     uint64_t tag;
 };
+/* close(), logging a failure; fd < 0 is ignored. */
+void close_fd(int fd, const char *what);
 int socket_dir_prepare(const char *socket_path);
 int listen_unix(const char *path);
 /* Adds listen_fd to ep with tag. 0, or -1 (logged). */

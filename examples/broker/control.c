@@ -144,8 +144,7 @@ static void client_answer(struct server *s, struct client *c, struct answer *a, 
 
 static void client_close(struct client *c)
 {
-    if (close(c->fd) != 0)
-        log_line(LOG_ALWAYS, "control: close: %s", strerror(errno));
+    close_fd(c->fd, "control");
     free(c->mem);
     c->fd = -1;
     c->mem = c->out = NULL;
@@ -376,8 +375,7 @@ static void client_open(struct server *s, int fd, int64_t now)
         if (send(fd, refusal, strlen(refusal), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
             log_line(LOG_EVENT, "control: refusal not sent: %s", strerror(errno));
     }
-    if (close(fd) != 0)
-        log_line(LOG_ALWAYS, "control: close: %s", strerror(errno));
+    close_fd(fd, "control");
 }
 
 /* Wait timeouts and query deadlines; returns the next one (0: none). */
@@ -436,8 +434,7 @@ static void server_fini(struct server *s)
         if (s->clients[i].fd >= 0)
             client_close(&s->clients[i]);
     acceptor_fini(&s->acc);
-    if (s->ep >= 0)
-        close(s->ep);
+    close_fd(s->ep, "control");
 }
 
 void *control_server(void *arg)

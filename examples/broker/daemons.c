@@ -148,8 +148,7 @@ static void conn_close(struct plane *p, struct conn *c, const char *reason, int6
     struct backend *bk = c->backend;
     if (reason != NULL)
         log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
-    if (close(c->fd) != 0) /* also leaves the epoll set */
-        log_line(LOG_ALWAYS, "daemons: close: %s", strerror(errno));
+    close_fd(c->fd, "daemons"); /* also leaves the epoll set */
     portreg_frame_reader_fini(&c->frames);
     *c = (struct conn){.fd = -1};
     p->nconns--;
@@ -336,8 +335,7 @@ static void conn_open(struct plane *p, int fd, int64_t now)
         }
         log_line(LOG_ALWAYS, "daemons: epoll_ctl: %s", strerror(errno));
     }
-    if (close(fd) != 0)
-        log_line(LOG_ALWAYS, "daemons: close: %s", strerror(errno));
+    close_fd(fd, "daemons");
 }
 
 /* Drops connections past their deadline; returns the next deadline (0:
@@ -435,8 +433,7 @@ static void plane_fini(struct plane *p)
         if (p->conns[i].fd >= 0)
             conn_close(p, &p->conns[i], NULL, 0);
     acceptor_fini(&p->acc);
-    if (p->ep >= 0)
-        close(p->ep);
+    close_fd(p->ep, "daemons");
     free(p->conns);
     free(p->backends);
 }

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,6 +132,22 @@ static void report_losses(void)
         lg.dropped = lg.suppressed = 0;
 }
 
+/* CLOCK_REALTIME (what pthread_cond_timedwait() and pthread_timedjoin_np()
+ * measure against) ms from now. */
+static struct timespec realtime_in(unsigned ms)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        abort(); /* cannot fail with a valid clock and pointer */
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    return ts;
+}
+
 static void *log_writer(void *arg)
 {
     (void)arg;
@@ -142,9 +159,7 @@ static void *log_writer(void *arg)
             if (lg.stopping)
                 break;
             /* Wake at least once a second so suppressed lines are reported. */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
+            struct timespec ts = realtime_in(1000);
             pthread_cond_timedwait(&lg.wake, &lg.lock, &ts);
             continue;
         }
@@ -177,14 +192,7 @@ bool log_stop(unsigned drain_ms)
     pthread_cond_signal(&lg.wake);
     pthread_mutex_unlock(&lg.lock);
 
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += drain_ms / 1000;
-    ts.tv_nsec += (long)(drain_ms % 1000) * 1000000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
+    struct timespec ts = realtime_in(drain_ms);
     /* A writer stuck on a stdout nobody reads is left behind: exit() ends
      * it, and the lines it held were lost anyway. */
     return pthread_timedjoin_np(lg.tid, NULL, &ts) == 0;

@@ -316,7 +316,8 @@ static int setup(struct broker *b)
     if ((b->daemon_fd = listen_unix(cfg->socket_path)) < 0)
         return -1;
     if ((b->control_fd = listen_unix(cfg->control_path)) < 0) {
-        unlink(cfg->socket_path);
+        if (unlink(cfg->socket_path) != 0)
+            perror("broker: unlink");
         return -1;
     }
     return 0;
@@ -366,8 +367,8 @@ int main(int argc, char **argv)
     pthread_t daemons, control;
     if (start_threads(b, &daemons, &control) != 0) {
         /* Not worth unwinding in an example: the OS reclaims the rest. */
-        unlink(b->cfg.socket_path);
-        unlink(b->cfg.control_path);
+        if (unlink(b->cfg.socket_path) != 0 || unlink(b->cfg.control_path) != 0)
+            perror("broker: unlink");
         _exit(1);
     }
     log_line(LOG_ALWAYS, "broker: daemons connect to %s; queries go to %s; %u data-plane threads",
@@ -385,10 +386,10 @@ int main(int argc, char **argv)
              hits, portreg_changes(b->reg));
     if (unlink(b->cfg.socket_path) != 0 || unlink(b->cfg.control_path) != 0)
         log_line(LOG_ALWAYS, "broker: removing the sockets: %s", strerror(errno));
-    close(b->daemon_fd);
-    close(b->control_fd);
-    close(b->stop_fd);
-    close(sig_fd);
+    close_fd(b->daemon_fd, "broker");
+    close_fd(b->control_fd, "broker");
+    close_fd(b->stop_fd, "broker");
+    close_fd(sig_fd, "broker");
     /* If stdout is stuck, give up on the last lines rather than hang: they
      * are the reader's loss, not a failed shutdown. */
     if (!log_stop(1000))

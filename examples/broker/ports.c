@@ -82,8 +82,8 @@ static int scan(const char *path, size_t words, struct listeners *l, char *why, 
             l->other_uid = (uid_t)uid;
         }
     }
-    bool failed = ferror(f);
-    fclose(f);
+    bool failed = ferror(f) != 0;
+    failed |= fclose(f) != 0;
     if (failed) {
         snprintf(why, why_len, "error reading %s", path);
         return -1;

@@ -24,6 +24,14 @@
  * cannot be had back (the whole system is out of file descriptors). */
 #define ACCEPT_PAUSE_NS (200 * 1000 * 1000)
 
+void close_fd(int fd, const char *what)
+{
+    /* Linux releases the descriptor even when close() reports an error
+     * (EINTR, EIO): never retry, only say so. */
+    if (fd >= 0 && close(fd) != 0)
+        log_line(LOG_ALWAYS, "%s: close: %s", what, strerror(errno));
+}
+
 int socket_dir_prepare(const char *socket_path)
 {
     char dir[PATH_MAX];
@@ -75,7 +83,7 @@ static int clear_stale(const char *path, const struct sockaddr_un *addr)
     }
     int rc = connect(fd, (const struct sockaddr *)addr, sizeof *addr);
     int err = errno;
-    close(fd);
+    close_fd(fd, "broker: probing the old socket");
     if (rc == 0) {
         fprintf(stderr, "broker: %s: another broker is listening there\n", path);
         return -1;
@@ -117,13 +125,14 @@ int listen_unix(const char *path)
     umask(old);
     if (rc != 0) {
         fprintf(stderr, "broker: bind %s: %s\n", path, strerror(err));
-        close(fd);
+        close_fd(fd, "broker");
         return -1;
     }
     if (chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
         fprintf(stderr, "broker: %s: %s\n", path, strerror(errno));
-        unlink(path);
-        close(fd);
+        if (unlink(path) != 0)
+            perror("broker: unlink");
+        close_fd(fd, "broker");
         return -1;
     }
     return fd;
@@ -178,8 +187,7 @@ int64_t acceptor_tick(struct acceptor *a, int64_t now)
 
 void acceptor_fini(struct acceptor *a)
 {
-    if (a->reserve_fd >= 0)
-        close(a->reserve_fd);
+    close_fd(a->reserve_fd, a->what);
     a->reserve_fd = -1;
 }
 
@@ -197,10 +205,9 @@ static bool accept_exhausted(struct acceptor *a, int err, int64_t now)
                  a->what, strerror(err));
     a->exhausted = true;
     if (a->reserve_fd >= 0) {
-        close(a->reserve_fd);
+        close_fd(a->reserve_fd, a->what);
         int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            close(fd);
+        close_fd(fd, a->what);
         a->reserve_fd = open_reserve();
     }
     if (a->reserve_fd >= 0)
