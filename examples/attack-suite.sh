@@ -256,6 +256,20 @@ check_silent_connections() {
   stop_broker "$bpid" TERM
 }
 
+check_id_limit() {
+  echo "== --max-ids bounds the backends anyone can make the broker keep"
+  local sock=$tmp/ids/b.sock out
+  start_broker ids "$sock" --max-ids 10 --grace-ms 600000
+  probe churn "$sock" 20 many- 20 >/dev/null || fail "churn: the broker stopped accepting"
+  wait_until 10 stats_are "$sock" conns 0 || fail "connections not closed"
+  wait_until 10 stats_are "$sock" tracked 10 backends 10 || fail "stats: $(stat_of "$sock" tracked)"
+  wait_until 10 log_has ids "keeps 10 backends at most\|PORTREG_EFULL" || fail "no log line for the limit"
+  out=$(probe report "$sock" one-more 0 1000 || true)
+  [[ $out == dropped ]] || fail "an 11th id was kept: $out"
+  ok "20 ids offered, 10 tracked; the 11th hello is refused and logged"
+  stop_broker "$bpid" TERM
+}
+
 check_churn() {
   echo "== 10,000 connect/hello/close cycles: memory, fds, threads, ids and log stay flat"
   local sock=$tmp/churn/b.sock rss0 fds0 thr0 log0 rss1 fds1 thr1 log1 t0
@@ -452,7 +466,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_squatter check_silent_connections
-  check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
+  check_id_limit check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

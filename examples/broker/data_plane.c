@@ -5,9 +5,15 @@
  * There is no real traffic in this example, so requests are simulated:
  * `broker_ctl load N` queues N of them, spread over the --route ids, and
  * the threads take them in batches. With nothing queued the threads sleep
- * on a condition variable; they never spin. The lookups themselves are
- * wait-free (portreg_lookup()): nothing the daemon plane does, however
- * many daemons come and go, makes a request handler wait.
+ * on a condition variable; they never spin.
+ *
+ * Each route is resolved once, at start, into a handle
+ * (portreg_handle_open()); a request then costs one atomic load
+ * (portreg_handle_lookup(): no hash, no probe, no epoch section), and it
+ * is wait-free: nothing the daemon plane does, however many daemons come
+ * and go, makes a request handler wait. The handle follows its id through
+ * every state, untracked included, and keeps the id's slot in the table
+ * while it is open (it counts against --max-ids).
  */
 #include "broker.h"
 
@@ -32,9 +38,10 @@ struct data_thread {
 struct data_plane {
     struct broker *b;
     pthread_mutex_t lock;
-    pthread_cond_t work; /* signalled when requests are queued or at stop */
-    uint64_t queued;     /* under lock */
-    bool stopping;       /* under lock */
+    pthread_cond_t work;                  /* signalled when requests are queued or at stop */
+    uint64_t queued;                      /* under lock */
+    bool stopping;                        /* under lock */
+    portreg_handle_t *routes[MAX_ROUTES]; /* one per --route, shared by all */
     unsigned nthreads;
     struct data_thread threads[];
 };
@@ -55,7 +62,7 @@ static void *handler(void *arg)
 {
     struct data_thread *t = arg;
     struct data_plane *dp = t->dp;
-    const struct broker_config *cfg = &dp->b->cfg;
+    const struct broker_config *cfg = &dp->b->cfg; /* nroutes > 0: main sees to it */
     uint64_t lookups = 0, hits = 0;
     size_t next = t->index; /* threads start on different routes */
 
@@ -65,10 +72,9 @@ static void *handler(void *arg)
     }
     for (uint64_t n; (n = take_batch(dp)) > 0;) {
         for (uint64_t i = 0; i < n; i++) {
-            const struct route *r = &cfg->routes[next++ % cfg->nroutes];
             uint16_t port;
             /* A real handler would now connect to 127.0.0.1:port. */
-            hits += portreg_lookup(dp->b->reg, r->id, r->len, &port);
+            hits += portreg_handle_lookup(dp->routes[next++ % cfg->nroutes], &port);
             lookups++;
         }
         atomic_store_explicit(&t->lookups, lookups, memory_order_relaxed);
@@ -89,6 +95,15 @@ struct data_plane *data_plane_start(struct broker *b, unsigned threads, int *err
         (*err = pthread_cond_init(&dp->work, NULL)) != 0) {
         free(dp);
         return NULL;
+    }
+    for (size_t i = 0; i < b->cfg.nroutes; i++) {
+        int rc =
+            portreg_handle_open(b->reg, b->cfg.routes[i].id, b->cfg.routes[i].len, &dp->routes[i]);
+        if (rc != 0) {
+            *err = rc == PORTREG_ENOMEM ? ENOMEM : EINVAL;
+            data_plane_stop(dp);
+            return NULL;
+        }
     }
     for (; dp->nthreads < threads; dp->nthreads++) {
         struct data_thread *t = &dp->threads[dp->nthreads];
@@ -122,8 +137,9 @@ void data_plane_totals(struct data_plane *dp, uint64_t *lookups, uint64_t *hits)
     }
 }
 
-/* Stops and joins the threads; queued requests are dropped. The totals
- * stay readable until the process ends (the struct is not freed). */
+/* Stops and joins the threads and closes the handles (before the
+ * registry is destroyed); queued requests are dropped. The totals stay
+ * readable until the process ends (the struct is not freed). */
 void data_plane_stop(struct data_plane *dp)
 {
     pthread_mutex_lock(&dp->lock);
@@ -132,4 +148,8 @@ void data_plane_stop(struct data_plane *dp)
     pthread_mutex_unlock(&dp->lock);
     for (unsigned i = 0; i < dp->nthreads; i++)
         pthread_join(dp->threads[i].tid, NULL);
+    for (size_t i = 0; i < MAX_ROUTES; i++) {
+        portreg_handle_close(dp->routes[i]); /* NULL is a no-op */
+        dp->routes[i] = NULL;
+    }
 }
