@@ -112,9 +112,9 @@ release() {
 proc_field() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-stat_of() { # stat_of SOCK NAME: one number from `stats`
-  q "$1" stats
-  awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}' <<<"$answer"
+stat_of() { # stat_of SOCK NAME: one number from `stats` (empty if no answer)
+  timeout 30 "$ctl" "$1.ctl" stats 2>/dev/null |
+    awk -v k="$2" '{for (i = 1; i < NF; i++) if ($i == k) print $(i + 1)}'
 }
 stats_are() { # stats_are SOCK NAME VALUE [NAME VALUE]...
   local sock=$1

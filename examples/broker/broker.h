@@ -102,6 +102,7 @@ struct acceptor {
     int listen_fd;
     int reserve_fd; /* held open so that EMFILE can be answered */
     const char *what;
+    const char *refusal;  /* sent to a peer turned away for lack of fds, or NULL */
     bool exhausted;       /* inside an EMFILE/ENFILE episode (logged once) */
     int64_t paused_until; /* 0, or when to watch the socket again */
     int ep;               /* the epoll set watching listen_fd, and its tag */

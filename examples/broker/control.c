@@ -425,7 +425,10 @@ static int server_init(struct server *s, struct broker *b)
                  s->changes_fd < 0 ? portreg_strerror(s->changes_fd) : strerror(errno));
         return -1;
     }
-    return acceptor_init(&s->acc, b->control_fd, "control", s->ep, (uint64_t)TAG_LISTEN);
+    if (acceptor_init(&s->acc, b->control_fd, "control", s->ep, (uint64_t)TAG_LISTEN) != 0)
+        return -1;
+    s->acc.refusal = "error: the broker is out of file descriptors; try again\n";
+    return 0;
 }
 
 static void server_fini(struct server *s)

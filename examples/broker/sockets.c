@@ -206,7 +206,11 @@ static bool accept_exhausted(struct acceptor *a, int err, int64_t now)
     a->exhausted = true;
     if (a->reserve_fd >= 0) {
         close_fd(a->reserve_fd, a->what);
-        int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        /* Best effort: a new socket's buffer has room for one line. */
+        if (fd >= 0 && a->refusal != NULL &&
+            send(fd, a->refusal, strlen(a->refusal), MSG_NOSIGNAL) < 0)
+            log_line(LOG_EVENT, "%s: refusal not sent: %s", a->what, strerror(errno));
         close_fd(fd, a->what);
         a->reserve_fd = open_reserve();
     }
