@@ -270,6 +270,36 @@ check_id_limit() {
   stop_broker "$bpid" TERM
 }
 
+check_grace() {
+  echo "== the grace period: a daemon that comes back in time keeps its backend"
+  local sock=$tmp/grace/b.sock out rc
+  start_broker grace "$sock" --grace-ms 1500
+  held g1 "$daemon" --socket "$sock" --id g
+  q "$sock" wait g bound 10000
+  { kill -KILL "$hpid" && wait "$hpid"; } 2>/dev/null || true
+  q "$sock" wait g pending 10000
+  [[ $answer == "g pending 0 3" ]] || fail "after the kill: $answer"
+  held g2 "$daemon" --socket "$sock" --id g
+  q "$sock" wait g bound 10000
+  [[ $answer == "g bound "*" 4" ]] || fail "after the restart: $answer"
+  # Well past the grace period of the first disconnect: still bound.
+  rc=0
+  out=$("$ctl" "$sock.ctl" wait g untracked 3000 2>&1) || rc=$?
+  [[ $rc == 1 && $out == "error: timed out at g bound "* ]] || fail "rc $rc: $out"
+  ok "killed (v3), restarted and bound again (v4) within 1.5 s: still bound 3 s later"
+  # A daemon back that has only said hello also holds its id.
+  { kill -KILL "$hpid" && wait "$hpid"; } 2>/dev/null || true
+  q "$sock" wait g pending 10000
+  held g3 "$probe_bin" report "$sock" g 0 4000
+  wait_until 10 log_has grace "g  *reconnected" || fail "no reconnect"
+  rc=0
+  out=$("$ctl" "$sock.ctl" wait g untracked 2500 2>&1) || rc=$?
+  [[ $rc == 1 ]] || fail "g was untracked while its daemon was connected: $out"
+  q "$sock" wait g untracked 10000
+  ok "a hello-only reconnect holds the id; once it leaves, g is untracked after the grace period"
+  stop_broker "$bpid" TERM
+}
+
 check_churn() {
   echo "== 10,000 connect/hello/close cycles: memory, fds, threads, ids and log stay flat"
   local sock=$tmp/churn/b.sock rss0 fds0 thr0 log0 rss1 fds1 thr1 log1 t0
@@ -466,7 +496,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_squatter check_silent_connections
-  check_id_limit check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
+  check_id_limit check_grace check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

@@ -159,38 +159,51 @@ static void conn_close(struct plane *p, struct conn *c, const char *reason, int6
         backend_disconnected(p, bk, now);
 }
 
+/* Why c may not claim the id (body, len), or NULL if it may; *bk is the
+ * broker's record of the id, NULL if it has none. A new id is tracked
+ * here, so that a refusal leaves nothing behind. */
+static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t *body, size_t len,
+                                 struct backend **bk, char why[ID_TEXT_MAX + 96])
+{
+    char text[ID_TEXT_MAX];
+    if (len == 0)
+        return "hello with an empty id";
+    id_text((const char *)body, len, text);
+    *bk = find_backend(p, body, len);
+    if (*bk != NULL && (*bk)->conn != NULL) {
+        /* Two live daemons under one id would unbind each other. */
+        snprintf(why, ID_TEXT_MAX + 96, "%s is already connected (pid %d)", text,
+                 (int)(*bk)->conn->pid);
+    } else if (*bk != NULL && (*bk)->owner != c->uid) {
+        snprintf(why, ID_TEXT_MAX + 96, "%s belongs to uid %u until it is untracked", text,
+                 (unsigned)(*bk)->owner);
+    } else if (*bk != NULL) {
+        return NULL; /* its owner, back within the grace period */
+    } else if (p->nbackends == p->cfg->max_ids) {
+        snprintf(why, ID_TEXT_MAX + 96, "hello %s: the broker keeps %zu backends at most", text,
+                 p->cfg->max_ids);
+    } else {
+        int rc = portreg_track(p->b->reg, (const char *)body, len);
+        if (rc == 0)
+            return NULL;
+        snprintf(why, ID_TEXT_MAX + 96, "track %s: %s (%s)", text, portreg_err_name(rc),
+                 portreg_strerror(rc));
+    }
+    return why;
+}
+
 /* The hello: c claims an id. False: drop c (logged here). */
 static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_t len)
 {
-    char text[ID_TEXT_MAX], peer[ID_TEXT_MAX + 48], why[ID_TEXT_MAX + 96];
-    if (len == 0) {
-        log_line(LOG_EVENT, "daemons: dropped %s: hello with an empty id", who(c, peer));
+    char peer[ID_TEXT_MAX + 48], why[ID_TEXT_MAX + 96];
+    struct backend *bk = NULL;
+    const char *refusal = hello_refusal(p, c, body, len, &bk, why);
+    if (refusal != NULL) {
+        log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), refusal);
         return false;
     }
-    id_text((const char *)body, len, text);
-    struct backend *bk = find_backend(p, body, len);
-    if (bk != NULL && bk->conn != NULL) {
-        /* Two live daemons under one id would unbind each other. */
-        snprintf(why, sizeof why, "%s is already connected (pid %d)", text, (int)bk->conn->pid);
-    } else if (bk != NULL && bk->owner != c->uid) {
-        snprintf(why, sizeof why, "%s belongs to uid %u until it is untracked", text,
-                 (unsigned)bk->owner);
-    } else if (bk == NULL && p->nbackends == p->cfg->max_ids) {
-        snprintf(why, sizeof why, "hello %s: the broker keeps %zu backends at most", text,
-                 p->cfg->max_ids);
-    } else {
-        int rc = bk != NULL ? 0 : portreg_track(p->b->reg, (const char *)body, len);
-        if (rc == 0)
-            goto claim;
-        snprintf(why, sizeof why, "track %s: %s (%s)", text, portreg_err_name(rc),
-                 portreg_strerror(rc));
-    }
-    log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), why);
-    return false;
-
-claim:;
     bool back = bk != NULL;
-    for (size_t i = 0; bk == NULL; i++)
+    for (size_t i = 0; bk == NULL; i++) /* a free record exists: nbackends < max_ids */
         if (!p->backends[i].used)
             bk = &p->backends[i];
     if (!back) {
