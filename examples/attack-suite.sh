@@ -159,6 +159,10 @@ check_other_uid() {
   # nobody must be able to run the probe: a copy in a directory it can read.
   mkdir -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
   cp "$probe_bin" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  if ! "${asnobody[@]}" test -x "$tmp/bin/probe"; then
+    echo "SKIP: nobody cannot reach $tmp (set TMPDIR to a directory others may traverse)"
+    return
+  fi
   start_broker uid "$sock"
   out=$(timeout 60 "${asnobody[@]}" "$tmp/bin/probe" report "$sock" evil 0 3000 || true)
   [[ $out == "connect failed: Permission denied" ]] || fail "nobody reached a 0600 socket: $out"
@@ -297,6 +301,25 @@ check_grace() {
   [[ $rc == 1 ]] || fail "g was untracked while its daemon was connected: $out"
   q "$sock" wait g untracked 10000
   ok "a hello-only reconnect holds the id; once it leaves, g is untracked after the grace period"
+  stop_broker "$bpid" TERM
+}
+
+check_idle() {
+  echo "== an idle broker sleeps: data-plane threads included"
+  local sock=$tmp/idle/b.sock c0 c1 hz
+  hz=$(getconf CLK_TCK)
+  start_broker idle "$sock" --readers 4 --route a --route b --interval-ms 100
+  held ia "$daemon" --socket "$sock" --id a
+  q "$sock" wait a bound 10000
+  q "$sock" load 100000
+  wait_until 10 stats_are "$sock" lookups 100000 || fail "the load was not served"
+  c0=$(cpu_ticks "$bpid")
+  sleep 2 # the measurement window, not a synchronization
+  c1=$(cpu_ticks "$bpid")
+  echo "   broker CPU over 2 s idle, 4 data-plane threads: $((c1 - c0)) ticks ($hz/s)"
+  ((c1 - c0 < hz / 10)) || fail "an idle broker used $((c1 - c0)) ticks in 2 s"
+  ok "4 data-plane threads served 100000 requests, then slept"
+  release ia
   stop_broker "$bpid" TERM
 }
 
@@ -496,7 +519,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_squatter check_silent_connections
-  check_id_limit check_grace check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
+  check_id_limit check_grace check_idle check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS
