@@ -9,7 +9,9 @@
 //! can) and "paced" (one re-register every 100 µs, closer to a broker, where
 //! daemons report ports rarely). Each cell is the median of R rounds; the
 //! three registries take turns within a round so that machine noise hits
-//! them alike.
+//! them alike. Besides lookups/s (wall clock) it prints lookups per second
+//! of CPU time the readers got (from /proc/thread-self/stat), which stays
+//! meaningful when other work shares the machine.
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,17 +77,46 @@ struct Config {
     backends: usize,
     rounds: usize,
     readers: usize,
+    ticks_per_s: f64,
 }
 
 #[derive(Clone, Copy)]
 struct Cell {
     lookups_per_s: f64,
     writes_per_s: f64,
+    /// Lookups per second of CPU time the reader threads got: on a shared,
+    /// loaded machine this shows the cost of a lookup (locking included)
+    /// where wall-clock throughput mostly shows the scheduler.
+    lookups_per_cpu_s: f64,
+}
+
+/// CPU time (user + system) of the calling thread so far, in seconds, from
+/// /proc (std has no thread CPU clock); `None` where /proc is missing.
+fn thread_cpu_s(ticks_per_s: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th of them.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks_per_s)
+}
+
+fn clock_ticks_per_s() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
 /// One timed run: `readers` threads look up every backend in turn, one
 /// writer re-registers them; returns lookups/s (all readers) and writes/s.
 fn run<E: Endpoints>(cfg: Config, pace: Option<Duration>) -> Cell {
+    let ticks = cfg.ticks_per_s;
     let reg = Arc::new(E::create());
     let ids: Arc<Vec<String>> =
         Arc::new((0..cfg.backends).map(|i| format!("backend-{i:03}")).collect());
@@ -95,13 +126,21 @@ fn run<E: Endpoints>(cfg: Config, pace: Option<Duration>) -> Cell {
     let stop = Arc::new(AtomicBool::new(false));
     let lookups = Arc::new(AtomicU64::new(0));
     let writes = Arc::new(AtomicU64::new(0));
+    let reader_cpu_us = Arc::new(AtomicU64::new(0));
     let start = Arc::new(Barrier::new(cfg.readers + 2));
     let mut threads = Vec::new();
     for r in 0..cfg.readers {
-        let (reg, ids, stop, lookups, start) =
-            (reg.clone(), ids.clone(), stop.clone(), lookups.clone(), start.clone());
+        let (reg, ids, stop, lookups, start, cpu) = (
+            reg.clone(),
+            ids.clone(),
+            stop.clone(),
+            lookups.clone(),
+            start.clone(),
+            reader_cpu_us.clone(),
+        );
         threads.push(std::thread::spawn(move || {
             start.wait();
+            let cpu0 = thread_cpu_s(ticks);
             let mut n = 0u64;
             let mut i = r * 7;
             let mut found = 0u64;
@@ -114,6 +153,9 @@ fn run<E: Endpoints>(cfg: Config, pace: Option<Duration>) -> Cell {
             }
             assert_eq!(found, n, "every backend stays bound");
             lookups.fetch_add(n, Ordering::Relaxed);
+            if let (Some(a), Some(b)) = (cpu0, thread_cpu_s(ticks)) {
+                cpu.fetch_add(((b - a) * 1e6) as u64, Ordering::Relaxed);
+            }
         }));
     }
     {
@@ -141,9 +183,12 @@ fn run<E: Endpoints>(cfg: Config, pace: Option<Duration>) -> Cell {
         t.join().unwrap();
     }
     let elapsed = t0.elapsed().as_secs_f64();
+    let n = lookups.load(Ordering::Relaxed) as f64;
+    let cpu_s = reader_cpu_us.load(Ordering::Relaxed) as f64 / 1e6;
     Cell {
-        lookups_per_s: lookups.load(Ordering::Relaxed) as f64 / elapsed,
+        lookups_per_s: n / elapsed,
         writes_per_s: writes.load(Ordering::Relaxed) as f64 / elapsed,
+        lookups_per_cpu_s: if cpu_s > 0.0 { n / cpu_s } else { f64::NAN },
     }
 }
 
@@ -179,6 +224,7 @@ fn main() {
         backends: arg(&args, "--backends", 64),
         rounds: arg(&args, "--rounds", 3),
         readers: 2,
+        ticks_per_s: clock_ticks_per_s(),
     };
     assert!(cfg.backends >= 1 && cfg.backends <= 1000 && cfg.rounds >= 1);
     println!("machine: {}; libportreg {}", machine(), portreg::version_string());
@@ -198,16 +244,20 @@ fn main() {
         let [a, b, c] = cells.map(median);
         println!();
         println!("writer {load}:");
-        println!("| registry | lookups/s | writes/s | lookups vs Mutex<HashMap> |");
-        println!("|---|---:|---:|---:|");
+        println!(
+            "| registry | lookups/s | vs Mutex<HashMap> | writes/s | lookups per reader CPU-s | vs Mutex<HashMap> |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
         for (name, cell) in
             [(HttpEndpointRegistry::NAME, a), (MutexMap::NAME, b), (RwLockMap::NAME, c)]
         {
             println!(
-                "| {name} | {:.2} M | {:.0} k | {:.2}x |",
+                "| {name} | {:.2} M | {:.2}x | {:.0} k | {:.2} M | {:.2}x |",
                 cell.lookups_per_s / 1e6,
+                cell.lookups_per_s / b.lookups_per_s,
                 cell.writes_per_s / 1e3,
-                cell.lookups_per_s / b.lookups_per_s
+                cell.lookups_per_cpu_s / 1e6,
+                cell.lookups_per_cpu_s / b.lookups_per_cpu_s
             );
         }
     }
