@@ -361,7 +361,7 @@ unsafe impl Send for Registry {}
 // SAFETY: as above; every method takes &self and maps to a thread-safe call.
 unsafe impl Sync for Registry {}
 
-/// The two fields of a C state out-parameter, zeroed.
+/// A zeroed C state, for out-parameters.
 fn raw_state() -> sys::portreg_state_t {
     sys::portreg_state_t::default()
 }
@@ -389,12 +389,11 @@ impl Registry {
     /// # Ok::<(), portreg::Error>(())
     /// ```
     pub fn with_options(opts: &Options) -> Result<Registry, Error> {
-        let mut raw_opts = std::mem::MaybeUninit::<sys::portreg_options_t>::uninit();
-        // SAFETY: a writable options struct; options_init only writes it.
-        unsafe { sys::portreg_options_init(raw_opts.as_mut_ptr()) };
-        // SAFETY: options_init writes every field of the struct it is given
-        // (all zero), so it is initialized now.
-        let mut raw_opts = unsafe { raw_opts.assume_init() };
+        // SAFETY: all zero bytes is a valid portreg_options_t: integers 0,
+        // bools false, a NULL pointer, `None` hooks.
+        let mut raw_opts: sys::portreg_options_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid, writable options struct that the call fills in.
+        unsafe { sys::portreg_options_init(&mut raw_opts) };
         raw_opts.initial_capacity = opts.initial_capacity;
         raw_opts.hash_seed = opts.hash_seed;
         raw_opts.no_membarrier = opts.no_membarrier;
