@@ -377,7 +377,7 @@ check_control_stall() {
   for s in st_silent st_trickle st_noread; do
     wait_until 10 log_has $s '^ready' || fail "$s did not start"
   done
-  for i in 1 2 3; do
+  for _ in 1 2 3; do
     ms=$(elapsed_ms "$ctl" --timeout-ms 5000 "$sock.ctl" stats) || fail "stats failed while stalled"
     ((ms < 1000)) || fail "a query took $ms ms while three clients stalled"
   done
@@ -505,7 +505,9 @@ check_restart() {
   ok "a new broker replaced the stale sockets and binds daemons"
   local rc=0
   timeout 20 "$broker" --socket "$sock" >"$tmp/second.log" 2>&1 || rc=$?
-  [[ $rc == 1 ]] && log_has second "another broker is listening" || fail "second broker: rc $rc"
+  if [[ $rc != 1 ]] || ! log_has second "another broker is listening"; then
+    fail "second broker: rc $rc"
+  fi
   q "$sock" get r
   [[ $answer == "r bound "* ]] || fail "the live broker was disturbed: $answer"
   ok "a second broker on a live socket exits 1 and leaves it alone"
