@@ -79,6 +79,8 @@ static void answer_add(struct answer *a, const char *fmt, ...)
     va_end(ap);
     if (n < 0 || a->overflow || a->nomem)
         return;
+    if ((size_t)n >= sizeof line) /* no line of ours is this long; never read past it */
+        n = (int)sizeof line - 1;
     if (a->len + (size_t)n > a->max) {
         a->overflow = true;
         return;

@@ -56,6 +56,9 @@ struct conn {
     int64_t accepted_at, hello_at;
 };
 
+/* Connections and backends live in two flat arrays, searched linearly:
+ * simple, allocation-free after start, and cheap for the hundreds of
+ * daemons and thousands of backends one machine runs. */
 struct plane {
     struct broker *b;
     const struct broker_config *cfg;
