@@ -236,7 +236,12 @@ static void waiter_run(struct wthread *t)
             if (seen > 1 && rng_below(&t->rng, 8) == 0)
                 seen = cur.version - 1 - rng_below(&t->rng, seen - 1);
             t->untracked_waits += cur.status == PORTREG_UNTRACKED;
-            one_wait(t, b, len, seen, ns, &st, "an owned id");
+            int rc = one_wait(t, b, len, seen, ns, &st, "an owned id");
+            if (seen != cur.version && rc != 0)
+                fail(CHECK, "waiter %u: wait(v%u) with the id past v%u returned %s (seed %llu)",
+                     t->index, seen, cur.version, portreg_err_name(rc),
+                     (unsigned long long)r->cfg->seed);
+            t->immediate += seen != cur.version;
             log_seen(t, id, st);
         }
         /* release: pairs with the acquire in sample_slots(). */
@@ -374,7 +379,7 @@ unsigned check_waiters(const struct cfg *cfg)
     portreg_stats(r.reg, &st3);
 
     uint64_t checked = 0, waits = 0, changed = 0, timeouts = 0, unknown = 0, on_untracked = 0;
-    uint64_t sleeper_waits = 0, owner_ops = 0, hist = 0;
+    uint64_t sleeper_waits = 0, owner_ops = 0, hist = 0, stale = 0;
     int64_t late = 0;
     verify(&r, th, n, &checked);
     for (unsigned i = 0; i < n; i++) {
@@ -387,6 +392,7 @@ unsigned check_waiters(const struct cfg *cfg)
         timeouts += t->timeouts;
         unknown += t->unknown_waits;
         on_untracked += t->untracked_waits;
+        stale += t->immediate;
         owner_ops += t->ops;
         if (t->max_late_ns > late)
             late = t->max_late_ns;
@@ -426,13 +432,14 @@ unsigned check_waiters(const struct cfg *cfg)
     unsigned found = atomic_load(&stress_failures) - before;
     printf("waiters: %s seed=%llu threads=%u (%u owners of %u ids, %u waiters, %u sleepers)\n",
            found ? "FAIL" : "PASS", (unsigned long long)cfg->seed, n, no, r.nids, nw, ns);
-    printf("waiters:   %llu waits (%llu woken by a change, %llu timed out, at most %.1f ms "
-           "late), %llu on ids nobody tracks, %llu on untracked owned ids, %llu by sleepers; "
+    printf("waiters:   %llu waits (%llu returned a change, %llu of them on a stale version; "
+           "%llu timed out, at most %.1f ms late), %llu on ids nobody tracks, %llu on untracked "
+           "owned ids, %llu by sleepers; "
            "%llu owner calls, %llu states seen checked against %llu in the histories\n",
-           (unsigned long long)waits, (unsigned long long)changed, (unsigned long long)timeouts,
-           (double)late / 1e6, (unsigned long long)unknown, (unsigned long long)on_untracked,
-           (unsigned long long)sleeper_waits, (unsigned long long)owner_ops,
-           (unsigned long long)checked, (unsigned long long)hist);
+           (unsigned long long)waits, (unsigned long long)changed, (unsigned long long)stale,
+           (unsigned long long)timeouts, (double)late / 1e6, (unsigned long long)unknown,
+           (unsigned long long)on_untracked, (unsigned long long)sleeper_waits,
+           (unsigned long long)owner_ops, (unsigned long long)checked, (unsigned long long)hist);
     printf("waiters:   slots at most %zu with churn, %zu with no untrack (bound %zu), %zu at end; "
            "%llu compactions (%llu without any untrack) for %llu untracks; %.1f s, "
            "peak_rss=%zu KiB\n",
