@@ -316,6 +316,11 @@ static void check_handles_at_rest(struct xthread *t)
     for (uint32_t id = 0; id < x->nids; id++) {
         portreg_handle_t *h = t->own[id] != NULL ? t->own[id] : x->shared[id];
         portreg_state_t viah, viaid;
+        size_t hlen = 0;
+        const char *hid = portreg_handle_id(h, &hlen);
+        if (hid == NULL || hlen != x->ids[id].len || memcmp(hid, x->ids[id].b, hlen) != 0)
+            fail("handle", "reader %u, id %s: portreg_handle_id returned other bytes", t->index,
+                 xid_name(x, id, nb, sizeof nb));
         if (portreg_handle_get(h, &viah) != 0 ||
             portreg_get(x->reg, x->ids[id].b, x->ids[id].len, &viaid) != 0)
             die("get failed");
