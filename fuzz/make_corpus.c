@@ -554,6 +554,36 @@ static void ops_seed_iterate_meanwhile(void)
     put_file("ops", "iterate_meanwhile", s.b, s.n);
 }
 
+/* At max_ids, after a compaction dropped an id: a handle on that id while
+ * one allocation of the insert fails (the slot, or the table growing).
+ * fuzz_ops found a pin left behind here once. */
+static void ops_seed_handle_at_limit(void)
+{
+    for (uint8_t n = 0; n < 4; n++) {
+        struct buf s;
+        ops_begin(&s, 0x80 | 0x40 | 2, 2, 3, 4);
+        ops_run_id(&s, OPS_ID_RUN, 1, 0);
+        ops_run_id(&s, OPS_ID_RUN, 75, 'U');
+        ops_run_id(&s, OPS_ID_RUN, 146, 'd');
+        ops_run_id(&s, OPS_ID_RUN, 213, 0);
+        for (uint8_t i = 0; i < 3; i++)
+            ops_op(&s, OPS_TRACK, i);
+        ops_op(&s, OPS_UNTRACK, 0);
+        ops_op(&s, OPS_UNTRACK, 2);
+        ops_op(&s, OPS_TRACK, 3);
+        ops_op(&s, OPS_FAIL_ALLOC, 0);
+        add(&s, &n, 1);
+        ops_handle_open(&s, 1, 2);
+        ops_op(&s, OPS_TRACK, 2);
+        ops_op(&s, OPS_HANDLE_GET, 1);
+        ops_op(&s, OPS_HANDLE_CLOSE, 1);
+        ops_op(&s, OPS_STATS, 0);
+        char name[64];
+        snprintf(name, sizeof(name), "handle_at_limit.%u", n);
+        put_file("ops", name, s.b, s.n);
+    }
+}
+
 static void ops_seeds(void)
 {
     ops_seed_lifecycle();
@@ -565,6 +595,7 @@ static void ops_seeds(void)
     ops_seed_handles();
     ops_seed_alloc_failure();
     ops_seed_iterate_meanwhile();
+    ops_seed_handle_at_limit();
 }
 
 int main(int argc, char **argv)
