@@ -403,6 +403,26 @@ Test(max_ids, untracking_makes_room_for_a_new_id)
     portreg_destroy(reg);
 }
 
+/* The header lets the compaction wait until a sixteenth of max_ids could
+ * go (so churn at the limit stays cheap); from there a new id must fit. */
+Test(max_ids, untracking_a_sixteenth_of_the_limit_makes_room)
+{
+    portreg_t *reg = limited(256);
+    char id[32];
+    track_n(reg, 256);
+    cr_assert_eq(portreg_track(reg, ID_NEW, sizeof ID_NEW - 1), PORTREG_EFULL);
+    for (size_t i = 0; i < 256 / 16; i++) {
+        name(id, sizeof id, i * 7);
+        cr_assert_eq(portreg_untrack(reg, id, strlen(id), NULL), 0);
+    }
+    cr_assert_eq(portreg_track(reg, ID_NEW, sizeof ID_NEW - 1), 0);
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    cr_assert_eq(st.tracked, 256 - 256 / 16 + 1);
+    cr_assert_leq(st.slots, 256);
+    portreg_destroy(reg);
+}
+
 Test(max_ids, churn_at_the_limit_never_exceeds_it)
 {
     portreg_t *reg = limited(64);
