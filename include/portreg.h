@@ -46,12 +46,15 @@
  *   Readers enter an epoch section with plain stores where membarrier(2)
  *   is available (see portreg_options_t.no_membarrier). The first time a
  *   registry defers memory it starts one helper thread (all signals
- *   blocked) that frees deferred memory within a few tens of milliseconds
- *   of its grace period ending, also when all writers have stopped, and
- *   sleeps while nothing is deferred (portreg_options_t.no_reclaim_thread
- *   turns it off). Writers free as well, at the latest after 32 deferred
- *   blocks or 1 MiB since the last attempt, so under churn the backlog is
- *   bounded by count and bytes as long as readers leave their sections.
+ *   blocked) that frees deferred memory within about 200 ms of its grace
+ *   period ending (a few tens of ms when no reader held it up), also when
+ *   all writers have stopped, and sleeps while nothing is deferred
+ *   (portreg_options_t.no_reclaim_thread turns it off). Writers free as
+ *   well, at the latest after 32 deferred blocks or 1 MiB since the last
+ *   attempt, so under churn the backlog is bounded by count and bytes as
+ *   long as readers leave their sections (portreg_stats_t.deferred_bytes
+ *   shows it). The thread does not survive fork(): a child that uses the
+ *   registry starts its own on its next deferral.
  *   An open iteration holds back every grace period that starts after it:
  *   keep iterations short.
  *
@@ -205,9 +208,12 @@ typedef struct {
     /* false (default): where the kernel offers membarrier(2), readers
      * enter their epoch section with plain stores and reclamation makes
      * every running thread of the process execute a memory barrier (an
-     * interrupt to the cores running them, a few microseconds, after grows
-     * and compactions only). true: readers pay an atomic exchange per
-     * section instead and no other core is ever interrupted. */
+     * interrupt to the cores running them, a few microseconds, at each
+     * attempt to free deferred memory: at most every 10 ms from the
+     * reclaim thread while memory waits, backing off to 160 ms while a
+     * reader holds it up, and from writers once per 32 deferrals or 1 MiB).
+     * true: readers pay an atomic exchange per section instead and no
+     * other core is ever interrupted. */
     bool no_membarrier;
     /* Most ids the table may hold at once: tracked ids, untracked ids not
      * yet compacted away, wait placeholders and ids held by handles. An
@@ -220,9 +226,11 @@ typedef struct {
     /* false (default): the registry starts one helper thread the first
      * time it defers memory; while memory is deferred it tries to free it
      * every 10 ms (a grace period needs two such steps once readers have
-     * left), also when every writer has gone quiet, and it sleeps on a
-     * condition variable while nothing is deferred. true: no thread;
-     * deferred memory is freed by later writer calls and portreg_reclaim(). */
+     * left; up to 160 ms apart while a reader holds it up), also when
+     * every writer has gone quiet, and it sleeps on a condition variable
+     * while nothing is deferred. true: no thread; deferred memory is freed
+     * by later writers (once 32 deferrals or 1 MiB have piled up; at every
+     * writer-lock release with no_membarrier) and by portreg_reclaim(). */
     bool no_reclaim_thread;
     /* Must be zero (portreg_options_init() sees to it). Options added by
      * later versions take this space, zero meaning their default, so the
@@ -263,13 +271,14 @@ PORTREG_API void portreg_destroy(portreg_t *reg);
 PORTREG_API int portreg_thread_attach(portreg_t *reg);
 
 /* untracked -> pending; a tracked backend keeps its state and version.
- * Returns 0, PORTREG_EINVAL or PORTREG_ENOMEM.
- * Lock-free for known ids; takes the writer lock to insert a new id. */
+ * Returns 0, PORTREG_EINVAL, PORTREG_ENOMEM or PORTREG_EFULL (a new id
+ * beyond max_ids). Lock-free for known ids; takes the writer lock to
+ * insert a new id. */
 PORTREG_API int portreg_track(portreg_t *reg, const char *id, size_t id_len);
 
 /* Any state -> bound(port), inserting the id if it is untracked. *prev (if
  * prev is not NULL) receives the state it replaced. Returns 0,
- * PORTREG_EINVAL, PORTREG_ERANGE (port 0) or PORTREG_ENOMEM.
+ * PORTREG_EINVAL, PORTREG_ERANGE (port 0), PORTREG_ENOMEM or PORTREG_EFULL.
  * Lock-free for known ids; takes the writer lock to insert a new id. */
 PORTREG_API int portreg_register(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
                                  portreg_state_t *prev);
@@ -327,7 +336,8 @@ PORTREG_API size_t portreg_count(portreg_t *reg);
  * PORTREG_EDECODE (malformed: a varint longer than 10 bytes or truncated,
  * a tag of field 0 or above 2^29-1, a wrong wire type for port, a length
  * past the end, a group, a port value above 32 bits), PORTREG_ERANGE (port 0,
- * which includes the empty body, or above 65535) or PORTREG_ENOMEM. Unknown
+ * which includes the empty body, or above 65535), PORTREG_ENOMEM or
+ * PORTREG_EFULL. Unknown
  * well-formed fields are skipped; if port appears twice the last one wins.
  * On any error the registry is exactly as it was. Lock-free as
  * portreg_register(). */

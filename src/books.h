@@ -46,6 +46,7 @@ static inline void books_slot_inserted(struct portreg *reg, uint64_t word, size_
 /* A rebuild dropped n untracked slots and kept `stuck` it could not drop. */
 static inline void books_rebuilt(struct portreg *reg, size_t n, size_t stuck, bool reseed)
 {
+    reg->full_refusals = 0;
     BOOK_SUB(reg->books.dead, (intptr_t)n);
     BOOK_SUB(reg->books.slots, (intptr_t)n);
     atomic_store_explicit(&reg->books.stuck, (intptr_t)stuck, memory_order_relaxed);
@@ -55,9 +56,17 @@ static inline void books_rebuilt(struct portreg *reg, size_t n, size_t stuck, bo
         BOOK_ADD(reg->books.compactions, 1);
 }
 
-static inline void books_probe_max(struct portreg *reg, size_t probes)
+/* The current table's probe maximum and bucket count, after a change. */
+static inline void books_table(struct portreg *reg, size_t probe_max, size_t buckets)
 {
-    atomic_store_explicit(&reg->books.probe_max, probes, memory_order_relaxed);
+    atomic_store_explicit(&reg->books.probe_max, probe_max, memory_order_relaxed);
+    atomic_store_explicit(&reg->books.table_capacity, buckets, memory_order_relaxed);
+}
+
+/* A slot the last rebuild kept became droppable or tracked. */
+static inline void books_unkept(struct portreg *reg)
+{
+    BOOK_SUB(reg->books.stuck, 1);
 }
 
 static inline void books_slot_freed(struct portreg *reg, size_t bytes)
@@ -65,11 +74,10 @@ static inline void books_slot_freed(struct portreg *reg, size_t bytes)
     BOOK_SUB(reg->books.slot_bytes, bytes);
 }
 
-/* ck_ht allocated (bytes > 0, with the map's bucket count) or freed a map. */
-static inline void books_map_allocated(struct portreg *reg, size_t bytes, size_t buckets)
+/* ck_ht allocated or freed a map. */
+static inline void books_map_allocated(struct portreg *reg, size_t bytes)
 {
     BOOK_ADD(reg->books.table_bytes, bytes);
-    atomic_store_explicit(&reg->books.table_capacity, buckets, memory_order_relaxed);
 }
 
 static inline void books_map_freed(struct portreg *reg, size_t bytes)

@@ -44,8 +44,9 @@
  *    would wait for the next writer. So the first defer starts one reclaim
  *    thread per registry (unless portreg_options_t.no_reclaim_thread),
  *    which sleeps on a condition variable while nothing is deferred and
- *    polls every RECLAIM_TICK_MS while something is: memory is freed a few
- *    ticks after its readers leave, also when all writers have stopped.
+ *    polls every RECLAIM_TICK_MS while something is (backing off while a
+ *    reader holds the grace period): memory is freed a few ticks after
+ *    its readers leave, also when all writers have stopped.
  *    Writers poll as well once POLL_DEFERS entries or POLL_BYTES bytes
  *    have been deferred since the last poll, which bounds the backlog
  *    under heavy churn (by count and by bytes) when readers keep up.
@@ -67,9 +68,29 @@
 
 #include "internal.h"
 
-#define POLL_DEFERS     32
-#define POLL_BYTES      ((size_t)1 << 20)
-#define RECLAIM_TICK_MS 10
+#define POLL_DEFERS 32
+#define POLL_BYTES  ((size_t)1 << 20)
+/* The reclaim thread polls every RECLAIM_TICK_MS while memory is deferred,
+ * doubling the interval up to RECLAIM_TICK_MAX_MS while a reader holds the
+ * grace period back (an open iteration), so it does not interrupt every
+ * core 100 times a second for nothing. */
+#define RECLAIM_TICK_MS     10
+#define RECLAIM_TICK_MAX_MS 160
+
+/* fork() leaves the child without the reclaim thread: a process-wide
+ * generation, bumped in the child, tells each registry its thread is gone
+ * (it starts a new one on its next defer). */
+static _Atomic unsigned fork_generation;
+
+static void after_fork_in_child(void)
+{
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+static void install_fork_hook(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+}
 
 _Thread_local struct epoch_cache portreg__epoch_tls;
 
@@ -187,15 +208,18 @@ static struct epoch_entry *poll_locked(struct epoch_domain *dom)
 static void *reclaim_main(void *arg)
 {
     struct epoch_domain *dom = arg;
+    long tick_ms = RECLAIM_TICK_MS;
 
     pthread_mutex_lock(&dom->lock);
     while (!dom->thread_stop) {
         if (dom->head == NULL) {
+            tick_ms = RECLAIM_TICK_MS;
             pthread_cond_wait(&dom->wake, &dom->lock);
         } else {
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_nsec += RECLAIM_TICK_MS * 1000000L;
+            ts.tv_sec += tick_ms / 1000;
+            ts.tv_nsec += (tick_ms % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) {
                 ts.tv_sec++;
                 ts.tv_nsec -= 1000000000L;
@@ -204,7 +228,12 @@ static void *reclaim_main(void *arg)
         }
         if (dom->thread_stop)
             break;
+        unsigned before = ck_pr_load_uint(&dom->ck.epoch);
         struct epoch_entry *ready = poll_locked(dom);
+        bool progress = ready != NULL || ck_pr_load_uint(&dom->ck.epoch) != before;
+        tick_ms = progress
+                      ? RECLAIM_TICK_MS
+                      : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
         pthread_mutex_unlock(&dom->lock);
         run_entries(dom, ready);
         pthread_mutex_lock(&dom->lock);
@@ -220,7 +249,10 @@ static void start_thread(struct epoch_domain *dom)
 {
     sigset_t all, old;
 
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_hook);
     dom->want_thread = false;
+    dom->thread_fork_generation = atomic_load_explicit(&fork_generation, memory_order_relaxed);
     sigfillset(&all);
     if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
         return;
@@ -263,12 +295,27 @@ fail_mutex:
     return err;
 }
 
+/* Caller holds dom->lock. After fork(), the child has no reclaim thread:
+ * forget it, and let the next defer start one. */
+static bool thread_running(struct epoch_domain *dom)
+{
+    if (dom->thread_started && dom->thread_fork_generation !=
+                                   atomic_load_explicit(&fork_generation, memory_order_relaxed)) {
+        dom->thread_started = false;
+        dom->want_thread = true;
+    }
+    return dom->thread_started;
+}
+
 void portreg__epoch_fini(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
     ck_stack_entry_t *cursor, *next;
 
-    if (dom->thread_started) {
+    pthread_mutex_lock(&dom->lock);
+    bool running = thread_running(dom);
+    pthread_mutex_unlock(&dom->lock);
+    if (running) {
         pthread_mutex_lock(&dom->lock);
         dom->thread_stop = true;
         pthread_cond_signal(&dom->wake);
@@ -312,7 +359,7 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
     dom->defers_since_poll++;
     dom->bytes_since_poll += bytes;
-    if (dom->want_thread)
+    if (!thread_running(dom) && dom->want_thread)
         start_thread(dom);
     if (was_empty && dom->thread_started)
         pthread_cond_signal(&dom->wake);
@@ -329,7 +376,10 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
     if (pthread_mutex_trylock(&dom->lock) != 0)
         return;
     struct epoch_entry *ready = NULL;
-    if (!dom->membarrier || !dom->thread_started || dom->defers_since_poll >= POLL_DEFERS ||
+    /* Without membarrier a poll is cheap (a fence and a scan): every
+     * time. With it, each poll interrupts every core running our threads:
+     * only once enough has piled up (the reclaim thread does the rest). */
+    if (!dom->membarrier || dom->defers_since_poll >= POLL_DEFERS ||
         dom->bytes_since_poll >= POLL_BYTES)
         ready = poll_locked(dom);
     pthread_mutex_unlock(&dom->lock);

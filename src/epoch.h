@@ -70,6 +70,7 @@ struct epoch_domain {
     unsigned defers_since_poll;
     /* The reclaim thread (see epoch.c): started on the first defer. */
     bool want_thread, thread_started, thread_stop;
+    unsigned thread_fork_generation; /* see thread_running() */
     pthread_t thread;
     pthread_cond_t wake;
 };
@@ -128,12 +129,12 @@ static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
     ck_epoch_end(&r->rec, NULL);
 }
 
-/* True if the calling thread is inside a read section of dom. */
+/* True if the calling thread is inside a read section of dom (its record
+ * is found through the key: the one-entry cache may name another registry). */
 static inline bool epoch_in_section(struct epoch_domain *dom)
 {
-    struct epoch_cache *c = &portreg__epoch_tls;
-    return c->dom == dom && c->gen == dom->gen && c->r != NULL &&
-           ck_pr_load_uint(&c->r->rec.active) != 0;
+    struct epoch_record *r = pthread_getspecific(dom->key);
+    return r != NULL && ck_pr_load_uint(&r->rec.active) != 0;
 }
 
 /* epoch.c */

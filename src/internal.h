@@ -41,6 +41,10 @@ struct slot {
     /* Open handles. Raised only under the writer lock, lowered anywhere:
      * compaction, which holds the lock, never sees a stale zero. */
     _Atomic uint64_t pins;
+    /* Set by the rebuild that had to keep this untracked slot (counted in
+     * books.stuck); cleared, and the count lowered, once the slot becomes
+     * droppable or tracked. */
+    _Atomic bool kept;
     uint8_t id_len;
     char id[]; /* not NUL-terminated; ck_ht's key points here */
 };
@@ -62,7 +66,7 @@ struct books {
     _Atomic uint64_t changes;
     _Atomic size_t slot_bytes;     /* slots allocated and not yet freed */
     _Atomic size_t table_bytes;    /* ck_ht maps allocated and not yet freed */
-    _Atomic size_t table_capacity; /* buckets of the newest map */
+    _Atomic size_t table_capacity; /* buckets of the current table's map */
     _Atomic uint64_t compactions;
     _Atomic uint64_t reseeds;
     _Atomic size_t probe_max; /* of the current table, after the last insert */
@@ -91,7 +95,12 @@ struct portreg {
     uint64_t seed;          /* the next table's seed comes from it */
     bool seed_fixed;        /* the caller chose it: reseeds stay reproducible */
     size_t reseed_after;    /* no reseed before the table holds this many slots */
-    struct ck_malloc ckm;   /* ck_ht's allocator hooks (table.c) */
+    size_t full_refusals;   /* inserts refused at max_ids since the last rebuild */
+    /* Non-zero: the probe maximum above which inserts reseed. Only tests
+     * set it: ids that defeat the keyed hash cannot be built without the
+     * keys, so they lower the bar to reach the reseed path on demand. */
+    size_t reseed_limit_for_tests;
+    struct ck_malloc ckm; /* ck_ht's allocator hooks (table.c) */
     portreg_alloc_fn alloc;
     portreg_free_fn free;
     void *alloc_ctx;
@@ -146,6 +155,8 @@ PORTREG_HIDDEN void portreg__writer_unlock(struct portreg *reg);
 PORTREG_HIDDEN struct table *portreg__table_new(struct portreg *reg, size_t capacity,
                                                 uint64_t seed);
 PORTREG_HIDDEN void portreg__table_free_now(struct portreg *reg, struct table *t);
+/* portreg_create(): makes t the registry's first table. */
+PORTREG_HIDDEN void portreg__table_install(struct portreg *reg, struct table *t);
 /* Inserts a slot for id, which the current table lacks, in the state op
  * gives an untracked id (op NULL: an untracked placeholder). Writer lock
  * held. Returns 0, PORTREG_ENOMEM or PORTREG_EFULL; *word is the word the
@@ -156,6 +167,11 @@ PORTREG_HIDDEN int portreg__table_insert(struct portreg *reg, const char *id, si
  * placeholder if there is none. Writer lock held. */
 PORTREG_HIDDEN int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len,
                                        struct slot **out);
+/* The writer lock, giving up at deadline (CLOCK_MONOTONIC ns; -1: never).
+ * False if the deadline passed first. */
+PORTREG_HIDDEN bool portreg__writer_lock_until(struct portreg *reg, int64_t deadline);
+/* s lost its last waiter or pin: if a rebuild kept it, it may go now. */
+PORTREG_HIDDEN void portreg__slot_released(struct portreg *reg, struct slot *s);
 /* After an untrack: compacts if due, unless the writer lock is busy. */
 PORTREG_HIDDEN void portreg__table_compact_if_due(struct portreg *reg);
 /* Rebuilds the table with fresh keys now, as abnormal probing does. For

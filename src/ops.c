@@ -8,9 +8,11 @@
  *   table holds: the successful compare-and-swap in slot_apply(); a no-op
  *   or a conflict: the load that decided it.
  * - an op that does not insert, on an id the table does not hold or whose
- *   slot reads RETIRED: the probe that missed, or the load of RETIRED (the
- *   compaction that retired the slot had made the id untracked, and no
- *   new slot for it can appear before that compaction publishes its table).
+ *   slot reads RETIRED: the probe that missed; for RETIRED, the instant the
+ *   compaction retired the slot (the id was untracked then, and no new
+ *   slot for it can appear before that compaction publishes its table,
+ *   which happened after we loaded the old table) or, if that was before
+ *   our call, the call's start.
  * - track, register on an id the table does not hold: ck_ht_put_spmc()
  *   publishing the new slot, under the writer lock.
  * - handle reads: the acquire load of the pinned slot's word (handle.c).
@@ -45,6 +47,8 @@
 static void account(struct portreg *reg, struct slot *s, uint64_t old, uint64_t next)
 {
     books_transition(reg, old, next);
+    if (!st_tracked(old) && st_tracked(next))
+        portreg__slot_released(reg, s); /* tracked: no longer a kept dead slot */
     portreg__notify_change(reg, s, old);
 }
 

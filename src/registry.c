@@ -88,8 +88,7 @@ portreg_t *portreg_create(const portreg_options_t *opts)
         reg, o.initial_capacity != 0 ? o.initial_capacity : DEFAULT_CAPACITY, seed);
     if (t == NULL)
         goto fail_table;
-    /* Nobody else can see reg yet; the store still publishes the table. */
-    atomic_store_explicit(&reg->table, t, memory_order_release);
+    portreg__table_install(reg, t);
     return reg;
 
 fail_table:

@@ -27,10 +27,12 @@
  * ids collide far more than random ones do (the keys leaked, or the hash
  * met inputs it handles badly): the table is rebuilt with fresh keys.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -61,7 +63,7 @@
 
 /* ck_ht's allocator hooks have no context argument. Every ck_ht call that
  * may allocate runs through ht_init_for() or ht_put_for(), which name the
- * registry the hooks allocate for while the call runs. */
+ * registry and the table the hooks allocate for while the call runs. */
 static _Thread_local struct portreg *ckm_owner;
 
 /* Every map ck_ht allocates carries this header, so free() can find its
@@ -81,17 +83,29 @@ static void *ckm_malloc(size_t size)
         return NULL;
     h->reg = reg;
     h->size = size;
-    /* A map of n buckets takes 32n bytes plus a header smaller than 4
-     * buckets' worth, so this rounds back to n. */
-    size_t buckets = 1;
-    while (buckets * 2 <= size / sizeof(ck_ht_entry_t))
-        buckets *= 2;
-    books_map_allocated(reg, size, buckets);
+    books_map_allocated(reg, size);
     /* TSan sees malloc as a write to the map; ck_ht publishes the map
      * with uninstrumented stores. Paired with the acquire in iter.c, the
      * only place our own code reads a map's buckets. */
     TSAN_RELEASE(h->data);
     return h->data;
+}
+
+/* The map a table uses now: ck_ht's map pointer is what ckm_malloc()
+ * returned, so our header sits just before it. Writer lock held. */
+static struct map_header *map_of(struct table *t)
+{
+    return (struct map_header *)((char *)t->ht.map - offsetof(struct map_header, data));
+}
+
+/* A map of n buckets takes 32n bytes plus a header smaller than 4 buckets'
+ * worth, so this rounds back to n. */
+static size_t map_buckets(const struct map_header *h)
+{
+    size_t buckets = 1;
+    while (buckets * 2 <= h->size / sizeof(ck_ht_entry_t))
+        buckets *= 2;
+    return buckets;
 }
 
 static void map_free_now(struct map_header *h)
@@ -154,6 +168,36 @@ void portreg__writer_lock(struct portreg *reg)
     pthread_mutex_lock(&reg->writer);
 }
 
+bool portreg__writer_lock_until(struct portreg *reg, int64_t deadline)
+{
+    if (deadline < 0) {
+        pthread_mutex_lock(&reg->writer);
+        return true;
+    }
+    /* pthread_mutex_timedlock() takes a CLOCK_REALTIME deadline (the
+     * CLOCK_MONOTONIC variant is invisible to ThreadSanitizer): wait in
+     * slices of at most 10 ms against the monotonic deadline, so a jump
+     * of the wall clock cannot stretch the wait by more than a slice. */
+    for (;;) {
+        struct timespec mono, wall;
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        int64_t left = deadline - ((int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec);
+        if (left <= 0)
+            return pthread_mutex_trylock(&reg->writer) == 0;
+        if (left > 10000000)
+            left = 10000000;
+        clock_gettime(CLOCK_REALTIME, &wall);
+        int64_t until = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + left;
+        wall.tv_sec = (time_t)(until / 1000000000);
+        wall.tv_nsec = (long)(until % 1000000000);
+        int rc = pthread_mutex_timedlock(&reg->writer, &wall);
+        if (rc == 0)
+            return true;
+        if (rc != ETIMEDOUT)
+            return false;
+    }
+}
+
 void portreg__writer_unlock(struct portreg *reg)
 {
     pthread_mutex_unlock(&reg->writer);
@@ -176,6 +220,13 @@ struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t 
         return NULL;
     }
     return t;
+}
+
+void portreg__table_install(struct portreg *reg, struct table *t)
+{
+    books_table(reg, 0, map_buckets(map_of(t)));
+    /* Nobody else can see reg yet; the store still publishes the table. */
+    atomic_store_explicit(&reg->table, t, memory_order_release);
 }
 
 /* For tables no reader can reach (never published, or past their grace
@@ -216,14 +267,18 @@ static struct table *table_locked(struct portreg *reg)
  * file), far below libck's own limit. */
 static bool probe_max_abnormal(struct portreg *reg)
 {
+    struct table *t = table_locked(reg);
     struct ck_ht_stat st;
-    ck_ht_stat(&table_locked(reg)->ht, &st);
-    books_probe_max(reg, (size_t)st.probe_maximum);
-    size_t buckets = atomic_load_explicit(&reg->books.table_capacity, memory_order_relaxed);
+    ck_ht_stat(&t->ht, &st);
+    size_t buckets = map_buckets(map_of(t));
+    books_table(reg, (size_t)st.probe_maximum, buckets);
     unsigned log2 = 0;
     while (((size_t)1 << log2) < buckets)
         log2++;
-    return st.probe_maximum > RESEED_BASE + RESEED_PER_DOUBLING * (uint64_t)log2;
+    uint64_t limit = RESEED_BASE + RESEED_PER_DOUBLING * (uint64_t)log2;
+    if (reg->reseed_limit_for_tests != 0)
+        limit = reg->reseed_limit_for_tests;
+    return st.probe_maximum > limit;
 }
 
 static uint64_t next_seed(struct portreg *reg)
@@ -272,10 +327,39 @@ static bool slot_droppable(struct slot *s, uint64_t w)
            (pins == 0 || PLANT_RETIRE_PINNED);
 }
 
+/* After a rebuild: flags the untracked slots it kept (someone waits on
+ * them or holds a handle) and returns how many. They do not count toward
+ * the next compaction until they are released (portreg__slot_released())
+ * or tracked. */
+static size_t mark_kept(struct table *t)
+{
+    ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
+    ck_ht_entry_t *e;
+    size_t kept = 0;
+
+    while (ck_ht_next(&t->ht, &it, &e)) {
+        struct slot *s = ck_ht_entry_value(e);
+        uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+        bool held = !st_tracked(w) && !slot_droppable(s, w);
+        atomic_store_explicit(&s->kept, held, memory_order_relaxed);
+        kept += held;
+    }
+    return kept;
+}
+
+void portreg__slot_released(struct portreg *reg, struct slot *s)
+{
+    if (atomic_load_explicit(&s->kept, memory_order_relaxed) &&
+        atomic_exchange_explicit(&s->kept, false, memory_order_relaxed))
+        books_unkept(reg);
+}
+
 /* Builds a fresh table holding every slot except the droppable ones and
- * swaps it in; reseed draws new hash keys. Writer lock held. On allocation
- * failure nothing changes. */
-static void rebuild(struct portreg *reg, bool reseed)
+ * swaps it in; reseed draws new hash keys. keep (may be NULL) is never
+ * dropped: the slot an insert has just made, before its caller could pin
+ * it or count itself on it. Writer lock held. On allocation failure
+ * nothing changes. */
+static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
 {
     struct table *old = table_locked(reg);
     size_t total = (size_t)ck_ht_count(&old->ht);
@@ -284,6 +368,10 @@ static void rebuild(struct portreg *reg, bool reseed)
     size_t cap = books_read(&reg->books.dead);
     if (cap > total)
         cap = total;
+    /* Size the new table for what will stay: the slots the last rebuild
+     * had to keep are likely kept again. */
+    size_t stuck_before = books_read(&reg->books.stuck);
+    size_t drop_guess = cap > stuck_before ? cap - stuck_before : 0;
 
     struct graveyard *g = portreg__mem_alloc(reg, graveyard_size(cap));
     if (g == NULL)
@@ -292,14 +380,15 @@ static void rebuild(struct portreg *reg, bool reseed)
     g->old = old;
     g->n = 0;
     g->cap = cap;
-    uint64_t seed = reseed ? next_seed(reg) : old->ht.seed;
-    struct table *fresh = reseed ? portreg__table_new(reg, total + 1, seed) : NULL;
-    if (!reseed) {
+    struct table *fresh;
+    if (reseed) {
+        fresh = portreg__table_new(reg, total + 1, next_seed(reg));
+    } else {
         /* Same keys: reuse them rather than drawing from the seed. */
         fresh = portreg__mem_alloc(reg, sizeof *fresh);
         if (fresh != NULL) {
             fresh->key = old->key;
-            if (!ht_init_for(reg, fresh, (total - cap + 1) * 2)) {
+            if (!ht_init_for(reg, fresh, (total - drop_guess + 1) * 2)) {
                 portreg__mem_free(reg, fresh, sizeof *fresh);
                 fresh = NULL;
             }
@@ -311,7 +400,9 @@ static void rebuild(struct portreg *reg, bool reseed)
     }
 
     uint32_t floor = reg->version_floor;
-    size_t stuck = 0;
+    /* What portreg_stats_t.bytes counts and this defers: the old map and
+     * the dropped slots. */
+    size_t freed = map_of(old)->size;
     ck_ht_iterator_t it = CK_HT_ITERATOR_INITIALIZER;
     ck_ht_entry_t *e;
     while (ck_ht_next(&old->ht, &it, &e)) {
@@ -319,17 +410,16 @@ static void rebuild(struct portreg *reg, bool reseed)
         uint64_t w = atomic_load_explicit(&s->state, memory_order_acquire);
         /* acq_rel: a writer that loses the race to us sees RETIRED; one
          * that wins keeps the slot alive and we carry it over. */
-        if (g->n < g->cap && slot_droppable(s, w) &&
+        if (g->n < g->cap && s != keep && slot_droppable(s, w) &&
             atomic_compare_exchange_strong_explicit(&s->state, &w,
                                                     st_pack(ST_RETIRED, 0, st_version(w)),
                                                     memory_order_acq_rel, memory_order_acquire)) {
             g->slots[g->n++] = s;
+            freed += slot_size(s->id_len);
             if (st_version(w) > floor)
                 floor = st_version(w);
             continue;
         }
-        if (!st_tracked(atomic_load_explicit(&s->state, memory_order_relaxed)))
-            stuck++;
         if (!ht_put_for(reg, fresh, s))
             goto undo;
     }
@@ -338,7 +428,7 @@ static void rebuild(struct portreg *reg, bool reseed)
      * the acquire in table_current(). */
     atomic_store_explicit(&reg->table, fresh, memory_order_release);
     reg->version_floor = floor;
-    books_rebuilt(reg, g->n, stuck, reseed);
+    books_rebuilt(reg, g->n, mark_kept(fresh), reseed);
     probe_max_abnormal(reg);
     if (reseed) {
         size_t slots = books_read(&reg->books.slots);
@@ -347,7 +437,7 @@ static void rebuild(struct portreg *reg, bool reseed)
     if (PLANT_EARLY_FREE)
         for (size_t i = 0; i < g->n; i++)
             slot_free(reg, g->slots[i]);
-    portreg__epoch_defer(reg, &g->entry, graveyard_run, graveyard_size(g->cap));
+    portreg__epoch_defer(reg, &g->entry, graveyard_run, freed);
     return;
 
 undo:
@@ -368,11 +458,17 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     /* Before inserting, so the new slot cannot be dropped before its
      * caller counts itself on it. */
     if (books_compaction_due(reg))
-        rebuild(reg, false);
+        rebuild(reg, false, NULL);
     if (reg->max_ids != 0 && books_read(&reg->books.slots) >= reg->max_ids) {
+        /* Compact if enough could go; a handle closed since the last
+         * rebuild is not counted as droppable until the next one, so also
+         * rebuild once per max_ids / FULL_COMPACT_DIV refusals. */
         size_t dead = books_read(&reg->books.dead), stuck = books_read(&reg->books.stuck);
-        if (dead > stuck && (dead - stuck) * FULL_COMPACT_DIV >= reg->max_ids)
-            rebuild(reg, false);
+        if ((dead > stuck && (dead - stuck) * FULL_COMPACT_DIV >= reg->max_ids) ||
+            ++reg->full_refusals * FULL_COMPACT_DIV >= reg->max_ids) {
+            reg->full_refusals = 0;
+            rebuild(reg, false, NULL);
+        }
         if (books_read(&reg->books.slots) >= reg->max_ids)
             return PORTREG_EFULL;
     }
@@ -389,6 +485,7 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     s->id_len = (uint8_t)id_len;
     memcpy(s->id, id, id_len);
     atomic_init(&s->pins, 0);
+    atomic_init(&s->kept, false);
     /* release: the slot's contents before its word; readers acquire it. */
     atomic_store_explicit(&s->state, w, memory_order_release);
     TSAN_RELEASE(s); /* ck_ht_put_spmc() publishes s; table_find() acquires */
@@ -402,7 +499,7 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     *word = w;
 
     if (probe_max_abnormal(reg) && books_read(&reg->books.slots) >= reg->reseed_after)
-        rebuild(reg, true);
+        rebuild(reg, true, s);
     return 0;
 }
 
@@ -419,7 +516,7 @@ int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len, stru
 void portreg__table_reseed(struct portreg *reg)
 {
     portreg__writer_lock(reg);
-    rebuild(reg, true);
+    rebuild(reg, true, NULL);
     portreg__writer_unlock(reg);
 }
 
@@ -430,7 +527,7 @@ void portreg__table_compact_if_due(struct portreg *reg)
     if (!books_compaction_due(reg) || pthread_mutex_trylock(&reg->writer) != 0)
         return;
     if (books_compaction_due(reg))
-        rebuild(reg, false);
+        rebuild(reg, false, NULL);
     portreg__writer_unlock(reg);
 }
 

@@ -92,7 +92,9 @@ static enum join waiter_join(struct slot *s, uint64_t *w, uint32_t seen)
     }
 }
 
-static void waiter_leave(struct slot *s)
+/* reg NULL: a wait through a handle, whose slot a rebuild never keeps
+ * on our account (the pin keeps it). */
+static void waiter_leave(struct portreg *reg, struct slot *s)
 {
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
     do {
@@ -101,13 +103,18 @@ static void waiter_leave(struct slot *s)
         /* release: our accesses to s come before compaction may drop it. */
     } while (!atomic_compare_exchange_weak_explicit(&s->state, &w, w - ST_WAITER_ONE,
                                                     memory_order_release, memory_order_relaxed));
+    /* The last waiter on an untracked slot nobody holds: droppable now. */
+    if (reg != NULL && st_waiters(w) == 1 && !st_tracked(w) &&
+        atomic_load_explicit(&s->pins, memory_order_relaxed) == 0)
+        portreg__slot_released(reg, s);
 }
 
 /* The caller is counted on s (joined on word w0): s stays in the table and
  * alive until we leave. Sleeps until the version moves off w0's or the
  * deadline passes. With seen 0 on an untracked id this returns on any
  * change at all (a track, even if an untrack follows before we run). */
-static int wait_counted(struct slot *s, uint64_t w0, int64_t deadline, portreg_state_t *state)
+static int wait_counted(struct portreg *reg, struct slot *s, uint64_t w0, int64_t deadline,
+                        portreg_state_t *state)
 {
     uint32_t raw0 = st_version(w0);
     uint64_t w;
@@ -136,7 +143,7 @@ static int wait_counted(struct slot *s, uint64_t w0, int64_t deadline, portreg_s
     }
     if (state != NULL)
         *state = st_public(w);
-    waiter_leave(s);
+    waiter_leave(reg, s);
     return rc;
 }
 
@@ -152,7 +159,7 @@ int portreg__slot_wait(struct slot *s, uint32_t seen_version, int64_t timeout_ns
             *state = st_public(w);
         return 0;
     }
-    return wait_counted(s, w, deadline, state);
+    return wait_counted(NULL, s, w, deadline, state);
 }
 
 int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_version,
@@ -165,40 +172,46 @@ int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_ve
         return PORTREG_ENOMEM;
     int64_t deadline = deadline_after(timeout_ns);
 
-    /* Fast path: the table holds the id. Counting ourselves inside the
-     * read section keeps the slot from being retired once we leave it. */
-    epoch_begin(&reg->epoch, r);
-    struct slot *s = table_find(table_current(reg), id, id_len);
-    uint64_t w = s != NULL ? atomic_load_explicit(&s->state, memory_order_acquire)
-                           : st_pack(PORTREG_UNTRACKED, 0, 0);
-    enum join j = s != NULL ? waiter_join(s, &w, seen_version)
-                            : (seen_version != 0 ? JOIN_CHANGED : JOIN_RETIRED);
-    epoch_end(&reg->epoch, r);
+    for (;;) {
+        /* Fast path: the table holds the id. Counting ourselves inside the
+         * read section keeps the slot from being retired once we leave it. */
+        epoch_begin(&reg->epoch, r);
+        struct slot *s = table_find(table_current(reg), id, id_len);
+        uint64_t w = s != NULL ? atomic_load_explicit(&s->state, memory_order_acquire)
+                               : st_pack(PORTREG_UNTRACKED, 0, 0);
+        enum join j = s != NULL ? waiter_join(s, &w, seen_version)
+                                : (seen_version != 0 ? JOIN_CHANGED : JOIN_RETIRED);
+        epoch_end(&reg->epoch, r);
 
-    if (j == JOIN_RETIRED) {
-        /* Untracked, with nothing to sleep on in this table: under the
-         * lock, find or insert a slot and count ourselves on it. */
-        if (deadline >= 0 && now_ns() >= deadline) {
+        if (j == JOIN_RETIRED) {
+            /* Untracked, with nothing to sleep on in this table: under the
+             * lock, find or insert a slot and count ourselves on it. The
+             * lock is taken with our deadline: a writer holding it for
+             * long (a rebuild, a slow allocation) does not stretch it. */
+            if ((deadline >= 0 && now_ns() >= deadline) ||
+                !portreg__writer_lock_until(reg, deadline)) {
+                if (state != NULL)
+                    *state = st_public(w);
+                return PORTREG_ETIMEDOUT;
+            }
+            int rc = portreg__table_hold(reg, id, id_len, &s);
+            if (rc == 0) {
+                w = atomic_load_explicit(&s->state, memory_order_acquire);
+                j = waiter_join(s, &w, seen_version);
+            }
+            portreg__writer_unlock(reg);
+            if (rc != 0)
+                return rc;
+            if (j == JOIN_RETIRED)
+                continue; /* cannot happen under the lock; never sleep on it */
+        }
+        if (j == JOIN_CHANGED) {
             if (state != NULL)
                 *state = st_public(w);
-            return PORTREG_ETIMEDOUT;
+            return 0;
         }
-        portreg__writer_lock(reg);
-        int rc = portreg__table_hold(reg, id, id_len, &s);
-        if (rc == 0) {
-            w = atomic_load_explicit(&s->state, memory_order_acquire);
-            j = waiter_join(s, &w, seen_version); /* never RETIRED under the lock */
-        }
-        portreg__writer_unlock(reg);
-        if (rc != 0)
-            return rc;
+        return wait_counted(reg, s, w, deadline, state);
     }
-    if (j == JOIN_CHANGED) {
-        if (state != NULL)
-            *state = st_public(w);
-        return 0;
-    }
-    return wait_counted(s, w, deadline, state);
 }
 
 int portreg_eventfd(portreg_t *reg)

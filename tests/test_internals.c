@@ -250,3 +250,110 @@ Test(internals, random_ids_never_trigger_a_reseed)
     cr_assert_lt(st.probe_max * 2, 16 + 2 * log2, "probe_max %zu at %zu buckets", st.probe_max,
                  st.table_capacity);
 }
+
+/* Review of 0.3 (1): the insert of a handle's or a waiter's placeholder
+ * could trigger a reseed that dropped that very placeholder, leaving the
+ * handle on a freed slot (ASan: heap-use-after-free) and the waiter asleep
+ * on a slot no writer would ever change. */
+static void make_inserts_reseed(portreg_t *r)
+{
+    char id[32];
+    for (unsigned i = 0; i < 300; i++) {
+        int n = snprintf(id, sizeof id, "crowd-%u", i);
+        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
+    }
+    r->reseed_limit_for_tests = 1; /* any probe longer than one entry */
+    r->reseed_after = 0;
+}
+
+Test(internals, a_reseed_never_drops_the_placeholder_a_handle_is_opening)
+{
+    make_inserts_reseed(reg);
+    portreg_stats_t before, after;
+    cr_assert_eq(portreg_stats(reg, &before), 0);
+    portreg_handle_t *h;
+    cr_assert_eq(portreg_handle_open(reg, ID("victim"), &h), 0);
+    cr_assert_eq(portreg_stats(reg, &after), 0);
+    cr_assert_eq(after.reseeds, before.reseeds + 1, "the insert did not reseed");
+    reg->reseed_limit_for_tests = 0;
+    cr_assert_eq(portreg_track(reg, ID("victim")), 0);
+    portreg_state_t by_id, by_handle;
+    cr_assert_eq(portreg_get(reg, ID("victim"), &by_id), 0);
+    cr_assert_eq(portreg_reclaim(reg), 0); /* frees whatever the reseed dropped */
+    cr_assert_eq(portreg_handle_get(h, &by_handle), 0);
+    cr_assert_eq(by_handle.status, PORTREG_PENDING);
+    cr_assert_eq(by_handle.version, by_id.version);
+    portreg_handle_close(h);
+}
+
+struct victim_wait {
+    int rc;
+    portreg_state_t s;
+};
+
+static void *wait_for_victim(void *arg)
+{
+    struct victim_wait *w = arg;
+    w->rc = portreg_wait(reg, ID("victim"), 0, 10 * 1000000000LL, &w->s);
+    return NULL;
+}
+
+Test(internals, a_reseed_never_drops_the_placeholder_a_waiter_sleeps_on)
+{
+    make_inserts_reseed(reg);
+    uint64_t reseeds = 0;
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    reseeds = st.reseeds;
+    struct victim_wait w = {0};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, wait_for_victim, &w), 0);
+    /* The placeholder's insert reseeds; the waiter counts itself on the
+     * placeholder in the same critical section. */
+    do {
+        sched_yield();
+        cr_assert_eq(portreg_stats(reg, &st), 0);
+    } while (st.reseeds == reseeds);
+    reg->reseed_limit_for_tests = 0;
+    cr_assert_eq(portreg_reclaim(reg), 0);
+    cr_assert_eq(portreg_track(reg, ID("victim")), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(w.rc, 0, "the waiter missed the track: %s", portreg_err_name(w.rc));
+    cr_assert_eq(w.s.status, PORTREG_PENDING);
+}
+
+struct quick_wait {
+    int rc;
+    double ms;
+};
+
+static void *wait_20ms_on_unknown(void *arg)
+{
+    struct quick_wait *w = arg;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    w->rc = portreg_wait(reg, ID("nobody"), 0, 20 * 1000000LL, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    return NULL;
+}
+
+/* Review of 0.3 (3): a wait on an unknown id took the writer lock with no
+ * deadline, so a long rebuild or a slow allocation stretched its timeout. */
+Test(internals, a_wait_keeps_its_deadline_while_the_writer_lock_is_held)
+{
+    struct quick_wait w = {0};
+    pthread_mutex_lock(&reg->writer); /* a writer that takes its time */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, wait_20ms_on_unknown, &w), 0);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    int joined = pthread_timedjoin_np(t, NULL, &deadline);
+    pthread_mutex_unlock(&reg->writer);
+    if (joined != 0)
+        pthread_join(t, NULL);
+    cr_assert_eq(joined, 0, "the wait outlived its 20 ms timeout by seconds");
+    cr_assert_eq(w.rc, PORTREG_ETIMEDOUT);
+    cr_assert_lt(w.ms, 1000.0);
+}

@@ -10,7 +10,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fixture.h"
 
@@ -351,4 +353,105 @@ Test(robustness, stats_expose_the_probe_maximum)
     /* Random-looking ids probe far less than the reseed threshold. */
     cr_assert_lt(st.probe_max, 16 + 2 * 15);
     cr_assert_eq(st.reseeds, 0);
+}
+
+/* Review of 0.3 (2): placeholders whose waiters had left stayed counted as
+ * kept, so they were never compacted and max_ids filled up with them. */
+Test(robustness, abandoned_placeholders_do_not_fill_max_ids)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.max_ids = 256;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    char id[32];
+    /* Waits that time out while others sleep make rebuilds keep them. */
+    for (unsigned i = 0; i < 200; i++) {
+        portreg_state_t s;
+        int n = idf(id, sizeof id, "abandoned", i);
+        cr_assert_eq(portreg_wait(r, id, (size_t)n, 0, 20000, &s), PORTREG_ETIMEDOUT);
+    }
+    /* Room for all but what compaction may leave (under 1/16 of max_ids). */
+    unsigned tracked = 0;
+    for (unsigned i = 0; i < 256; i++) {
+        int n = idf(id, sizeof id, "real", i);
+        int rc = portreg_track(r, id, (size_t)n);
+        if (rc == PORTREG_EFULL)
+            break;
+        cr_assert_eq(rc, 0);
+        tracked++;
+    }
+    cr_assert_geq(tracked, 256 - 256 / 16, "EFULL with only %u ids tracked", tracked);
+    cr_assert_eq(portreg_count(r), tracked);
+    portreg_destroy(r);
+}
+
+/* Review of 0.3 (4): after a call on another registry, reclaim inside an
+ * iteration waited for its own thread forever instead of refusing. */
+Test(robustness, reclaim_inside_an_iteration_refuses_after_calls_on_another_registry)
+{
+    portreg_t *other = portreg_create(NULL);
+    cr_assert_not_null(other);
+    portreg_iter_t it;
+    portreg_iter_init(&it, reg);
+    cr_assert_eq(portreg_track(other, ID("elsewhere")), 0); /* the thread cache now names other */
+    cr_assert_eq(portreg_reclaim(reg), PORTREG_EINVAL);
+    portreg_iter_fini(&it);
+    cr_assert_eq(portreg_reclaim(reg), 0);
+    portreg_destroy(other);
+}
+
+/* Review of 0.3 (6): deferred_bytes counted only a compaction's bookkeeping
+ * array, not the old table and the slots it dropped. */
+Test(robustness, deferred_bytes_counts_everything_waiting_for_a_grace_period)
+{
+    char id[32];
+    for (unsigned i = 0; i < 20000; i++)
+        cr_assert_eq(portreg_track(reg, id, (size_t)idf(id, sizeof id, "d", i)), 0);
+    /* Our own open iteration holds every grace period back. */
+    portreg_iter_t it;
+    portreg_iter_init(&it, reg);
+    for (unsigned i = 0; i < 20000; i++)
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)idf(id, sizeof id, "d", i), NULL), 0);
+    portreg_stats_t st = stats_now();
+    cr_assert_gt(st.bytes, 1000000);
+    cr_assert_lt(st.bytes - st.deferred_bytes, 128 * 1024,
+                 "%zu bytes held, only %zu of them counted as deferred", st.bytes,
+                 st.deferred_bytes);
+    portreg_iter_fini(&it);
+}
+
+/* Review of 0.3 (9): a child of fork() has no reclaim thread; it starts its
+ * own instead of leaving deferred memory for good. */
+Test(robustness, a_forked_child_frees_deferred_memory_on_its_own)
+{
+    char id[32];
+    cr_assert_eq(portreg_track(reg, ID("before-fork")), 0);
+    for (unsigned i = 0; i < 2000; i++) { /* the parent's reclaim thread exists now */
+        int n = idf(id, sizeof id, "p", i);
+        cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)n, NULL), 0);
+    }
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        for (unsigned i = 0; i < 2000; i++) {
+            int n = idf(id, sizeof id, "c", i);
+            portreg_track(reg, id, (size_t)n);
+            portreg_untrack(reg, id, (size_t)n, NULL);
+        }
+        for (int ms = 0; ms < 5000; ms++) {
+            portreg_stats_t st;
+            portreg_stats(reg, &st);
+            if (st.deferred_bytes == 0)
+                _exit(0);
+            struct timespec one = {0, 1000000};
+            nanosleep(&one, NULL); /* polling a condition, with a deadline */
+        }
+        _exit(1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the child still had deferred memory after 5 s");
 }
