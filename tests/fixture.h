@@ -28,4 +28,12 @@ static inline portreg_state_t state_of(const char *id, size_t len)
     return s;
 }
 
+/* The registry's statistics now, asserting that stats succeeds. */
+static inline portreg_stats_t stats_now(void)
+{
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(reg, &st), 0);
+    return st;
+}
+
 #endif

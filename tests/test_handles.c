@@ -31,13 +31,6 @@ static void assert_same_as_id(const portreg_handle_t *h, const char *id, size_t 
     cr_assert_eq(port_h, port_id);
 }
 
-static portreg_stats_t stats_now(void)
-{
-    portreg_stats_t st;
-    cr_assert_eq(portreg_stats(reg, &st), 0);
-    return st;
-}
-
 static void churn_until_compacted(unsigned rounds)
 {
     char id[32];

@@ -28,6 +28,23 @@ static struct slot *slot_of_id(const char *id, size_t len)
     return s;
 }
 
+/* Runs fn(arg) on a thread while this thread holds the writer lock, as a
+ * writer stalled inside it would; true if fn returned within secs. */
+static bool runs_while_writer_lock_held(void *(*fn)(void *), void *arg, int secs)
+{
+    pthread_mutex_lock(&reg->writer);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += secs;
+    int joined = pthread_timedjoin_np(t, NULL, &deadline);
+    pthread_mutex_unlock(&reg->writer);
+    if (joined != 0)
+        pthread_join(t, NULL);
+    return joined == 0;
+}
+
 struct retired_ops {
     uint32_t version;
     int rc[6];
@@ -65,17 +82,8 @@ Test(internals, retired_slot_reads_as_untracked_without_the_writer_lock)
     atomic_store(&slot->state, st_pack(ST_RETIRED, 0, st_version(untracked)));
 
     struct retired_ops o = {.version = s.version};
-    pthread_mutex_lock(&reg->writer); /* a compaction that never ends */
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, ops_on_retired, &o), 0);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 10;
-    int joined = pthread_timedjoin_np(t, NULL, &deadline);
-    pthread_mutex_unlock(&reg->writer);
-    if (joined != 0)
-        pthread_join(t, NULL);
-    cr_assert_eq(joined, 0, "operations on a retired slot waited for the writer lock");
+    cr_assert(runs_while_writer_lock_held(ops_on_retired, &o, 10),
+              "operations on a retired slot waited for the writer lock");
 
     cr_assert_eq(o.rc[0], 0);
     cr_assert_eq(o.rc[1], 0);
@@ -343,17 +351,8 @@ static void *wait_20ms_on_unknown(void *arg)
 Test(internals, a_wait_keeps_its_deadline_while_the_writer_lock_is_held)
 {
     struct quick_wait w = {0};
-    pthread_mutex_lock(&reg->writer); /* a writer that takes its time */
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, wait_20ms_on_unknown, &w), 0);
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += 5;
-    int joined = pthread_timedjoin_np(t, NULL, &deadline);
-    pthread_mutex_unlock(&reg->writer);
-    if (joined != 0)
-        pthread_join(t, NULL);
-    cr_assert_eq(joined, 0, "the wait outlived its 20 ms timeout by seconds");
+    cr_assert(runs_while_writer_lock_held(wait_20ms_on_unknown, &w, 5),
+              "the wait outlived its 20 ms timeout by seconds");
     cr_assert_eq(w.rc, PORTREG_ETIMEDOUT);
     cr_assert_lt(w.ms, 1000.0);
 }

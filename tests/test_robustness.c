@@ -101,13 +101,6 @@ static void *sleep_forever(void *arg)
     return NULL;
 }
 
-static portreg_stats_t stats_now(void)
-{
-    portreg_stats_t st;
-    cr_assert_eq(portreg_stats(reg, &st), 0);
-    return st;
-}
-
 /* 0.2.0: placeholders with sleepers counted toward the compaction trigger
  * but could not be dropped, so once they made up half the table every
  * untrack rebuilt it. */
