@@ -311,8 +311,8 @@ PORTREG_API int portreg_unbind(portreg_t *reg, const char *id, size_t id_len,
 /* Like portreg_register(), applied only if the backend's version still
  * equals expected_version (0: only if untracked). Otherwise returns
  * PORTREG_ECONFLICT with the current state in *prev and changes nothing.
- * Every result but PORTREG_EINVAL, PORTREG_ENOMEM and PORTREG_EFULL fills
- * *prev. Lock-free for known ids; takes the writer lock to insert a new
+ * Every result but PORTREG_EINVAL, PORTREG_ERANGE, PORTREG_ENOMEM and
+ * PORTREG_EFULL fills *prev. Lock-free for known ids; takes the writer lock to insert a new
  * id. */
 PORTREG_API int portreg_register_if(portreg_t *reg, const char *id, size_t id_len, uint16_t port,
                                     uint32_t expected_version, portreg_state_t *prev);
