@@ -53,8 +53,11 @@
  *   well, at the latest after 32 deferred blocks or 1 MiB since the last
  *   attempt, so under churn the backlog is bounded by count and bytes as
  *   long as readers leave their sections (portreg_stats_t.deferred_bytes
- *   shows it). The thread does not survive fork(): a child that uses the
- *   registry starts its own on its next deferral.
+ *   shows it).
+ * - fork(): a child may go on using a registry (destroy included) if no
+ *   thread of the parent was inside a call that holds the writer lock at
+ *   the moment of the fork, as with any lock; the reclaim thread does not
+ *   survive the fork, and the child starts its own on its next deferral.
  *   An open iteration holds back every grace period that starts after it:
  *   keep iterations short.
  *
@@ -467,7 +470,10 @@ PORTREG_API int portreg_reclaim(portreg_t *reg);
  * handle follows it through track, register, unbind, untrack and re-track.
  * While a handle is open, the id's slot stays in the table (compaction,
  * growth and reseeding carry it over), so many handles on one id share one
- * slot and one pin count. Handles may be shared freely between threads;
+ * slot and one pin count. An untracked id held by a handle is never
+ * compacted away; after its last handle closes it goes with the next
+ * compaction (at max_ids, an insert compacts at the latest after max_ids/16
+ * refusals). Handles may be shared freely between threads;
  * portreg_handle_close() must not race with other calls on the same handle;
  * every handle must be closed before portreg_destroy(): builds without
  * NDEBUG abort in portreg_destroy() if one is still open; with NDEBUG the

@@ -63,10 +63,15 @@ static inline void books_table(struct portreg *reg, size_t probe_max, size_t buc
     atomic_store_explicit(&reg->books.table_capacity, buckets, memory_order_relaxed);
 }
 
-/* A slot the last rebuild kept became droppable or tracked. */
+/* A kept slot became droppable or tracked; an untracked slot became held. */
 static inline void books_unkept(struct portreg *reg)
 {
     BOOK_SUB(reg->books.stuck, 1);
+}
+
+static inline void books_kept(struct portreg *reg)
+{
+    BOOK_ADD(reg->books.stuck, 1);
 }
 
 static inline void books_slot_freed(struct portreg *reg, size_t bytes)
@@ -95,11 +100,15 @@ static inline void books_changed(struct portreg *reg)
     atomic_fetch_add_explicit(&reg->books.changes, 1, memory_order_seq_cst);
 }
 
-/* Compaction is due when the untracked slots it could drop reach half the
- * table (and at least COMPACT_MIN_DEAD): the rebuild costs O(slots), paid
- * for by that many untracks, so each untrack is O(1) amortized. Slots the
- * last rebuild had to keep (waited on, or held by handles) do not count,
- * so they cannot make every untrack rebuild the table. */
+/* Compaction is due when the untracked slots it could drop reach half of
+ * all slots (and at least COMPACT_MIN_DEAD). A rebuild copies every slot,
+ * so each one is paid for by that many untracks (or abandoned
+ * placeholders): O(1) amortized per operation, whatever the estimate's
+ * error, since it only drifts by one per such operation. Slots counted as
+ * kept (waited on or held by a handle, books.stuck) are not droppable, so
+ * they cannot make every untrack rebuild the table; they do count in the
+ * total, so untracked garbage stays below the number of slots that must
+ * stay. */
 #define COMPACT_MIN_DEAD 64
 static inline bool books_compaction_due(struct portreg *reg)
 {
@@ -107,8 +116,7 @@ static inline bool books_compaction_due(struct portreg *reg)
     size_t stuck = books_read(&reg->books.stuck);
     size_t slots = books_read(&reg->books.slots);
     size_t droppable = dead > stuck ? dead - stuck : 0;
-    size_t live = slots > stuck ? slots - stuck : 0;
-    return droppable >= COMPACT_MIN_DEAD && droppable * 2 >= live;
+    return droppable >= COMPACT_MIN_DEAD && droppable * 2 >= slots;
 }
 
 #endif

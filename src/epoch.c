@@ -249,10 +249,7 @@ static void start_thread(struct epoch_domain *dom)
 {
     sigset_t all, old;
 
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, install_fork_hook);
     dom->want_thread = false;
-    dom->thread_fork_generation = atomic_load_explicit(&fork_generation, memory_order_relaxed);
     sigfillset(&all);
     if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
         return;
@@ -260,11 +257,42 @@ static void start_thread(struct epoch_domain *dom)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+/* The reclaim thread's condition variable, on CLOCK_MONOTONIC. */
+static int wake_init(struct epoch_domain *dom)
+{
+    pthread_condattr_t attr;
+    int err = pthread_condattr_init(&attr);
+    if (err != 0)
+        return err;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    err = pthread_cond_init(&dom->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    return err;
+}
+
+/* Every entry point that takes dom->lock calls this first. In a child of
+ * fork() the reclaim thread is gone, and the lock and the condition
+ * variable may have been in use by parent threads that do not exist here:
+ * the child's first call starts them afresh (and the next defer starts a
+ * new thread). One relaxed load when nothing forked. */
+static void fork_check(struct epoch_domain *dom)
+{
+    unsigned gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    if (LIKELY(atomic_load_explicit(&dom->fork_seen, memory_order_relaxed) == gen))
+        return;
+    pthread_mutex_init(&dom->lock, NULL);
+    wake_init(dom);
+    if (dom->thread_started) {
+        dom->thread_started = false;
+        dom->want_thread = true;
+    }
+    atomic_store_explicit(&dom->fork_seen, gen, memory_order_relaxed);
+}
+
 int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
 {
     struct epoch_domain *dom = &reg->epoch;
     static _Atomic uint64_t generations = 1;
-    pthread_condattr_t attr;
 
     ck_epoch_init(&dom->ck);
     dom->membarrier = membarrier && membarrier_setup();
@@ -278,14 +306,12 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     err = pthread_mutex_init(&dom->lock, NULL);
     if (err != 0)
         goto fail_mutex;
-    err = pthread_condattr_init(&attr);
+    err = wake_init(dom);
     if (err != 0)
         goto fail_cond;
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    err = pthread_cond_init(&dom->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if (err != 0)
-        goto fail_cond;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_hook);
+    atomic_init(&dom->fork_seen, atomic_load_explicit(&fork_generation, memory_order_relaxed));
     return 0;
 
 fail_cond:
@@ -295,27 +321,13 @@ fail_mutex:
     return err;
 }
 
-/* Caller holds dom->lock. After fork(), the child has no reclaim thread:
- * forget it, and let the next defer start one. */
-static bool thread_running(struct epoch_domain *dom)
-{
-    if (dom->thread_started && dom->thread_fork_generation !=
-                                   atomic_load_explicit(&fork_generation, memory_order_relaxed)) {
-        dom->thread_started = false;
-        dom->want_thread = true;
-    }
-    return dom->thread_started;
-}
-
 void portreg__epoch_fini(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
     ck_stack_entry_t *cursor, *next;
 
-    pthread_mutex_lock(&dom->lock);
-    bool running = thread_running(dom);
-    pthread_mutex_unlock(&dom->lock);
-    if (running) {
+    fork_check(dom);
+    if (dom->thread_started) {
         pthread_mutex_lock(&dom->lock);
         dom->thread_stop = true;
         pthread_cond_signal(&dom->wake);
@@ -350,6 +362,7 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     e->bytes = bytes;
     /* The unlink (a store) before the tag (a load): see point 1. */
     atomic_thread_fence(memory_order_seq_cst);
+    fork_check(dom);
     pthread_mutex_lock(&dom->lock);
     e->epoch = ck_pr_load_uint(&dom->ck.epoch);
     bool was_empty = dom->head == NULL;
@@ -359,7 +372,7 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
     dom->defers_since_poll++;
     dom->bytes_since_poll += bytes;
-    if (!thread_running(dom) && dom->want_thread)
+    if (dom->want_thread)
         start_thread(dom);
     if (was_empty && dom->thread_started)
         pthread_cond_signal(&dom->wake);
@@ -372,6 +385,7 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
 
     if (atomic_load_explicit(&dom->pending, memory_order_relaxed) == 0)
         return;
+    fork_check(dom);
     /* trylock: whoever holds the lock is deferring or polling already. */
     if (pthread_mutex_trylock(&dom->lock) != 0)
         return;
@@ -406,6 +420,7 @@ int portreg__epoch_reclaim(struct portreg *reg)
 
     if (epoch_in_section(dom))
         return PORTREG_EINVAL;
+    fork_check(dom);
     atomic_thread_fence(memory_order_seq_cst);
     pthread_mutex_lock(&dom->lock);
     unsigned target = ck_pr_load_uint(&dom->ck.epoch);

@@ -70,7 +70,7 @@ struct epoch_domain {
     unsigned defers_since_poll;
     /* The reclaim thread (see epoch.c): started on the first defer. */
     bool want_thread, thread_started, thread_stop;
-    unsigned thread_fork_generation; /* see thread_running() */
+    _Atomic unsigned fork_seen; /* see fork_check() */
     pthread_t thread;
     pthread_cond_t wake;
 };

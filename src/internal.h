@@ -170,8 +170,12 @@ PORTREG_HIDDEN int portreg__table_hold(struct portreg *reg, const char *id, size
 /* The writer lock, giving up at deadline (CLOCK_MONOTONIC ns; -1: never).
  * False if the deadline passed first. */
 PORTREG_HIDDEN bool portreg__writer_lock_until(struct portreg *reg, int64_t deadline);
-/* s lost its last waiter or pin: if a rebuild kept it, it may go now. */
+/* s lost its last waiter or pin, or was tracked: if it was counted as
+ * kept (books.stuck), it no longer is. */
 PORTREG_HIDDEN void portreg__slot_released(struct portreg *reg, struct slot *s);
+/* s is untracked and someone holds it (pin or waiter): count it as kept,
+ * so it does not look droppable to the compaction trigger. */
+PORTREG_HIDDEN void portreg__slot_held(struct portreg *reg, struct slot *s);
 /* After an untrack: compacts if due, unless the writer lock is busy. */
 PORTREG_HIDDEN void portreg__table_compact_if_due(struct portreg *reg);
 /* Rebuilds the table with fresh keys now, as abnormal probing does. For

@@ -47,8 +47,13 @@
 static void account(struct portreg *reg, struct slot *s, uint64_t old, uint64_t next)
 {
     books_transition(reg, old, next);
-    if (!st_tracked(old) && st_tracked(next))
-        portreg__slot_released(reg, s); /* tracked: no longer a kept dead slot */
+    if (!st_tracked(old) && st_tracked(next)) {
+        portreg__slot_released(reg, s); /* tracked: not a kept dead slot */
+    } else if (st_tracked(old) && !st_tracked(next) &&
+               (st_waiters(next) != 0 || atomic_load_explicit(&s->pins, memory_order_relaxed))) {
+        /* Untracked but held by a waiter or a handle: not droppable. */
+        portreg__slot_held(reg, s);
+    }
     portreg__notify_change(reg, s, old);
 }
 

@@ -347,6 +347,13 @@ static size_t mark_kept(struct table *t)
     return kept;
 }
 
+void portreg__slot_held(struct portreg *reg, struct slot *s)
+{
+    if (!atomic_load_explicit(&s->kept, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&s->kept, true, memory_order_relaxed))
+        books_kept(reg);
+}
+
 void portreg__slot_released(struct portreg *reg, struct slot *s)
 {
     if (atomic_load_explicit(&s->kept, memory_order_relaxed) &&
@@ -508,9 +515,12 @@ int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len, stru
     uint64_t w;
 
     *out = table_find(table_locked(reg), id, id_len);
-    if (*out != NULL)
-        return 0;
-    return portreg__table_insert(reg, id, id_len, NULL, out, &w);
+    int rc = *out != NULL ? 0 : portreg__table_insert(reg, id, id_len, NULL, out, &w);
+    /* The caller pins it or sleeps on it: an untracked slot it holds is
+     * not something the next compaction can drop. */
+    if (rc == 0 && !st_tracked(atomic_load_explicit(&(*out)->state, memory_order_relaxed)))
+        portreg__slot_held(reg, *out);
+    return rc;
 }
 
 void portreg__table_reseed(struct portreg *reg)

@@ -188,12 +188,13 @@ int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_ve
              * lock, find or insert a slot and count ourselves on it. The
              * lock is taken with our deadline: a writer holding it for
              * long (a rebuild, a slow allocation) does not stretch it. */
-            if ((deadline >= 0 && now_ns() >= deadline) ||
-                !portreg__writer_lock_until(reg, deadline)) {
+            if (deadline >= 0 && now_ns() >= deadline) {
                 if (state != NULL)
                     *state = st_public(w);
                 return PORTREG_ETIMEDOUT;
             }
+            if (!portreg__writer_lock_until(reg, deadline))
+                continue; /* read the id once more: changed, or timed out */
             int rc = portreg__table_hold(reg, id, id_len, &s);
             if (rc == 0) {
                 w = atomic_load_explicit(&s->state, memory_order_acquire);

@@ -275,3 +275,44 @@ Test(handles, readers_through_handles_see_monotonic_versions_under_churn)
     assert_same_as_id(h, ID("hot"));
     portreg_handle_close(h);
 }
+
+/* Review of 0.3 (second round, 1): a backend held by a handle that was
+ * tracked and untracked again counted as droppable, so every 64 restarts
+ * rebuilt the whole table for nothing. */
+Test(handles, restarts_of_handled_backends_never_rebuild_the_table)
+{
+    enum { N = 2000 };
+    static portreg_handle_t *hs[N];
+    static char ids[N][16];
+    static size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        lens[i] = (size_t)snprintf(ids[i], sizeof ids[i], "backend-%d", i);
+        hs[i] = open_handle(ids[i], lens[i]);
+        cr_assert_eq(portreg_track(reg, ids[i], lens[i]), 0);
+    }
+    for (int i = 0; i < N; i++) /* every backend goes down */
+        cr_assert_eq(portreg_untrack(reg, ids[i], lens[i], NULL), 0);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < N; i++) { /* and restarts, and goes down again */
+            cr_assert_eq(portreg_register(reg, ids[i], lens[i], (uint16_t)(1000 + i), NULL), 0);
+            cr_assert_eq(portreg_untrack(reg, ids[i], lens[i], NULL), 0);
+        }
+    cr_assert_eq(stats_now().compactions, 0, "%lu rebuilds, every slot held by a handle",
+                 (unsigned long)stats_now().compactions);
+    for (int i = 0; i < N; i++)
+        portreg_handle_close(hs[i]);
+}
+
+/* Review of 0.3 (second round, 5): opening handles on ids nobody tracks
+ * rebuilt the table again and again (quadratic). */
+Test(handles, opening_handles_on_untracked_ids_is_linear)
+{
+    enum { N = 5000 };
+    static portreg_handle_t *hs[N];
+    char id[32];
+    for (int i = 0; i < N; i++)
+        hs[i] = open_handle(id, (size_t)snprintf(id, sizeof id, "unknown-%d", i));
+    cr_assert_eq(stats_now().compactions, 0);
+    for (int i = 0; i < N; i++)
+        portreg_handle_close(hs[i]);
+}

@@ -356,3 +356,39 @@ Test(internals, a_wait_keeps_its_deadline_while_the_writer_lock_is_held)
     cr_assert_eq(w.rc, PORTREG_ETIMEDOUT);
     cr_assert_lt(w.ms, 1000.0);
 }
+
+struct stale_wait {
+    int rc;
+    portreg_state_t s;
+};
+
+static void *wait_300ms_on_x(void *arg)
+{
+    struct stale_wait *w = arg;
+    w->rc = portreg_wait(reg, ID("x"), 0, 300 * 1000000LL, &w->s);
+    return NULL;
+}
+
+/* Review of 0.3 (second round, 3): when the writer lock could not be had
+ * before the deadline, the wait reported the state it had read before
+ * queueing for the lock, though the id had changed meanwhile. */
+Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
+{
+    struct stale_wait w = {0};
+    pthread_mutex_lock(&reg->writer);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, wait_300ms_on_x, &w), 0);
+    /* As the lock's holder, insert x as a register would. */
+    struct slot *s;
+    uint64_t word;
+    struct op op = {.kind = OP_REGISTER, .port = 4444};
+    cr_assert_eq(portreg__table_insert(reg, ID("x"), &op, &s, &word), 0);
+    portreg__notify_change(reg, s, st_pack(PORTREG_UNTRACKED, 0, 0));
+    struct timespec half_second = {0, 500000000};
+    nanosleep(&half_second, NULL); /* holding the lock past the wait's deadline */
+    pthread_mutex_unlock(&reg->writer);
+    pthread_join(t, NULL);
+    cr_assert_eq(w.rc, 0, "%s with a stale state", portreg_err_name(w.rc));
+    cr_assert_eq(w.s.status, PORTREG_BOUND);
+    cr_assert_eq(w.s.port, 4444);
+}

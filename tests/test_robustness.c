@@ -176,15 +176,16 @@ Test(robustness, deferred_memory_is_freed_after_writers_go_quiet)
     portreg_stats_t st;
     for (;;) {
         st = stats_now();
-        if (st.deferred_bytes == 0)
+        /* Both: an entry leaves the deferred list just before it is freed. */
+        if (st.deferred_bytes == 0 && st.bytes < 256 * 1024)
             break;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        cr_assert_lt(now.tv_sec - start.tv_sec, 10, "%zu bytes still deferred after 10 s",
+        cr_assert_lt(now.tv_sec - start.tv_sec, 10,
+                     "%zu bytes held, %zu of them deferred, after 10 s", st.bytes,
                      st.deferred_bytes);
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL); /* polling a condition, with a deadline */
     }
-    cr_assert_lt(st.bytes, 256 * 1024, "%zu bytes held with nothing tracked", st.bytes);
 }
 
 Test(robustness, without_the_reclaim_thread_reclaim_frees_everything)
@@ -436,8 +437,12 @@ Test(robustness, a_forked_child_frees_deferred_memory_on_its_own)
         for (int ms = 0; ms < 5000; ms++) {
             portreg_stats_t st;
             portreg_stats(reg, &st);
-            if (st.deferred_bytes == 0)
+            if (st.deferred_bytes == 0) {
+                /* Review, second round (2): destroy in a child hung on the
+                 * parent's reclaim thread's condition variable. */
+                portreg_destroy(reg);
                 _exit(0);
+            }
             struct timespec one = {0, 1000000};
             nanosleep(&one, NULL); /* polling a condition, with a deadline */
         }
