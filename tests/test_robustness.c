@@ -429,6 +429,7 @@ Test(robustness, a_forked_child_frees_deferred_memory_on_its_own)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        alarm(20); /* a child that hangs must not outlive the test */
         for (unsigned i = 0; i < 2000; i++) {
             int n = idf(id, sizeof id, "c", i);
             portreg_track(reg, id, (size_t)n);
