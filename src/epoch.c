@@ -182,6 +182,27 @@ static struct epoch_entry *detach_until(struct epoch_domain *dom, struct epoch_e
     return first;
 }
 
+/* Undoes detach_until(dom, NULL): puts a detached list back in front of
+ * anything deferred since, which is newer. */
+static void requeue_front(struct epoch_domain *dom, struct epoch_entry *list)
+{
+    size_t n = 0, bytes = 0;
+    struct epoch_entry *last = list;
+    for (struct epoch_entry *e = list; e != NULL; e = e->next) {
+        n++;
+        bytes += e->bytes;
+        last = e;
+    }
+    pthread_mutex_lock(&dom->lock);
+    last->next = dom->head;
+    if (dom->head == NULL)
+        dom->tail = &last->next;
+    dom->head = list;
+    atomic_fetch_add_explicit(&dom->pending, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
+    pthread_mutex_unlock(&dom->lock);
+}
+
 /* Points 1 and 3: one non-blocking step. Caller holds dom->lock. Returns
  * the entries that are safe to free, detached. */
 static struct epoch_entry *poll_locked(struct epoch_domain *dom)
@@ -433,22 +454,7 @@ int portreg__epoch_reclaim(struct portreg *reg)
     for (;;) {
         if (!scan_barrier(dom)) {
             int err = errno;
-            /* Give the entries back, in front of anything newer. */
-            size_t n = 0, bytes = 0;
-            struct epoch_entry *last = all;
-            for (struct epoch_entry *e = all; e != NULL; e = e->next) {
-                n++;
-                bytes += e->bytes;
-                last = e;
-            }
-            pthread_mutex_lock(&dom->lock);
-            last->next = dom->head;
-            if (dom->head == NULL)
-                dom->tail = &last->next;
-            dom->head = all;
-            atomic_fetch_add_explicit(&dom->pending, n, memory_order_relaxed);
-            atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
-            pthread_mutex_unlock(&dom->lock);
+            requeue_front(dom, all);
             return portreg__system_error(err);
         }
         unsigned e = ck_pr_load_uint(&dom->ck.epoch);

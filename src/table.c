@@ -63,7 +63,7 @@
 
 /* ck_ht's allocator hooks have no context argument. Every ck_ht call that
  * may allocate runs through ht_init_for() or ht_put_for(), which name the
- * registry and the table the hooks allocate for while the call runs. */
+ * registry the hooks allocate for while the call runs. */
 static _Thread_local struct portreg *ckm_owner;
 
 /* Every map ck_ht allocates carries this header, so free() can find its
@@ -91,21 +91,24 @@ static void *ckm_malloc(size_t size)
     return h->data;
 }
 
-/* The map a table uses now: ck_ht's map pointer is what ckm_malloc()
- * returned, so our header sits just before it. Writer lock held. */
-static struct map_header *map_of(struct table *t)
+/* What ckm_malloc() returned is the data of one of our headers. */
+static struct map_header *header_of(void *data)
 {
-    return (struct map_header *)((char *)t->ht.map - offsetof(struct map_header, data));
+    return (struct map_header *)((char *)data - offsetof(struct map_header, data));
 }
 
-/* A map of n buckets takes 32n bytes plus a header smaller than 4 buckets'
- * worth, so this rounds back to n. */
-static size_t map_buckets(const struct map_header *h)
+/* The map a table uses now: ck_ht's map pointer is what ckm_malloc()
+ * returned. Writer lock held. */
+static struct map_header *map_of(struct table *t)
 {
-    size_t buckets = 1;
-    while (buckets * 2 <= h->size / sizeof(ck_ht_entry_t))
-        buckets *= 2;
-    return buckets;
+    return header_of(t->ht.map);
+}
+
+/* log2 of a map's bucket count. A map of n buckets takes 32n bytes plus a
+ * header smaller than 4 buckets' worth, so this rounds back to n. */
+static unsigned map_log2_buckets(const struct map_header *h)
+{
+    return 63u - (unsigned)__builtin_clzll((unsigned long long)(h->size / sizeof(ck_ht_entry_t)));
 }
 
 static void map_free_now(struct map_header *h)
@@ -123,7 +126,7 @@ static void map_free_deferred(struct epoch_entry *e)
  * probing it. */
 static void ckm_free(void *p, size_t size, bool defer)
 {
-    struct map_header *h = (struct map_header *)((char *)p - offsetof(struct map_header, data));
+    struct map_header *h = header_of(p);
     (void)size;
     if (defer)
         portreg__epoch_defer(h->reg, &h->entry, map_free_deferred, h->size);
@@ -176,8 +179,9 @@ bool portreg__writer_lock_until(struct portreg *reg, int64_t deadline)
     }
     /* pthread_mutex_timedlock() takes a CLOCK_REALTIME deadline (the
      * CLOCK_MONOTONIC variant is invisible to ThreadSanitizer): wait in
-     * slices of at most 10 ms against the monotonic deadline, so a jump
-     * of the wall clock cannot stretch the wait by more than a slice. */
+     * slices of at most 10 ms, each checked against the monotonic
+     * deadline. A forward jump of the wall clock only ends a slice early;
+     * a backward jump during a slice stretches that slice by the jump. */
     for (;;) {
         struct timespec mono, wall;
         clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -204,14 +208,13 @@ void portreg__writer_unlock(struct portreg *reg)
     portreg__epoch_poll_if_due(reg);
 }
 
-struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t seed)
+/* A table with room for capacity ids, hashing with key. */
+static struct table *table_make(struct portreg *reg, size_t capacity, const struct hash_key *key)
 {
-    reg->ckm.malloc = ckm_malloc;
-    reg->ckm.free = ckm_free;
     struct table *t = portreg__mem_alloc(reg, sizeof *t);
     if (t == NULL)
         return NULL;
-    hash_key_init(&t->key, seed);
+    t->key = *key;
     if (capacity > UINT32_MAX / 2)
         capacity = UINT32_MAX / 2;
     /* ck_ht keeps a load factor of one half: room for capacity ids. */
@@ -222,9 +225,19 @@ struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t 
     return t;
 }
 
+struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t seed)
+{
+    struct hash_key key;
+
+    reg->ckm.malloc = ckm_malloc;
+    reg->ckm.free = ckm_free;
+    hash_key_init(&key, seed);
+    return table_make(reg, capacity, &key);
+}
+
 void portreg__table_install(struct portreg *reg, struct table *t)
 {
-    books_table(reg, 0, map_buckets(map_of(t)));
+    books_table(reg, 0, (size_t)1 << map_log2_buckets(map_of(t)));
     /* Nobody else can see reg yet; the store still publishes the table. */
     atomic_store_explicit(&reg->table, t, memory_order_release);
 }
@@ -270,11 +283,8 @@ static bool probe_max_abnormal(struct portreg *reg)
     struct table *t = table_locked(reg);
     struct ck_ht_stat st;
     ck_ht_stat(&t->ht, &st);
-    size_t buckets = map_buckets(map_of(t));
-    books_table(reg, (size_t)st.probe_maximum, buckets);
-    unsigned log2 = 0;
-    while (((size_t)1 << log2) < buckets)
-        log2++;
+    unsigned log2 = map_log2_buckets(map_of(t));
+    books_table(reg, (size_t)st.probe_maximum, (size_t)1 << log2);
     uint64_t limit = RESEED_BASE + RESEED_PER_DOUBLING * (uint64_t)log2;
     if (reg->reseed_limit_for_tests != 0)
         limit = reg->reseed_limit_for_tests;
@@ -328,7 +338,8 @@ static bool slot_droppable(struct slot *s, uint64_t w)
 }
 
 /* After a rebuild: flags the untracked slots it kept (someone waits on
- * them or holds a handle) and returns how many. They do not count toward
+ * them or holds a handle) and returns how many. A pass of its own, after
+ * the swap, because the copy loop may still be undone. They do not count toward
  * the next compaction until they are released (portreg__slot_released())
  * or tracked. */
 static size_t mark_kept(struct table *t)
@@ -387,19 +398,14 @@ static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
     g->old = old;
     g->n = 0;
     g->cap = cap;
+    /* A compaction keeps the keys; a reseed draws new ones. */
     struct table *fresh;
     if (reseed) {
-        fresh = portreg__table_new(reg, total + 1, next_seed(reg));
+        struct hash_key key;
+        hash_key_init(&key, next_seed(reg));
+        fresh = table_make(reg, total + 1, &key);
     } else {
-        /* Same keys: reuse them rather than drawing from the seed. */
-        fresh = portreg__mem_alloc(reg, sizeof *fresh);
-        if (fresh != NULL) {
-            fresh->key = old->key;
-            if (!ht_init_for(reg, fresh, (total - drop_guess + 1) * 2)) {
-                portreg__mem_free(reg, fresh, sizeof *fresh);
-                fresh = NULL;
-            }
-        }
+        fresh = table_make(reg, total - drop_guess + 1, &old->key);
     }
     if (fresh == NULL) {
         portreg__mem_free(reg, g, graveyard_size(cap));
