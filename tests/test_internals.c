@@ -132,25 +132,6 @@ Test(internals, an_alias_into_a_slot_with_another_length_is_another_id)
     cr_assert_eq(port, 9999);
 }
 
-struct timed_wait {
-    uint32_t seen;
-    int64_t timeout;
-    int rc;
-    double cpu_ms;
-    portreg_state_t s;
-};
-
-static void *wait_measuring_cpu(void *arg)
-{
-    struct timed_wait *w = arg;
-    struct timespec a, b;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-    w->rc = portreg_wait(reg, ID("crowd"), w->seen, w->timeout, &w->s);
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
-    w->cpu_ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-    return NULL;
-}
-
 /* 0.2.0: the waiter past the count's capacity looped on sched_yield(),
  * a full core for the whole timeout. */
 Test(internals, waiter_past_the_count_capacity_sleeps)
@@ -161,20 +142,18 @@ Test(internals, waiter_past_the_count_capacity_sleeps)
     atomic_fetch_or(&slot->state, ST_WAITERS_MASK);
     uint32_t v = state_of(ID("crowd")).version;
 
-    struct timed_wait w = {.seen = v, .timeout = 300 * 1000000LL};
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, wait_measuring_cpu, &w), 0);
-    pthread_join(t, NULL);
+    struct bg_wait w = {.id = "crowd", .len = 5, .seen = v, .timeout = 300 * 1000000LL};
+    pthread_join(bg_wait_start(&w), NULL);
     cr_assert_eq(w.rc, PORTREG_ETIMEDOUT);
     cr_assert_lt(w.cpu_ms, 100.0, "the waiter burned %.1f ms of CPU in a 300 ms wait", w.cpu_ms);
 
     /* Saturated, it still wakes on a change ... */
-    struct timed_wait forever = {.seen = v, .timeout = -1};
-    cr_assert_eq(pthread_create(&t, NULL, wait_measuring_cpu, &forever), 0);
+    struct bg_wait forever = {.id = "crowd", .len = 5, .seen = v, .timeout = -1};
+    pthread_t t = bg_wait_start(&forever);
     cr_assert_eq(portreg_register(reg, ID("crowd"), 81, NULL), 0);
     pthread_join(t, NULL);
     cr_assert_eq(forever.rc, 0);
-    cr_assert_eq(forever.s.port, 81);
+    cr_assert_eq(forever.state.port, 81);
     cr_assert_eq(st_waiters(atomic_load(&slot->state)), ST_WAITERS_MAX);
 
     /* ... and is never dropped, as uncounted sleepers may be on it. */
@@ -294,18 +273,6 @@ Test(internals, a_reseed_never_drops_the_placeholder_a_handle_is_opening)
     portreg_handle_close(h);
 }
 
-struct victim_wait {
-    int rc;
-    portreg_state_t s;
-};
-
-static void *wait_for_victim(void *arg)
-{
-    struct victim_wait *w = arg;
-    w->rc = portreg_wait(reg, ID("victim"), 0, 10 * 1000000000LL, &w->s);
-    return NULL;
-}
-
 Test(internals, a_reseed_never_drops_the_placeholder_a_waiter_sleeps_on)
 {
     make_inserts_reseed(reg);
@@ -313,9 +280,8 @@ Test(internals, a_reseed_never_drops_the_placeholder_a_waiter_sleeps_on)
     portreg_stats_t st;
     cr_assert_eq(portreg_stats(reg, &st), 0);
     reseeds = st.reseeds;
-    struct victim_wait w = {0};
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, wait_for_victim, &w), 0);
+    struct bg_wait w = {.id = "victim", .len = 6, .seen = 0, .timeout = 10 * 1000000000LL};
+    pthread_t t = bg_wait_start(&w);
     /* The placeholder's insert reseeds; the waiter counts itself on the
      * placeholder in the same critical section. */
     do {
@@ -327,46 +293,18 @@ Test(internals, a_reseed_never_drops_the_placeholder_a_waiter_sleeps_on)
     cr_assert_eq(portreg_track(reg, ID("victim")), 0);
     pthread_join(t, NULL);
     cr_assert_eq(w.rc, 0, "the waiter missed the track: %s", portreg_err_name(w.rc));
-    cr_assert_eq(w.s.status, PORTREG_PENDING);
-}
-
-struct quick_wait {
-    int rc;
-    double ms;
-};
-
-static void *wait_20ms_on_unknown(void *arg)
-{
-    struct quick_wait *w = arg;
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    w->rc = portreg_wait(reg, ID("nobody"), 0, 20 * 1000000LL, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    w->ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-    return NULL;
+    cr_assert_eq(w.state.status, PORTREG_PENDING);
 }
 
 /* Review of 0.3 (3): a wait on an unknown id took the writer lock with no
  * deadline, so a long rebuild or a slow allocation stretched its timeout. */
 Test(internals, a_wait_keeps_its_deadline_while_the_writer_lock_is_held)
 {
-    struct quick_wait w = {0};
-    cr_assert(runs_while_writer_lock_held(wait_20ms_on_unknown, &w, 5),
+    struct bg_wait w = {.id = "nobody", .len = 6, .seen = 0, .timeout = 20 * 1000000LL};
+    cr_assert(runs_while_writer_lock_held(bg_wait_run, &w, 5),
               "the wait outlived its 20 ms timeout by seconds");
     cr_assert_eq(w.rc, PORTREG_ETIMEDOUT);
     cr_assert_lt(w.ms, 1000.0);
-}
-
-struct stale_wait {
-    int rc;
-    portreg_state_t s;
-};
-
-static void *wait_300ms_on_x(void *arg)
-{
-    struct stale_wait *w = arg;
-    w->rc = portreg_wait(reg, ID("x"), 0, 300 * 1000000LL, &w->s);
-    return NULL;
 }
 
 /* Review of 0.3 (second round, 3): when the writer lock could not be had
@@ -374,10 +312,9 @@ static void *wait_300ms_on_x(void *arg)
  * queueing for the lock, though the id had changed meanwhile. */
 Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
 {
-    struct stale_wait w = {0};
+    struct bg_wait w = {.id = "x", .len = 1, .seen = 0, .timeout = 300 * 1000000LL};
     pthread_mutex_lock(&reg->writer);
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, wait_300ms_on_x, &w), 0);
+    pthread_t t = bg_wait_start(&w);
     /* As the lock's holder, insert x as a register would. */
     struct slot *s;
     uint64_t word;
@@ -389,6 +326,6 @@ Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
     pthread_mutex_unlock(&reg->writer);
     pthread_join(t, NULL);
     cr_assert_eq(w.rc, 0, "%s with a stale state", portreg_err_name(w.rc));
-    cr_assert_eq(w.s.status, PORTREG_BOUND);
-    cr_assert_eq(w.s.port, 4444);
+    cr_assert_eq(w.state.status, PORTREG_BOUND);
+    cr_assert_eq(w.state.port, 4444);
 }

@@ -87,33 +87,21 @@ Test(robustness, reclaim_inside_an_iteration_refuses_instead_of_waiting_for_itse
     cr_assert_eq(portreg_reclaim(reg), 0);
 }
 
-struct sleeper {
-    char id[32];
-    size_t len;
-    int rc;
-    portreg_state_t s;
-};
-
-static void *sleep_forever(void *arg)
-{
-    struct sleeper *sl = arg;
-    sl->rc = portreg_wait(reg, sl->id, sl->len, 0, -1, &sl->s);
-    return NULL;
-}
-
 /* 0.2.0: placeholders with sleepers counted toward the compaction trigger
  * but could not be dropped, so once they made up half the table every
  * untrack rebuilt it. */
 Test(robustness, sleeping_waiters_do_not_make_every_untrack_compact)
 {
     enum { SLEEPERS = 100, CYCLES = 3000 };
-    static struct sleeper sl[SLEEPERS];
+    static struct bg_wait sl[SLEEPERS];
+    static char names[SLEEPERS][32];
     pthread_t t[SLEEPERS];
     char id[32];
 
     for (unsigned i = 0; i < SLEEPERS; i++) {
-        sl[i].len = (size_t)idf(sl[i].id, sizeof sl[i].id, "asleep", i);
-        cr_assert_eq(pthread_create(&t[i], NULL, sleep_forever, &sl[i]), 0);
+        sl[i] = (struct bg_wait){.id = names[i], .seen = 0, .timeout = -1};
+        sl[i].len = (size_t)idf(names[i], sizeof names[i], "asleep", i);
+        t[i] = bg_wait_start(&sl[i]);
     }
     /* A waiter inserts its placeholder and counts itself on it in one
      * critical section, so this many slots means this many counted. */
@@ -136,7 +124,7 @@ Test(robustness, sleeping_waiters_do_not_make_every_untrack_compact)
     for (unsigned i = 0; i < SLEEPERS; i++) {
         pthread_join(t[i], NULL);
         cr_assert_eq(sl[i].rc, 0);
-        cr_assert_eq(sl[i].s.status, PORTREG_PENDING);
+        cr_assert_eq(sl[i].state.status, PORTREG_PENDING);
     }
 }
 
@@ -258,45 +246,27 @@ Test(robustness, ids_match_by_length_and_bytes_never_by_pointer)
     portreg_destroy(r);
 }
 
-struct waiter {
-    const char *id;
-    size_t len;
-    uint32_t seen;
-    int64_t timeout;
-    int rc;
-    portreg_state_t s;
-};
-
-static void *wait_thread(void *arg)
-{
-    struct waiter *w = arg;
-    w->rc = portreg_wait(reg, w->id, w->len, w->seen, w->timeout, &w->s);
-    return NULL;
-}
-
 /* 0.2.0: now + INT64_MAX overflowed (UBSan aborts in the asan build). */
 Test(robustness, huge_timeouts_mean_wait_forever)
 {
     portreg_state_t s;
     cr_assert_eq(portreg_track(reg, ID("huge")), 0);
     cr_assert_eq(portreg_get(reg, ID("huge"), &s), 0);
-    struct waiter w = {.id = "huge", .len = 4, .seen = s.version, .timeout = INT64_MAX};
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, wait_thread, &w), 0);
+    struct bg_wait w = {.id = "huge", .len = 4, .seen = s.version, .timeout = INT64_MAX};
+    pthread_t t = bg_wait_start(&w);
     cr_assert_eq(portreg_register(reg, ID("huge"), 4242, NULL), 0);
     pthread_join(t, NULL);
     cr_assert_eq(w.rc, 0);
-    cr_assert_eq(w.s.status, PORTREG_BOUND);
-    cr_assert_eq(w.s.port, 4242);
+    cr_assert_eq(w.state.status, PORTREG_BOUND);
+    cr_assert_eq(w.state.port, 4242);
 }
 
 /* seen_version 0 on an untracked id: any change wakes the waiter, even a
  * track that an untrack undoes before the waiter runs. */
 Test(robustness, wait_on_version_zero_returns_on_any_change)
 {
-    struct waiter w = {.id = "blink", .len = 5, .seen = 0, .timeout = -1};
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, wait_thread, &w), 0);
+    struct bg_wait w = {.id = "blink", .len = 5, .seen = 0, .timeout = -1};
+    pthread_t t = bg_wait_start(&w);
     /* The placeholder appears in the same critical section in which the
      * waiter counts itself on it. */
     while (stats_now().slots < 1)
@@ -305,7 +275,7 @@ Test(robustness, wait_on_version_zero_returns_on_any_change)
     cr_assert_eq(portreg_untrack(reg, ID("blink"), NULL), 0);
     pthread_join(t, NULL);
     cr_assert_eq(w.rc, 0);
-    cr_assert(w.s.status == PORTREG_UNTRACKED || w.s.status == PORTREG_PENDING);
+    cr_assert(w.state.status == PORTREG_UNTRACKED || w.state.status == PORTREG_PENDING);
 }
 
 static atomic_int attach_rc;
