@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unix_connect.h"
+
 /* The broker's limits: a line of 2047 bytes, answers of --reply-max bytes
  * (1 MiB by default). */
 #define LINE_MAX_BYTES 2048
@@ -112,24 +114,6 @@ static bool receive_all(int fd, char **out, size_t *len, int64_t deadline)
     return false;
 }
 
-static int connect_to(const char *path)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
-}
-
 /* Checks the answer's framing and prints it. Returns the exit status. */
 static int print_answer(const char *a, size_t len)
 {
@@ -195,7 +179,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "broker_ctl: the command is longer than %d bytes\n", LINE_MAX_BYTES - 1);
         return 2;
     }
-    int fd = connect_to(argv[a]);
+    int fd = unix_connect(argv[a]);
     if (fd < 0) {
         fprintf(stderr, "broker_ctl: %s: %s\n", argv[a], strerror(errno));
         return 2;

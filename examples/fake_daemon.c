@@ -34,6 +34,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "unix_connect.h"
+
 #include "portreg.h"
 
 static bool send_all(int fd, const void *buf, size_t n)
@@ -76,17 +78,9 @@ static int http_listen(uint16_t *port)
 
 static int broker_connect(const char *path)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path) {
-        fprintf(stderr, "fake_daemon: socket path too long\n");
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    int fd = unix_connect(path);
+    if (fd < 0)
         fprintf(stderr, "fake_daemon: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
     return fd;
 }
 
