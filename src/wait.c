@@ -97,16 +97,21 @@ static enum join waiter_join(struct slot *s, uint64_t *w, uint32_t seen)
 static void waiter_leave(struct portreg *reg, struct slot *s)
 {
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
+    /* The last waiter on an untracked slot nobody holds: droppable once we
+     * leave. Settle that now, while our count keeps the slot alive: after
+     * the decrement below a compaction may drop it and free it. (If
+     * another waiter joins in between, the estimate is off by one until
+     * the next rebuild recounts.) */
+    if (reg != NULL && st_waiters(w) == 1 && !st_tracked(w) &&
+        atomic_load_explicit(&s->pins, memory_order_relaxed) == 0)
+        portreg__slot_released(reg, s);
     do {
         if (st_waiters(w) == ST_WAITERS_MAX)
             return; /* saturated: stays so */
         /* release: our accesses to s come before compaction may drop it. */
     } while (!atomic_compare_exchange_weak_explicit(&s->state, &w, w - ST_WAITER_ONE,
                                                     memory_order_release, memory_order_relaxed));
-    /* The last waiter on an untracked slot nobody holds: droppable now. */
-    if (reg != NULL && st_waiters(w) == 1 && !st_tracked(w) &&
-        atomic_load_explicit(&s->pins, memory_order_relaxed) == 0)
-        portreg__slot_released(reg, s);
+    /* s may be freed from here on: no access to it. */
 }
 
 /* The caller is counted on s (joined on word w0): s stays in the table and
