@@ -31,6 +31,15 @@ typedef struct {
 } bench_idset_t;
 
 int bench_ids_generate(bench_idset_t *set, size_t n, uint64_t seed);
+/* Fills stream[0..len) with request indices: with probability
+ * miss_per_1024 / 1024 an absent id (n_present + [0, n_present)), else a
+ * present one ([0, n_present)), each uniform and independent. */
+void bench_stream_fill(uint32_t *stream, size_t len, size_t n_present, uint32_t miss_per_1024,
+                       uint64_t seed);
+/* The stream length for a table of n ids: a power of two, at least 4n (a
+ * window's requests are not a small repeating subset of the ids) and at
+ * least 2^16 (the branch predictor cannot learn the hit/miss pattern). */
+size_t bench_stream_len(size_t n);
 void bench_ids_free(bench_idset_t *set);
 double bench_ids_mean_len(const bench_id_t *ids, size_t n);
 
@@ -85,10 +94,18 @@ uint64_t lat_quantile(const struct lat_hist *h, double q);
 /* What the threads of one measurement window share. */
 struct bench_cell {
     enum bench_workload wl;
+    /* Ids in the table, then as many ids it never holds, one array:
+     * absent == present + n_present and n_absent == n_present. */
     const bench_id_t *present;
     size_t n_present;
     const bench_id_t *absent;
     size_t n_absent;
+    /* The readers' requests, drawn before the run with miss_per_1024
+     * (bench_stream_fill()): indices into present[0 .. 2 n_present), a
+     * power of two of them (stream_mask + 1), which each reader walks from
+     * a random place of its own. */
+    const uint32_t *stream;
+    size_t stream_mask;
     const bench_id_t *fresh; /* insert-heavy: this window's new ids */
     size_t n_fresh;
     uint32_t miss_per_1024; /* share of lookups that ask for an absent id */

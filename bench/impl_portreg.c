@@ -113,26 +113,28 @@ static const struct bench_store pr_store = {"portreg", pr_create, pr_destroy, pr
 
 #define PH_MAX_READERS 64
 
-/* One reader's handles on ids[0..n). */
+/* One reader's handles on ids[0 .. 2n): h[k] stands for ids[k]; the
+ * handles on the absent ids [n, 2n) are opened only for cells that ask for
+ * them. */
 struct ph_set {
     const bench_id_t *ids;
     size_t n;
+    bool absent_open;
     portreg_handle_t **h;
 };
 
 struct ph_store {
     portreg_t *reg;
-    pthread_mutex_t lock;                  /* sets, and one reader opening at a time */
-    struct ph_set sets[PH_MAX_READERS][2]; /* [reader][present, absent] */
-    struct bench_open_cost cost;           /* under lock */
+    pthread_mutex_t lock;               /* sets, and one reader opening at a time */
+    struct ph_set sets[PH_MAX_READERS]; /* by reader */
+    struct bench_open_cost cost;        /* under lock */
 };
 
-/* A reader's view of its sets. */
+/* A reader's view of its set. */
 struct ph_reader {
     struct ph_store *st;
-    uintptr_t present, absent; /* addresses of the cell's id arrays */
-    size_t n_present;
-    portreg_handle_t *const *hp, *const *ha;
+    uintptr_t ids; /* address of the cell's id array */
+    portreg_handle_t *const *h;
 };
 
 static void *ph_create(size_t capacity)
@@ -151,7 +153,7 @@ static void *ph_create(size_t capacity)
 
 static void ph_set_close(struct ph_set *set)
 {
-    for (size_t i = 0; i < set->n; i++)
+    for (size_t i = 0; i < 2 * set->n; i++)
         portreg_handle_close(set->h[i]);
     free(set->h);
     memset(set, 0, sizeof *set);
@@ -161,8 +163,7 @@ static void ph_destroy(void *inst)
 {
     struct ph_store *st = inst;
     for (unsigned r = 0; r < PH_MAX_READERS; r++)
-        for (int k = 0; k < 2; k++)
-            ph_set_close(&st->sets[r][k]);
+        ph_set_close(&st->sets[r]);
     pthread_mutex_destroy(&st->lock);
     portreg_destroy(st->reg);
     free(st);
@@ -198,29 +199,20 @@ static void ph_leave(void *inst, void *tls)
     free(tls);
 }
 
-/* Opens handles on ids[0..n) into set unless it holds them already; the
- * caller holds st->lock. */
-static void ph_set_open(struct ph_store *st, struct ph_set *set, const bench_id_t *ids, size_t n,
-                        int kind)
+/* Opens handles on ids[from, to) into set->h[from, to); the caller holds
+ * st->lock. */
+static void ph_open_range(struct ph_store *st, struct ph_set *set, size_t from, size_t to, int kind)
 {
-    if (set->ids == ids && set->n >= n)
-        return;
-    ph_set_close(set);
-    set->h = malloc(n * sizeof *set->h);
-    if (set->h == NULL)
-        abort();
     uint64_t t0 = bench_now_ns();
-    for (size_t i = 0; i < n; i++) {
-        int rc = portreg_handle_open(st->reg, ids[i].p, ids[i].len, &set->h[i]);
+    for (size_t i = from; i < to; i++) {
+        int rc = portreg_handle_open(st->reg, set->ids[i].p, set->ids[i].len, &set->h[i]);
         if (rc != 0) {
             fprintf(stderr, "portreg_handle_open: %s\n", portreg_strerror(rc));
             abort();
         }
     }
     st->cost.ns[kind] += bench_now_ns() - t0;
-    st->cost.opens[kind] += n;
-    set->ids = ids;
-    set->n = n;
+    st->cost.opens[kind] += to - from;
 }
 
 static void ph_prepare(struct bench_thread *t)
@@ -228,41 +220,46 @@ static void ph_prepare(struct bench_thread *t)
     struct ph_reader *r = t->tls;
     struct ph_store *st = r->st;
     const struct bench_cell *c = t->cell;
+    size_t n = c->n_present;
     if (t->reader >= PH_MAX_READERS) {
         fputs("portreg-handle: too many readers\n", stderr);
         abort();
     }
-    struct ph_set *mine = st->sets[t->reader];
+    if (c->absent != c->present + n || c->n_absent != n)
+        abort(); /* the layout struct bench_cell promises */
+    struct ph_set *mine = &st->sets[t->reader];
     pthread_mutex_lock(&st->lock);
-    ph_set_open(st, &mine[0], c->present, c->n_present, HANDLE_OPEN_TRACKED);
-    if (c->miss_per_1024 > 0) {
+    /* Handles are kept for the table's later windows. */
+    if (mine->ids != c->present || mine->n != n) {
+        ph_set_close(mine);
+        mine->h = calloc(2 * n, sizeof *mine->h);
+        if (mine->h == NULL)
+            abort();
+        mine->ids = c->present;
+        mine->n = n;
+        ph_open_range(st, mine, 0, n, HANDLE_OPEN_TRACKED);
+    }
+    if (c->miss_per_1024 > 0 && !mine->absent_open) {
         bool held = false; /* does another reader's handle keep these slots? */
         for (unsigned i = 0; i < PH_MAX_READERS; i++)
-            held |= st->sets[i][1].ids == c->absent && st->sets[i][1].n >= c->n_absent;
-        ph_set_open(st, &mine[1], c->absent, c->n_absent,
-                    held ? HANDLE_OPEN_HELD : HANDLE_OPEN_NEW_SLOT);
+            held |= st->sets[i].ids == c->present && st->sets[i].n == n && st->sets[i].absent_open;
+        ph_open_range(st, mine, n, 2 * n, held ? HANDLE_OPEN_HELD : HANDLE_OPEN_NEW_SLOT);
+        mine->absent_open = true;
     }
     pthread_mutex_unlock(&st->lock);
-    r->present = (uintptr_t)c->present;
-    r->absent = (uintptr_t)c->absent;
-    r->n_present = c->n_present;
-    r->hp = mine[0].h;
-    r->ha = mine[1].h;
+    r->ids = (uintptr_t)c->present;
+    r->h = mine->h;
 }
 
-/* The handle that stands for the cell's id at p (present or absent). */
-static inline portreg_handle_t *ph_handle_of(const struct ph_reader *r, const bench_id_t *id)
+/* The handle that stands for the cell's id at id (present or absent). */
+static inline portreg_handle_t *const *ph_handle_of(const struct ph_reader *r, const bench_id_t *id)
 {
-    size_t i = ((uintptr_t)id - r->present) / sizeof *id;
-    return i < r->n_present ? r->hp[i] : r->ha[((uintptr_t)id - r->absent) / sizeof *id];
+    return &r->h[((uintptr_t)id - r->ids) / sizeof *id];
 }
 
 static inline void ph_prefetch(void *tls, const bench_id_t *id)
 {
-    const struct ph_reader *r = tls;
-    size_t i = ((uintptr_t)id - r->present) / sizeof *id;
-    __builtin_prefetch(i < r->n_present ? &r->hp[i]
-                                        : &r->ha[((uintptr_t)id - r->absent) / sizeof *id]);
+    __builtin_prefetch(ph_handle_of(tls, id));
 }
 
 static inline bool ph_lookup(void *inst, void *tls, const char *id, size_t len, uint16_t *port)
@@ -270,7 +267,7 @@ static inline bool ph_lookup(void *inst, void *tls, const char *id, size_t len, 
     (void)inst;
     (void)len;
     const bench_id_t *e = (const bench_id_t *)(const void *)(id - offsetof(bench_id_t, p));
-    return portreg_handle_lookup(ph_handle_of(tls, e), port);
+    return portreg_handle_lookup(*ph_handle_of(tls, e), port);
 }
 
 static void *ph_writer_reg(void *inst)

@@ -85,3 +85,22 @@ double bench_ids_mean_len(const bench_id_t *ids, size_t n)
         sum += ids[i].len;
     return n > 0 ? sum / (double)n : 0;
 }
+
+void bench_stream_fill(uint32_t *stream, size_t len, size_t n_present, uint32_t miss_per_1024,
+                       uint64_t seed)
+{
+    uint64_t rng = seed;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t r = bench_rng(&rng);
+        size_t k = bench_pick(r, n_present);
+        stream[i] = (uint32_t)((r & 1023) < miss_per_1024 ? n_present + k : k);
+    }
+}
+
+size_t bench_stream_len(size_t n)
+{
+    size_t len = (size_t)1 << 16;
+    while (len < 4 * n)
+        len *= 2;
+    return len;
+}

@@ -16,10 +16,11 @@
 #define BENCH_INLINE static inline __attribute__((always_inline))
 
 /* Lookups between two polls of the stop flag (and, for qsbr, between two
- * quiescent-state announcements). */
+ * quiescent-state announcements). The first lookup of each batch is timed
+ * for the latency histogram; the rest run untimed, so that the fences
+ * around the timer (tens of cycles) stay a small share of a lookup that
+ * takes a few (a handle's). */
 #define BENCH_BATCH 256
-/* One lookup in this many is timed; the rest run untimed. */
-#define BENCH_SAMPLE_EVERY 16
 /* How many lookups ahead the read loop fetches its ids. */
 #define BENCH_PREFETCH 8
 
@@ -76,44 +77,43 @@ BENCH_INLINE void bench_prefetch_id(void *tls, const bench_id_t *id)
     __builtin_prefetch(id);
 }
 
-/* Picks the id of a later lookup and starts fetching it. */
-BENCH_INLINE const bench_id_t *bench_next_id(const struct bench_cell *c, uint64_t *rng, void *tls,
-                                             bench_prefetch_fn prefetch)
+/* The id of the request at pos in the cell's stream (see struct
+ * bench_cell: absent ids follow present ones, so one index reaches both). */
+BENCH_INLINE const bench_id_t *bench_request(const struct bench_cell *c, size_t pos)
 {
-    uint64_t r = bench_rng(rng);
-    const bench_id_t *id = (r & 1023) < c->miss_per_1024 ? &c->absent[bench_pick(r, c->n_absent)]
-                                                         : &c->present[bench_pick(r, c->n_present)];
-    prefetch(tls, id);
-    return id;
+    return &c->present[c->stream[pos & c->stream_mask]];
 }
 
 /* The read loop with the impl's own prefetch (portreg-handle fetches the
- * handle that stands for the id). */
+ * handle that stands for the id). It walks the cell's request stream from
+ * the thread's own random place: drawing the requests before the window
+ * leaves the loop a load, a prefetch and the call, the same for every impl,
+ * so that what it measures is the lookup. */
 BENCH_INLINE void bench_read_loop_prefetch(struct bench_thread *t, bench_lookup_fn lookup,
                                            bench_quiesce_fn quiesce, bench_prefetch_fn prefetch)
 {
     const struct bench_cell *c = t->cell;
     void *inst = t->inst;
     void *tls = t->tls;
-    uint64_t rng = t->rng, ops = 0, hits = 0;
-    const bench_id_t *ahead[BENCH_PREFETCH];
+    uint64_t ops = 0, hits = 0;
+    size_t pos = (size_t)t->rng;
     for (unsigned i = 0; i < BENCH_PREFETCH; i++)
-        ahead[i] = bench_next_id(c, &rng, tls, prefetch);
+        prefetch(tls, bench_request(c, pos + i));
 
     while (!bench_stopped(c)) {
-        for (unsigned i = 0; i < BENCH_BATCH; i++) {
-            const bench_id_t *id = ahead[i % BENCH_PREFETCH];
-            ahead[i % BENCH_PREFETCH] = bench_next_id(c, &rng, tls, prefetch);
-            uint16_t port;
-            if (i % BENCH_SAMPLE_EVERY == 0) {
-                uint64_t t0 = bench_tsc_begin();
-                bool hit = lookup(inst, tls, id->p, id->len, &port);
-                uint64_t t1 = bench_tsc_end();
-                hits += hit;
-                lat_add(t->hist, t1 - t0);
-            } else {
-                hits += lookup(inst, tls, id->p, id->len, &port);
-            }
+        const bench_id_t *id = bench_request(c, pos);
+        prefetch(tls, bench_request(c, pos + BENCH_PREFETCH));
+        uint16_t port;
+        uint64_t t0 = bench_tsc_begin();
+        bool hit = lookup(inst, tls, id->p, id->len, &port);
+        uint64_t t1 = bench_tsc_end();
+        hits += hit;
+        lat_add(t->hist, t1 - t0);
+        pos++;
+        for (unsigned i = 1; i < BENCH_BATCH; i++, pos++) {
+            id = bench_request(c, pos);
+            prefetch(tls, bench_request(c, pos + BENCH_PREFETCH));
+            hits += lookup(inst, tls, id->p, id->len, &port);
         }
         ops += BENCH_BATCH;
         quiesce(tls);

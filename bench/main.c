@@ -291,12 +291,13 @@ int main(int argc, char **argv)
             max_keys = R.sizes[i];
     /* One id set for the whole run: [0, max_keys) are the tables' ids, then
      * as many ids that are never inserted, then new ids for insert-heavy
-     * windows. A table of n ids is looked up with the first n of each. */
+     * windows. A table of n ids holds [0, n) and is asked for [n, 2n) as
+     * its absent ids, so that one index reaches both (struct bench_cell). */
     size_t n_fresh = (size_t)INSERT_QUOTA * R.reps * R.n_readers * 3 / 2; /* + retries */
     bench_idset_t set;
     if (bench_ids_generate(&set, 2 * max_keys + n_fresh, BENCH_SEED) != 0)
         die("out of memory generating ids");
-    const bench_id_t *absent = set.ids + max_keys, *fresh = absent + max_keys;
+    const bench_id_t *fresh = set.ids + 2 * max_keys;
     fprintf(stderr, "ids: %zu generated in %.2f s, %.1f bytes on average\n", set.n,
             (double)(bench_now_ns() - t_start) / 1e9, bench_ids_mean_len(set.ids, max_keys));
 
@@ -305,6 +306,26 @@ int main(int argc, char **argv)
     uint64_t seed = BENCH_SEED;
     for (unsigned si = 0; si < R.n_sizes; si++) {
         size_t keys = R.sizes[si];
+        const bench_id_t *absent = set.ids + keys;
+        /* The readers' requests for each share of misses (none, all, 10%). */
+        static const uint32_t miss_per_1024[WL_COUNT] = {[WL_RO_HIT] = 0,
+                                                         [WL_RO_MISS] = 1024,
+                                                         [WL_READ_MOSTLY] = 102,
+                                                         [WL_CHURN] = 102,
+                                                         [WL_INSERT] = 102};
+        size_t stream_len = bench_stream_len(keys);
+        uint32_t *streams[WL_COUNT] = {0};
+        for (int wl = 0; wl < WL_COUNT; wl++) {
+            for (int w = 0; w < wl && streams[wl] == NULL; w++)
+                if (miss_per_1024[w] == miss_per_1024[wl])
+                    streams[wl] = streams[w];
+            if (streams[wl] != NULL)
+                continue;
+            streams[wl] = malloc(stream_len * sizeof *streams[wl]);
+            if (streams[wl] == NULL)
+                die("out of memory drawing requests");
+            bench_stream_fill(streams[wl], stream_len, keys, miss_per_1024[wl], bench_rng(&seed));
+        }
         void *inst[MAX_STORES] = {0};
         size_t churn_cursor[MAX_STORES] = {0}, fresh_cursor[MAX_STORES] = {0};
         uint64_t t0 = bench_now_ns();
@@ -335,7 +356,13 @@ int main(int argc, char **argv)
             void *in = inst[store_index(impl->store)];
             struct check_arg ca = {set.ids, absent, keys < CHECK_IDS ? keys : CHECK_IDS, keys};
             bench_run_task(impl, in, check_task, &ca);
-            struct bench_cell cell = {.wl = WL_RO_HIT, .present = set.ids, .n_present = keys};
+            struct bench_cell cell = {.wl = WL_RO_HIT,
+                                      .present = set.ids,
+                                      .n_present = keys,
+                                      .absent = absent,
+                                      .n_absent = keys,
+                                      .stream = streams[WL_RO_HIT],
+                                      .stream_mask = stream_len - 1};
             struct run_spec sp = {impl, in, &cell, 1, WARMUP_MS * 1000000u, seed};
             struct lat_hist *scratch = calloc(1, sizeof *scratch);
             struct run_result rr;
@@ -366,9 +393,9 @@ int main(int argc, char **argv)
                             .absent = absent,
                             .n_absent = keys,
                             .n_fresh = INSERT_QUOTA,
-                            .miss_per_1024 = wl == WL_RO_HIT    ? 0
-                                             : wl == WL_RO_MISS ? 1024
-                                                                : 102,
+                            .miss_per_1024 = miss_per_1024[wl],
+                            .stream = streams[wl],
+                            .stream_mask = stream_len - 1,
                             .churn_gap = gap,
                         };
                         struct run_result *res = &R.run[wl][si][ri][ii][rep];
@@ -407,6 +434,13 @@ int main(int argc, char **argv)
             if (R.stores[s] == bench_impl_portreg_handle.store)
                 bench_handle_open_cost(inst[s], &R.handle_open[si]);
             R.stores[s]->destroy(inst[s]);
+        }
+        for (int wl = 0; wl < WL_COUNT; wl++) {
+            bool first = true; /* workloads with the same share of misses share one */
+            for (int w = 0; w < wl; w++)
+                first &= streams[w] != streams[wl];
+            if (first)
+                free(streams[wl]);
         }
     }
     R.mean_id_len = bench_ids_mean_len(set.ids, max_keys);

@@ -432,10 +432,11 @@ void bench_report(FILE *out, const struct bench_results *r)
             "Window %u ms, %u interleaved repetitions per cell (medians; ±: largest "
             "distance of a repetition from the median). Ids: %.1f bytes on average. "
             "Lookups: uniform over the table's ids (read-only hit), over ids never "
-            "inserted (read-only miss), 10%% absent otherwise. Latency: every %dth lookup "
+            "inserted (read-only miss), 10%% absent otherwise, drawn before the run. "
+            "Latency: every %dth lookup "
             "timed with rdtsc (%.2f GHz, advancing in steps of %.0f ns), %.0f ns timer cost "
             "subtracted. Run took %.1f s.\n\n",
-            r->window_ms, r->reps, r->mean_id_len, BENCH_SAMPLE_EVERY, bench_tsc_per_ns,
+            r->window_ms, r->reps, r->mean_id_len, BENCH_BATCH, bench_tsc_per_ns,
             (double)bench_tsc_step / bench_tsc_per_ns,
             (double)bench_timer_overhead / bench_tsc_per_ns, r->elapsed_s);
     fprintf(out,
