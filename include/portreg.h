@@ -16,6 +16,7 @@
  *   A thread's first call on a registry allocates a small per-thread epoch
  *   record (about 256 bytes); it is recycled when the thread exits.
  *   portreg_thread_attach() does that step up front and reports failure.
+ *   Threads may exit at any time, also while the registry is destroyed.
  * - portreg_lookup() and portreg_get() are wait-free: no lock, no
  *   allocation (after the thread's first call), no system call, and no loop
  *   that a concurrent writer can make repeat. A lookup hashes the id and
@@ -202,8 +203,10 @@ typedef struct {
      * reseeds, for tests; a seed an attacker can guess defeats the keys. */
     uint64_t hash_seed;
     /* Both NULL: malloc/free. Both set: every allocation of the registry
-     * goes through them (they must be thread-safe); portreg_snapshot()
-     * uses malloc, as its result outlives the registry. One set without
+     * goes through them (they must be thread-safe), except what may
+     * outlive the registry, which uses malloc: portreg_snapshot()'s result,
+     * and a few dozen bytes per registry and per thread using it that a
+     * thread's exit may still read after portreg_destroy(). One set without
      * the other: EINVAL. */
     portreg_alloc_fn alloc;
     portreg_free_fn free;
@@ -257,15 +260,18 @@ PORTREG_API const char *portreg_err_name(int code);
 PORTREG_API void portreg_options_init(portreg_options_t *opts);
 
 /* Creates an empty registry; opts NULL means defaults. Returns NULL and sets
- * errno (ENOMEM, EINVAL, or EAGAIN when the process ran out of thread-
- * specific keys) on failure. Not thread-safe with respect to the registry it
+ * errno (ENOMEM, EINVAL, or EAGAIN when the process has no thread-specific
+ * key left for the library's one key, which the first successful create
+ * makes and nothing deletes) on failure. Not thread-safe with respect to the registry it
  * creates (nobody else can see it yet). */
 PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
 
 /* Frees the registry and everything it holds. No other call on reg may be
- * running or start, and no thread that used reg may be exiting while it
- * runs (joining your threads first is enough). Threads may outlive it.
- * NULL is a no-op. */
+ * running or start. Threads that used reg may exit before, during or after
+ * it (a thread whose exit is handing its epoch record back as destroy
+ * begins delays it by those few stores); a thread that outlives reg keeps
+ * a 24-byte link to it, in malloc's memory, until it exits or next makes a
+ * first call on some registry. NULL is a no-op. */
 PORTREG_API void portreg_destroy(portreg_t *reg);
 
 /* Sets up the calling thread's epoch record now instead of on its first

@@ -55,7 +55,7 @@ run_ctest() {
 # Stress runs print what they proved (operations, threads, seed, peak RSS):
 # show it even when they pass.
 run_stress() {
-  run_ctest "$1" stress --verbose | grep -E "^[0-9]+: (portreg_stress|exchange|iter|reclaim|churn|waiters|eventfd|handles)|Test +#|tests passed|tests failed"
+  run_ctest "$1" stress --verbose | grep -E "^[0-9]+: (portreg_stress|exchange|iter|reclaim|churn|waiters|eventfd|handles|exits)|Test +#|tests passed|tests failed"
   return "${PIPESTATUS[0]}"
 }
 

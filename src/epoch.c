@@ -51,16 +51,38 @@
  *    have been deferred since the last poll, which bounds the backlog
  *    under heavy churn (by count and by bytes) when readers keep up.
  *
- * Per-thread records: a thread's first call allocates a record and
- * registers it; the registry's pthread key gives it back at thread exit,
- * and the next new thread recycles it, so thousands of short-lived threads
- * share a handful of records. All records are freed at destroy.
+ * 5. Per-thread records, and threads that exit beside destroy. A thread's
+ *    first call allocates a record and registers it; the thread's exit
+ *    gives it back and the next new thread recycles it, so thousands of
+ *    short-lived threads share a handful of records. All records are
+ *    freed at destroy, including those of threads that are still running.
+ *    A thread finds its records through a list of links of its own
+ *    (struct epoch_link, malloc'd), and one process-wide pthread key, made
+ *    once and never deleted, runs hand_back() on each link at its exit.
+ *    Exit and destroy may overlap, and neither waits for the other except
+ *    for the few stores of one hand-back:
+ *    - The link names the registry's anchor (struct epoch_anchor), which
+ *      is malloc'd and reference-counted, never the registry itself: an
+ *      exiting thread can always look at the anchor.
+ *    - hand_back() raises anchor->exiting, then reads anchor->dead; destroy
+ *      sets dead, then waits for exiting to be 0 before it frees anything.
+ *      All four are sequentially consistent, so one of the two sees the
+ *      other: either the thread sees dead and leaves the record (freed, or
+ *      about to be) alone, or destroy sees the thread and waits while it
+ *      unregisters the record, which is then still the registry's.
+ *    - A thread that outlives a registry keeps its link (24 bytes) and a
+ *      reference to the anchor until it exits or its next first call on
+ *      some registry, which drops links to dead anchors.
+ *    A per-registry key would be simpler, but destroy would have to delete
+ *    it, and a thread whose exit had already fetched its record from the
+ *    key could then run the destructor on memory destroy just freed.
  */
 #include <errno.h>
 #include <linux/membarrier.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -93,6 +115,64 @@ static void install_fork_hook(void)
 }
 
 _Thread_local struct epoch_cache portreg__epoch_tls;
+
+/* The calling thread's links (point 5), newest first. */
+static _Thread_local struct epoch_link *thread_links __attribute__((tls_model("initial-exec")));
+
+/* The one process-wide key whose destructor runs a thread's hand-backs.
+ * Made by the first portreg_create() that succeeds; never deleted. */
+static pthread_mutex_t exit_key_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t exit_key;
+static _Atomic bool exit_key_made;
+
+static int exit_key_make(void)
+{
+    /* acquire: pairs with the release below; then exit_key is readable. */
+    if (atomic_load_explicit(&exit_key_made, memory_order_acquire))
+        return 0;
+    pthread_mutex_lock(&exit_key_lock);
+    int err = 0;
+    if (!atomic_load_explicit(&exit_key_made, memory_order_relaxed)) {
+        err = pthread_key_create(&exit_key, portreg__epoch_thread_exit);
+        if (err == 0)
+            atomic_store_explicit(&exit_key_made, true, memory_order_release);
+    }
+    pthread_mutex_unlock(&exit_key_lock);
+    return err;
+}
+
+static void anchor_put(struct epoch_anchor *a)
+{
+    /* acq_rel: every holder's last use of the anchor comes before the
+     * free by whoever drops the last reference. */
+    if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1)
+        free(a);
+}
+
+/* The calling thread's exit, for one link: gives the record back to a live
+ * registry, or leaves it to destroy (point 5), then drops the link. */
+static void hand_back(struct epoch_link *l)
+{
+    struct epoch_anchor *a = l->anchor;
+
+    /* seq_cst, both: the thread's half of point 5's pairing with the
+     * store of dead and the load of exiting in portreg__epoch_fini(). */
+    atomic_fetch_add_explicit(&a->exiting, 1, memory_order_seq_cst);
+#if defined(PORTREG_PLANT_EXIT_AFTER_DESTROY)
+    /* Planted bug (stress/run-planted.sh): the exit ignores destroy. */
+    if (true) {
+#else
+    if (!atomic_load_explicit(&a->dead, memory_order_seq_cst)) {
+#endif
+        TSAN_RELEASE(&l->r->rec); /* acquired by the thread that recycles it */
+        ck_epoch_unregister(&l->r->rec);
+    }
+    /* release: the unregister's stores come before destroy frees the
+     * record (its wait loads exiting with acquire). */
+    atomic_fetch_sub_explicit(&a->exiting, 1, memory_order_release);
+    anchor_put(a);
+    free(l);
+}
 
 /* Registers the process for expedited private membarriers, once; false
  * where the kernel (or a seccomp filter) does not offer them. */
@@ -321,9 +401,15 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     dom->head = NULL;
     dom->tail = &dom->head;
     dom->want_thread = thread;
-    int err = pthread_key_create(&dom->key, portreg__epoch_record_release);
+    int err = exit_key_make();
     if (err != 0)
         return err;
+    dom->anchor = malloc(sizeof *dom->anchor);
+    if (dom->anchor == NULL)
+        return ENOMEM;
+    atomic_init(&dom->anchor->refs, 1);
+    atomic_init(&dom->anchor->exiting, 0);
+    atomic_init(&dom->anchor->dead, false);
     err = pthread_mutex_init(&dom->lock, NULL);
     if (err != 0)
         goto fail_mutex;
@@ -338,14 +424,22 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
 fail_cond:
     pthread_mutex_destroy(&dom->lock);
 fail_mutex:
-    pthread_key_delete(dom->key);
+    free(dom->anchor);
     return err;
 }
 
 void portreg__epoch_fini(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
+    struct epoch_anchor *a = dom->anchor;
     ck_stack_entry_t *cursor, *next;
+
+    /* Point 5: from here on an exiting thread leaves its record alone; one
+     * that got in before waits for nothing and takes a few stores. seq_cst:
+     * pairs with hand_back(). */
+    atomic_store_explicit(&a->dead, true, memory_order_seq_cst);
+    while (atomic_load_explicit(&a->exiting, memory_order_seq_cst) != 0)
+        sched_yield();
 
     fork_check(dom);
     if (dom->thread_started) {
@@ -361,7 +455,6 @@ void portreg__epoch_fini(struct portreg *reg)
     pthread_mutex_unlock(&dom->lock);
     run_entries(dom, all);
 
-    pthread_key_delete(dom->key);
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
     {
         struct epoch_record *r = (struct epoch_record *)(void *)cursor;
@@ -371,6 +464,7 @@ void portreg__epoch_fini(struct portreg *reg)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     pthread_cond_destroy(&dom->wake);
     pthread_mutex_destroy(&dom->lock);
+    anchor_put(a);
 }
 
 void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
@@ -434,12 +528,28 @@ static void backoff(unsigned *round)
     nanosleep(&ts, NULL);
 }
 
+struct epoch_link *portreg__epoch_link_of(const struct epoch_domain *dom)
+{
+    for (struct epoch_link *l = thread_links; l != NULL; l = l->next)
+        if (l->anchor == dom->anchor)
+            return l;
+    return NULL;
+}
+
+/* True if the calling thread is inside a read section of dom (found by its
+ * link: the one-entry cache may name another registry). */
+static bool in_section(const struct epoch_domain *dom)
+{
+    const struct epoch_link *l = portreg__epoch_link_of(dom);
+    return l != NULL && ck_pr_load_uint(&l->r->rec.active) != 0;
+}
+
 int portreg__epoch_reclaim(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
     unsigned round = 0;
 
-    if (epoch_in_section(dom))
+    if (in_section(dom))
         return PORTREG_EINVAL;
     fork_check(dom);
     atomic_thread_fence(memory_order_seq_cst);
@@ -491,39 +601,74 @@ struct epoch_record *portreg__epoch_record_new(struct portreg *reg)
     return r;
 }
 
+/* Drops the calling thread's links to registries that are gone. */
+static void prune_links(void)
+{
+    struct epoch_link **p = &thread_links;
+    while (*p != NULL) {
+        struct epoch_link *l = *p;
+        /* acquire: pairs with destroy's store; the anchor is ours to read. */
+        if (atomic_load_explicit(&l->anchor->dead, memory_order_acquire)) {
+            *p = l->next;
+            anchor_put(l->anchor);
+            free(l);
+        } else {
+            p = &l->next;
+        }
+    }
+}
+
 struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
-    struct epoch_record *r = pthread_getspecific(dom->key);
+    struct epoch_link *l = portreg__epoch_link_of(dom);
 
-    if (r == NULL) {
+    if (l == NULL) {
+        prune_links();
+        l = malloc(sizeof *l);
+        if (l == NULL)
+            return NULL;
+        /* glibc clears a key's value before it runs the destructor: set it
+         * again if this thread's exit has begun (another destructor called
+         * us), so that its hand-backs run once more. */
+        if (pthread_getspecific(exit_key) == NULL &&
+            pthread_setspecific(exit_key, &thread_links) != 0) {
+            free(l);
+            return NULL;
+        }
         /* A record a finished thread gave back, else a new one. */
         ck_epoch_record_t *rec = ck_epoch_recycle(&dom->ck, NULL);
         /* TSan: the handover from the exited owner happens inside libck;
-         * pairs with the release in portreg__epoch_record_release(). */
+         * pairs with the release in hand_back(). */
         if (rec != NULL)
             TSAN_ACQUIRE(rec);
-        r = rec != NULL ? (struct epoch_record *)(void *)rec : portreg__epoch_record_new(reg);
-        if (r == NULL)
-            return NULL;
-        if (pthread_setspecific(dom->key, r) != 0) {
-            ck_epoch_unregister(&r->rec);
+        l->r = rec != NULL ? (struct epoch_record *)(void *)rec : portreg__epoch_record_new(reg);
+        if (l->r == NULL) {
+            free(l);
             return NULL;
         }
+        /* relaxed: the registry's own reference keeps the anchor alive. */
+        atomic_fetch_add_explicit(&dom->anchor->refs, 1, memory_order_relaxed);
+        l->anchor = dom->anchor;
+        l->next = thread_links;
+        thread_links = l;
     }
-    portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, r};
-    return r;
+    portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, l->r};
+    return l->r;
 }
 
-/* pthread key destructor: the thread is exiting. Its record goes back to
- * the pool; it is outside any section (an iteration left open at thread
- * exit is a caller bug). */
-void portreg__epoch_record_release(void *p)
+/* The process-wide key's destructor: the thread is exiting. Its records
+ * are outside any section (an iteration left open at thread exit is a
+ * caller bug). */
+void portreg__epoch_thread_exit(void *unused)
 {
-    struct epoch_record *r = p;
-
-    if (portreg__epoch_tls.r == r)
-        portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
-    TSAN_RELEASE(&r->rec); /* acquired by the thread that recycles it */
-    ck_epoch_unregister(&r->rec);
+    (void)unused;
+    struct epoch_link *l = thread_links;
+    thread_links = NULL;
+    portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
+    while (l != NULL) {
+        struct epoch_link *next = l->next;
+        hand_back(l);
+        l = next;
+    }
 }

@@ -45,6 +45,23 @@ struct epoch_record {
     size_t raw_size;
 };
 
+/* The part of a registry that a thread's exit may touch: it lives (in
+ * malloc's memory, not the registry's allocator) until the registry and
+ * every thread tied to it have let go. epoch.c explains the hand-back. */
+struct epoch_anchor {
+    _Atomic size_t refs;      /* the registry's, plus one per link */
+    _Atomic unsigned exiting; /* threads handing a record back right now */
+    _Atomic bool dead;        /* portreg_destroy() has begun */
+};
+
+/* A thread's tie to one registry, on the thread's own list: malloc'd,
+ * touched only by that thread (and its exit). */
+struct epoch_link {
+    struct epoch_link *next;
+    struct epoch_anchor *anchor;
+    struct epoch_record *r; /* the registry's memory: valid while !anchor->dead */
+};
+
 /* Something to free once no reader can hold it. Embedded in the object. */
 struct epoch_entry {
     struct epoch_entry *next;
@@ -58,9 +75,9 @@ struct epoch_entry {
  * and reclaim, under `lock` unless atomic. */
 struct epoch_domain {
     ck_epoch_t ck;
-    bool membarrier;   /* readers enter with plain stores; see epoch.c */
-    uint64_t gen;      /* unique per registry: guards the thread caches */
-    pthread_key_t key; /* the calling thread's record */
+    bool membarrier;             /* readers enter with plain stores; see epoch.c */
+    uint64_t gen;                /* unique per registry: guards the thread caches */
+    struct epoch_anchor *anchor; /* what exiting threads may touch (epoch.c) */
 
     _Alignas(64) pthread_mutex_t lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
@@ -129,14 +146,6 @@ static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
     ck_epoch_end(&r->rec, NULL);
 }
 
-/* True if the calling thread is inside a read section of dom (its record
- * is found through the key: the one-entry cache may name another registry). */
-static inline bool epoch_in_section(struct epoch_domain *dom)
-{
-    struct epoch_record *r = pthread_getspecific(dom->key);
-    return r != NULL && ck_pr_load_uint(&r->rec.active) != 0;
-}
-
 /* epoch.c */
 PORTREG_HIDDEN int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread);
 /* Destroy: no thread is in a section; frees every deferred entry, stops
@@ -153,7 +162,13 @@ PORTREG_HIDDEN void portreg__epoch_poll_if_due(struct portreg *reg);
  * PORTREG_EINVAL from inside a read section (it would wait for itself). */
 PORTREG_HIDDEN int portreg__epoch_reclaim(struct portreg *reg);
 PORTREG_HIDDEN struct epoch_record *portreg__epoch_record_new(struct portreg *reg);
-/* pthread key destructor: gives an exiting thread's record back. */
-PORTREG_HIDDEN void portreg__epoch_record_release(void *record);
+/* What runs at the calling thread's exit (the process-wide key's
+ * destructor): hands each of its records back to its registry, or drops it
+ * if the registry is gone. Exposed for the white-box tests, which run it
+ * where a thread's exit would. */
+PORTREG_HIDDEN void portreg__epoch_thread_exit(void *unused);
+/* The calling thread's tie to dom (its record is inside), or NULL. For
+ * the white-box tests. */
+PORTREG_HIDDEN struct epoch_link *portreg__epoch_link_of(const struct epoch_domain *dom);
 
 #endif

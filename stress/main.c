@@ -8,8 +8,8 @@
  * churn, iterinsert (iterations that insert and wait beside
  * portreg_reclaim(), under a watchdog), waiters (wait placeholders under
  * churn), eventfd (its creation racing with writers), handles (the
- * exchange check read through handles); "all" (the default) runs them in
- * that order. The seed is printed
+ * exchange check read through handles), exits (threads exiting beside and
+ * after portreg_destroy()); "all" (the default) runs them in that order. The seed is printed
  * and chooses every thread's operations; pass it back to repeat a run's
  * operation sequences (the interleaving is the scheduler's). Exit status:
  * 0 all checks passed, 1 a check failed, 2 a usage or setup error.
@@ -32,6 +32,7 @@ static const struct {
     {"reclaim", check_reclaim},       {"churn", check_churn},
     {"iterinsert", check_iterinsert}, {"waiters", check_waiters},
     {"eventfd", check_eventfd},       {"handles", check_handles},
+    {"exits", check_exits},
 };
 #define NCHECKS (sizeof checks / sizeof checks[0])
 
@@ -46,14 +47,14 @@ static unsigned at_least(double v, unsigned min)
 struct size {
     const char *build;
     unsigned x_rounds, i_ops, r_cycles, c_threads;
-    unsigned n_passes, w_waits, e_rounds, h_rounds;
+    unsigned n_passes, w_waits, e_rounds, h_rounds, q_rounds;
     unsigned long_factor;
 };
 static const struct size sizes[] = {
-    {"plain", 3000, 4000000, 4000000, 80000, 3000, 20000, 2000, 400, 4},
-    {"debug", 800, 1000000, 1000000, 20000, 1000, 8000, 500, 100, 4},
-    {"tsan", 500, 600000, 700000, 16000, 500, 6000, 1000, 60, 2},
-    {"asan", 1500, 4000000, 1500000, 40000, 1500, 10000, 1000, 200, 2},
+    {"plain", 3000, 4000000, 4000000, 80000, 3000, 20000, 2000, 400, 10000, 4},
+    {"debug", 800, 1000000, 1000000, 20000, 1000, 8000, 500, 100, 3000, 4},
+    {"tsan", 500, 600000, 700000, 16000, 500, 6000, 1000, 60, 1000, 2},
+    {"asan", 1500, 4000000, 1500000, 40000, 1500, 10000, 1000, 200, 3000, 2},
 };
 
 static void set_size(struct cfg *c, const char *size)
@@ -94,6 +95,8 @@ static void set_size(struct cfg *c, const char *size)
     c->e_rounds = at_least(z->e_rounds * f, 1);
     c->h_extra = 2;
     c->h_rounds = at_least(z->h_rounds * f, 1);
+    c->q_threads = 8;
+    c->q_rounds = at_least(z->q_rounds * f, 1);
 }
 
 /* Scaled, but never below what each check needs to prove anything. */
@@ -108,6 +111,7 @@ static void scale(struct cfg *c, double x)
     c->w_waits = at_least(c->w_waits * x, 2000);
     c->e_rounds = at_least(c->e_rounds * x, 20);
     c->h_rounds = at_least(c->h_rounds * x, 20);
+    c->q_rounds = at_least(c->q_rounds * x, 20);
 }
 
 /* Oversubscribe: n threads split between the roles of each check. */
@@ -125,16 +129,17 @@ static void set_threads(struct cfg *c, unsigned n)
     c->n_iterators = n - n / 2, c->n_reclaimers = (n / 2 + 1) / 2, c->n_growers = n / 4;
     c->w_waiters = n;
     c->e_creators = n - n / 2, c->e_writers = n / 2;
+    c->q_threads = n;
 }
 
 static void usage(const char *argv0)
 {
-    fprintf(
-        stderr,
-        "usage: %s [--check exchange,iter,reclaim,churn,iterinsert,waiters,eventfd,handles|all]\n"
-        "          [--size ci|long|smoke]\n"
-        "          [--seed N] [--threads N] [--scale X]\n",
-        argv0);
+    fprintf(stderr,
+            "usage: %s [--check "
+            "exchange,iter,reclaim,churn,iterinsert,waiters,eventfd,handles,exits|all]\n"
+            "          [--size ci|long|smoke]\n"
+            "          [--seed N] [--threads N] [--scale X]\n",
+            argv0);
     exit(2);
 }
 

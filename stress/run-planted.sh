@@ -2,7 +2,7 @@
 # Proves the stress harness bites: builds the library with each planted bug
 # and requires the harness to catch it, the way it should be caught.
 #
-#   stress/run-planted.sh [--seed N] [PLANT...]    (default: all four)
+#   stress/run-planted.sh [--seed N] [PLANT...]    (default: all five)
 #
 #   lost_update    non-atomic read-modify-write of the state word
 #                  -> the exchange check's chain check fails (release build)
@@ -17,6 +17,13 @@
 #                  graveyard_run()) read through a handle, or, if a round
 #                  ends first, a handle reads untracked while its id is
 #                  tracked again (ASan+UBSan build)
+#   exit_after_destroy  a thread's exit hands its epoch record back even
+#                  when the registry is destroyed -> libck follows the
+#                  freed record's pointer (the allocator's quarantine
+#                  filled it with a pattern): ASan reports a SEGV in
+#                  hand_back(); or, had the write landed, the exits check
+#                  finds a freed block written after its free (ASan+UBSan
+#                  build)
 #
 # Exits non-zero if any plant is NOT caught, or a build fails. Each plant
 # builds in build/plant-<name>; logs go to build/plant-<name>/stress.log.
@@ -29,11 +36,11 @@ plants=()
 while [ $# -gt 0 ]; do
     case $1 in
     --seed) seed=$2; shift 2 ;;
-    lost_update | early_free | race | retire_pinned) plants+=("$1"); shift ;;
-    *) echo "usage: $0 [--seed N] [lost_update|early_free|race|retire_pinned]..." >&2; exit 2 ;;
+    lost_update | early_free | race | retire_pinned | exit_after_destroy) plants+=("$1"); shift ;;
+    *) echo "usage: $0 [--seed N] [lost_update|early_free|race|retire_pinned|exit_after_destroy]..." >&2; exit 2 ;;
     esac
 done
-[ ${#plants[@]} -gt 0 ] || plants=(lost_update early_free race retire_pinned)
+[ ${#plants[@]} -gt 0 ] || plants=(lost_update early_free race retire_pinned exit_after_destroy)
 seed_args=()
 [ -n "$seed" ] && seed_args=(--seed "$seed")
 
@@ -64,6 +71,11 @@ for plant in "${plants[@]}"; do
         catch=("ERROR: AddressSanitizer: heap-use-after-free" "in portreg_handle_" "in graveyard_run"
             --or "handle check FAILED" "handle reads untracked")
         how="ASan heap-use-after-free through a handle, or the handle check" ;;
+    exit_after_destroy)
+        san=address type=RelWithDebInfo check=exits
+        catch=("ERROR: AddressSanitizer: SEGV" "in hand_back"
+            --or "exits check FAILED" "wrote to the destroyed registry")
+        how="ASan SEGV in the hand-back, or the exits check" ;;
     esac
 
     echo "== planted $plant: building $dir"

@@ -70,6 +70,9 @@ struct cfg {
 
     /* handles: the exchange check with readers through handles. */
     unsigned h_rounds, h_extra; /* rounds; threads churning extra ids */
+
+    /* exits: threads exiting beside and after portreg_destroy(). */
+    unsigned q_rounds, q_threads;
 };
 
 /* splitmix64: seeds every thread's generator from (run seed, stream). */
@@ -154,6 +157,7 @@ unsigned check_iterinsert(const struct cfg *cfg);
 unsigned check_waiters(const struct cfg *cfg);
 unsigned check_eventfd(const struct cfg *cfg);
 unsigned check_handles(const struct cfg *cfg);
+unsigned check_exits(const struct cfg *cfg);
 
 /* Sleeps for ns nanoseconds: for pacing samplers and watchdogs, never to
  * order threads. */

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -328,4 +329,122 @@ Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
     cr_assert_eq(w.rc, 0, "%s with a stale state", portreg_err_name(w.rc));
     cr_assert_eq(w.state.status, PORTREG_BOUND);
     cr_assert_eq(w.state.port, 4444);
+}
+
+/* ---- threads that exit beside portreg_destroy() ---- */
+
+TestSuite(thread_exit, .timeout = 60);
+
+struct late_exiter {
+    portreg_t *r;
+    pthread_barrier_t *attached, *destroyed;
+    int rc;
+    bool linked;
+};
+
+static void *attach_and_exit_after_destroy(void *arg)
+{
+    struct late_exiter *x = arg;
+    x->rc = portreg_thread_attach(x->r);
+    x->linked = portreg__epoch_link_of(&x->r->epoch) != NULL;
+    pthread_barrier_wait(x->attached);
+    pthread_barrier_wait(x->destroyed);
+    /* What this thread's exit runs, now that the registry is gone. */
+    portreg__epoch_thread_exit(NULL);
+    return NULL;
+}
+
+/* Review of 0.3 (third round): a registry's own pthread key gave an
+ * exiting thread's record back, and destroy deleted the key and freed the
+ * records; a thread whose exit had already fetched its record from the key
+ * then unregistered freed memory (the old destructor called on the old
+ * key's value after destroy: a use after free under ASan). Now the exit
+ * goes through the thread's link and the registry's anchor, which outlive
+ * the registry, and leaves the record alone. */
+Test(thread_exit, an_exit_that_runs_after_destroy_leaves_the_registry_alone)
+{
+    struct counting c;
+    portreg_options_t o;
+    counting_options(&c, &o);
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    pthread_barrier_t attached, destroyed;
+    pthread_barrier_init(&attached, NULL, 2);
+    pthread_barrier_init(&destroyed, NULL, 2);
+    struct late_exiter x = {r, &attached, &destroyed, -1, false};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, attach_and_exit_after_destroy, &x), 0);
+    pthread_barrier_wait(&attached);
+    struct epoch_anchor *a = r->epoch.anchor;
+    atomic_fetch_add(&a->refs, 1); /* ours: the anchor stays readable */
+    c.quarantine = true;           /* the freed record keeps its bytes */
+    portreg_destroy(r);
+    cr_assert(counting_is_empty(&c), "destroy left %lld blocks of the registry",
+              (long long)atomic_load(&c.live_blocks));
+    pthread_barrier_wait(&destroyed);
+    pthread_join(t, NULL);
+    cr_assert_eq(x.rc, 0);
+    cr_assert(x.linked, "the thread's record was not on its list");
+    cr_assert_eq(atomic_load(&c.bad_frees), 0u);
+    cr_assert(counting_quarantine_intact(&c), "the exit wrote to the destroyed registry");
+    /* The exit dropped the thread's link and its reference. */
+    cr_assert_eq(atomic_load(&a->refs), 1, "%zu references left", atomic_load(&a->refs));
+    free(a);
+}
+
+static void *destroy_on_a_thread(void *arg)
+{
+    portreg_destroy(arg);
+    return NULL;
+}
+
+/* The other order: a thread's exit saw the registry alive and is handing
+ * its record back when destroy begins; destroy must free nothing until the
+ * hand-back is over (it unregisters the record, inside the registry). */
+Test(thread_exit, destroy_waits_for_a_hand_back_in_progress)
+{
+    struct counting c;
+    portreg_options_t o;
+    counting_options(&c, &o);
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    cr_assert_eq(portreg_register(r, ID("svc"), 8080, NULL), 0);
+    cr_assert_eq(portreg_thread_attach(r), 0);
+    struct epoch_anchor *a = r->epoch.anchor;
+    atomic_fetch_add(&a->refs, 1);
+    /* A hand-back that has seen the registry alive (hand_back()'s first
+     * step), held open by this test. */
+    atomic_fetch_add(&a->exiting, 1);
+    int64_t blocks = atomic_load(&c.live_blocks);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, destroy_on_a_thread, r), 0);
+    while (!atomic_load(&a->dead))
+        sched_yield();
+    /* destroy has begun; with a hand-back open it frees nothing. */
+    cr_assert_eq(atomic_load(&c.live_blocks), blocks, "destroy freed memory under a hand-back");
+    atomic_fetch_sub(&a->exiting, 1);
+    pthread_join(t, NULL);
+    cr_assert(counting_is_empty(&c));
+    /* Ours and this thread's link (it outlived the registry). */
+    cr_assert_eq(atomic_load(&a->refs), 2);
+    atomic_fetch_sub(&a->refs, 1);
+}
+
+/* A thread that outlives registries keeps a link to each until its next
+ * first call on a registry, which drops the links to dead ones. */
+Test(thread_exit, links_to_destroyed_registries_are_dropped_on_the_next_first_call)
+{
+    portreg_t *old = portreg_create(NULL);
+    cr_assert_not_null(old);
+    cr_assert_eq(portreg_thread_attach(old), 0);
+    struct epoch_anchor *a = old->epoch.anchor;
+    atomic_fetch_add(&a->refs, 1);
+    portreg_destroy(old);
+    cr_assert_eq(atomic_load(&a->refs), 2, "the thread's link went with the registry");
+    portreg_t *r = portreg_create(NULL);
+    cr_assert_not_null(r);
+    cr_assert_eq(portreg_thread_attach(r), 0);
+    cr_assert_eq(atomic_load(&a->refs), 1, "the link to the destroyed registry is still held");
+    free(a);
+    portreg_destroy(r);
 }

@@ -424,3 +424,55 @@ Test(robustness, a_forked_child_frees_deferred_memory_on_its_own)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "the child still had deferred memory after 5 s");
 }
+
+/* ---- threads that exit while the registry is destroyed ---- */
+
+#define EXITERS 8
+
+struct exiting_user {
+    portreg_t *r;
+    pthread_barrier_t *go;
+    bool found;
+};
+
+static void *use_then_exit(void *arg)
+{
+    struct exiting_user *u = arg;
+    uint16_t port = 0;
+    u->found = portreg_lookup(u->r, ID("svc"), &port) && port == 8080;
+    pthread_barrier_wait(u->go);
+    return NULL; /* the exit hands the record back beside the destroy */
+}
+
+/* The header lets threads that used a registry exit at any time, also while
+ * it is destroyed: a Rust Arc dropped by one thread as another exits does
+ * exactly that. Under ASan and TSan this overlaps the two for real; the
+ * deterministic orders are in test_internals.c (thread_exit). */
+Test(robustness, threads_may_exit_while_the_registry_is_destroyed)
+{
+    for (int round = 0; round < 200; round++) {
+        struct counting c;
+        portreg_options_t o;
+        counting_options(&c, &o);
+        portreg_t *r = portreg_create(&o);
+        cr_assert_not_null(r);
+        cr_assert_eq(portreg_register(r, ID("svc"), 8080, NULL), 0);
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, EXITERS + 1);
+        struct exiting_user u[EXITERS];
+        pthread_t t[EXITERS];
+        for (int i = 0; i < EXITERS; i++) {
+            u[i] = (struct exiting_user){r, &go, false};
+            cr_assert_eq(pthread_create(&t[i], NULL, use_then_exit, &u[i]), 0);
+        }
+        pthread_barrier_wait(&go);
+        portreg_destroy(r);
+        for (int i = 0; i < EXITERS; i++) {
+            pthread_join(t[i], NULL);
+            cr_assert(u[i].found, "round %d, thread %d: lookup failed", round, i);
+        }
+        pthread_barrier_destroy(&go);
+        cr_assert(counting_is_empty(&c), "round %d: the registry's memory leaked", round);
+        cr_assert_eq(atomic_load(&c.bad_frees), 0u);
+    }
+}

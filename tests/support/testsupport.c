@@ -9,8 +9,9 @@ struct block {
     uint64_t tag;
 };
 _Static_assert(sizeof(struct block) == 16, "keeps malloc's 16-byte alignment");
-#define TAG_LIVE UINT64_C(0x706f72747265676c)
-#define TAG_DEAD UINT64_C(0x6465616464656164)
+#define TAG_LIVE        UINT64_C(0x706f72747265676c)
+#define TAG_DEAD        UINT64_C(0x6465616464656164)
+#define QUARANTINE_BYTE 0xdb
 
 static void *counting_alloc(void *ctx, size_t size)
 {
@@ -47,7 +48,34 @@ static void counting_free(void *ctx, void *ptr, size_t size)
     b->tag = TAG_DEAD;
     atomic_fetch_sub_explicit(&c->live_bytes, (int64_t)size, memory_order_relaxed);
     atomic_fetch_sub_explicit(&c->live_blocks, 1, memory_order_relaxed);
-    free(b);
+    if (!c->quarantine) {
+        free(b);
+        return;
+    }
+    /* Kept: the pattern shows a later write; the tag links the list (and
+     * is no longer TAG_LIVE, so a second free counts as bad). */
+    memset(b + 1, QUARANTINE_BYTE, size);
+    void *head = atomic_load_explicit(&c->quarantined, memory_order_relaxed);
+    do
+        b->tag = (uint64_t)(uintptr_t)head;
+    while (!atomic_compare_exchange_weak_explicit(&c->quarantined, &head, b, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+bool counting_quarantine_intact(struct counting *c)
+{
+    bool intact = true;
+    /* acquire: pairs with the release push; the blocks' bytes are ours. */
+    struct block *b = atomic_exchange_explicit(&c->quarantined, NULL, memory_order_acquire);
+    while (b != NULL) {
+        struct block *next = (struct block *)(uintptr_t)b->tag;
+        const unsigned char *p = (const unsigned char *)(b + 1);
+        for (size_t i = 0; i < b->size; i++)
+            intact &= p[i] == QUARANTINE_BYTE;
+        free(b);
+        b = next;
+    }
+    return intact;
 }
 
 void counting_install(struct counting *c, portreg_options_t *opts)

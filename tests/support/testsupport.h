@@ -30,6 +30,12 @@ struct counting {
      * with no more failures); 0: none fails. */
     _Atomic long fail_countdown;
     _Atomic long failures; /* allocations failed on purpose */
+    /* true: freed blocks are not given back but filled with a pattern and
+     * kept, so that counting_quarantine_intact() can tell whether anything
+     * wrote to them after the free, also code ASan does not instrument
+     * (libck). */
+    bool quarantine;
+    _Atomic(void *) quarantined; /* the kept blocks, a list */
 };
 
 /* Zeroes the score and points opts (initialised to the defaults) at c. */
@@ -40,5 +46,9 @@ void counting_install(struct counting *c, portreg_options_t *opts);
 
 /* Nothing allocated is left and every free named its block and size. */
 bool counting_is_empty(struct counting *c);
+
+/* True if no quarantined block was written since its free; then gives
+ * them all back. Call once no thread can touch them any more. */
+bool counting_quarantine_intact(struct counting *c);
 
 #endif

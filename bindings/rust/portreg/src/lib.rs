@@ -335,10 +335,10 @@ pub struct Entry<'it> {
 /// wait for.
 ///
 /// # Dropping
-/// Join (or scope) every thread that used the registry before the last
-/// reference to it goes away: the C library requires that no such thread is
-/// in the middle of exiting while the registry is destroyed, and the type
-/// system cannot see thread exit.
+/// The last reference may go away on any thread, also while other threads
+/// that used the registry are exiting: the C library lets a thread's exit
+/// overlap the destroy (it hands its epoch record back through a link of
+/// its own that outlives the registry).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -884,8 +884,8 @@ impl Drop for Registry {
     fn drop(&mut self) {
         // SAFETY: we own the registry exclusively (no &self borrow, Iter or
         // Handle can be alive: they borrow it); it came from portreg_create
-        // and is destroyed once. See the README for the one condition Rust
-        // cannot check: no thread that used it may be exiting right now.
+        // and is destroyed once. Threads that used it may be exiting right
+        // now: the C library allows that.
         unsafe { sys::portreg_destroy(self.raw()) }
     }
 }

@@ -384,3 +384,33 @@ fn iteration_under_growth_and_compaction_keeps_its_guarantees() {
     });
     assert!(reg.stats().unwrap().compactions > 0);
 }
+
+/// The last `Arc` may be dropped on one thread while the others that used
+/// the registry are exiting: the C library lets their exit (which hands
+/// each thread's epoch record back) overlap the destroy. Under valgrind
+/// (run-tests.sh) a hand-back into a freed registry is an invalid write.
+#[test]
+fn last_reference_dropped_while_other_threads_exit() {
+    for _ in 0..50 {
+        let reg = Arc::new(Registry::new().unwrap());
+        reg.register("svc", 8080).unwrap();
+        let go = Arc::new(Barrier::new(9));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let reg = Arc::clone(&reg);
+                let go = Arc::clone(&go);
+                std::thread::spawn(move || {
+                    let port = reg.lookup("svc");
+                    drop(reg);
+                    go.wait();
+                    port // the thread exits right after the barrier
+                })
+            })
+            .collect();
+        go.wait();
+        drop(reg); // the last reference: destroy, beside the exits
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Some(8080));
+        }
+    }
+}
