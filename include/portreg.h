@@ -17,6 +17,13 @@
  *   record (about 256 bytes); it is recycled when the thread exits.
  *   portreg_thread_attach() does that step up front and reports failure.
  *   Threads may exit at any time, also while the registry is destroyed.
+ *   A first call made from a thread-specific-data destructor while the
+ *   thread exits is given back only if that destructor runs before glibc's
+ *   last round of destructors (PTHREAD_DESTRUCTOR_ITERATIONS); otherwise
+ *   the record stays registered until portreg_destroy().
+ * - The shared library stays loaded once loaded (it is linked with
+ *   -z nodelete): a thread that used a registry runs the library's exit
+ *   handler when it exits, also after dlclose().
  * - portreg_lookup() and portreg_get() are wait-free: no lock, no
  *   allocation (after the thread's first call), no system call, and no loop
  *   that a concurrent writer can make repeat. A lookup hashes the id and
@@ -59,6 +66,10 @@
  *   thread of the parent was inside a call that holds the writer lock at
  *   the moment of the fork, as with any lock; the reclaim thread does not
  *   survive the fork, and the child starts its own on its next deferral.
+ *   Threads of the parent that were exiting are forgotten. One that was
+ *   inside a lookup or an iteration stays inside it in the child, where it
+ *   holds back every later grace period: deferred memory then waits for
+ *   portreg_destroy() (a child that execs at once is not affected).
  *   An open iteration holds back every grace period that starts after it:
  *   keep iterations short.
  *
@@ -261,8 +272,8 @@ PORTREG_API void portreg_options_init(portreg_options_t *opts);
 
 /* Creates an empty registry; opts NULL means defaults. Returns NULL and sets
  * errno (ENOMEM, EINVAL, or EAGAIN when the process has no thread-specific
- * key left for the library's one key, which the first successful create
- * makes and nothing deletes) on failure. Not thread-safe with respect to the registry it
+ * key left for the library's one key, which the first create makes and
+ * nothing deletes) on failure. Not thread-safe with respect to the registry it
  * creates (nobody else can see it yet). */
 PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
 
@@ -271,7 +282,8 @@ PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
  * it (a thread whose exit is handing its epoch record back as destroy
  * begins delays it by those few stores); a thread that outlives reg keeps
  * a 24-byte link to it, in malloc's memory, until it exits or next makes a
- * first call on some registry. NULL is a no-op. */
+ * first call on some registry. Any number of registries may live at once;
+ * a thread finds its record in any of them in one step. NULL is a no-op. */
 PORTREG_API void portreg_destroy(portreg_t *reg);
 
 /* Sets up the calling thread's epoch record now instead of on its first

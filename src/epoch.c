@@ -56,9 +56,13 @@
  *    gives it back and the next new thread recycles it, so thousands of
  *    short-lived threads share a handful of records. All records are
  *    freed at destroy, including those of threads that are still running.
- *    A thread finds its records through a list of links of its own
- *    (struct epoch_link, malloc'd), and one process-wide pthread key, made
- *    once and never deleted, runs hand_back() on each link at its exit.
+ *    A thread finds its records through links of its own (struct
+ *    epoch_link, malloc'd; in an array indexed by the registry's slot
+ *    number, so that a thread using many registries finds each in one
+ *    step), and one process-wide pthread key, made once and never deleted,
+ *    runs hand_back() on each link at its exit. (The library is linked
+ *    with -z nodelete: that destructor is its code, which dlclose() must
+ *    not unmap while threads that used it live.)
  *    Exit and destroy may overlap, and neither waits for the other except
  *    for the few stores of one hand-back:
  *    - The link names the registry's anchor (struct epoch_anchor), which
@@ -73,6 +77,9 @@
  *    - A thread that outlives a registry keeps its link (24 bytes) and a
  *      reference to the anchor until it exits or its next first call on
  *      some registry, which drops links to dead anchors.
+ *    - fork(): a thread that was inside hand_back() in the parent does not
+ *      exist in the child; the child's fork handler clears every live
+ *      anchor's exiting count, or destroy would wait for it forever.
  *    A per-registry key would be simpler, but destroy would have to delete
  *    it, and a thread whose exit had already fetched its record from the
  *    key could then run the destructor on memory destroy just freed.
@@ -99,46 +106,110 @@
 #define RECLAIM_TICK_MS     10
 #define RECLAIM_TICK_MAX_MS 160
 
-/* fork() leaves the child without the reclaim thread: a process-wide
+/* Process-wide state (point 5), under registries_lock: the exit key, the
+ * live registries' anchors (so that a forked child can forget hand-backs
+ * that threads it does not have were making) and the registries' slot
+ * numbers (the index of a registry's link in each thread's array). fork()
+ * takes the lock around itself, so the child finds the list whole. */
+static pthread_mutex_t registries_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t exit_key;
+static bool exit_key_made;
+static struct epoch_anchor *live_anchors;
+static uint64_t *slots_used; /* bitmap of slot numbers */
+static size_t slots_words;
+
+/* fork() also leaves the child without the reclaim thread: a process-wide
  * generation, bumped in the child, tells each registry its thread is gone
  * (it starts a new one on its next defer). */
 static _Atomic unsigned fork_generation;
 
+static void before_fork(void)
+{
+    pthread_mutex_lock(&registries_lock);
+}
+
+static void after_fork_in_parent(void)
+{
+    pthread_mutex_unlock(&registries_lock);
+}
+
 static void after_fork_in_child(void)
 {
+    /* Only the forking thread lives here, and it is not inside a
+     * hand-back: a count raised by a thread that was exiting in the parent
+     * would make destroy wait for it forever. relaxed: one thread. */
+    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next)
+        atomic_store_explicit(&a->exiting, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+    pthread_mutex_init(&registries_lock, NULL);
 }
 
 static void install_fork_hook(void)
 {
-    pthread_atfork(NULL, NULL, after_fork_in_child);
+    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
 }
 
 _Thread_local struct epoch_cache portreg__epoch_tls;
 
-/* The calling thread's links (point 5), newest first. */
+/* The calling thread's links (point 5), newest first, and the same links
+ * by their registry's slot number, for a lookup that does not walk. */
 static _Thread_local struct epoch_link *thread_links __attribute__((tls_model("initial-exec")));
+static _Thread_local struct epoch_link **thread_slots __attribute__((tls_model("initial-exec")));
+static _Thread_local size_t thread_nslots __attribute__((tls_model("initial-exec")));
 
-/* The one process-wide key whose destructor runs a thread's hand-backs.
- * Made by the first portreg_create() that succeeds; never deleted. */
-static pthread_mutex_t exit_key_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_key_t exit_key;
-static _Atomic bool exit_key_made;
-
-static int exit_key_make(void)
+/* A new registry joins the process-wide state: the exit key (made by the
+ * first registry, never deleted), a slot number, the list of anchors. */
+static int registry_join(struct epoch_anchor *a)
 {
-    /* acquire: pairs with the release below; then exit_key is readable. */
-    if (atomic_load_explicit(&exit_key_made, memory_order_acquire))
-        return 0;
-    pthread_mutex_lock(&exit_key_lock);
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_hook);
+    pthread_mutex_lock(&registries_lock);
     int err = 0;
-    if (!atomic_load_explicit(&exit_key_made, memory_order_relaxed)) {
+    if (!exit_key_made) {
         err = pthread_key_create(&exit_key, portreg__epoch_thread_exit);
-        if (err == 0)
-            atomic_store_explicit(&exit_key_made, true, memory_order_release);
+        if (err != 0)
+            goto out;
+        exit_key_made = true;
     }
-    pthread_mutex_unlock(&exit_key_lock);
+    size_t w = 0;
+    while (w < slots_words && slots_used[w] == UINT64_MAX)
+        w++;
+    if (w == slots_words) {
+        size_t n = slots_words != 0 ? 2 * slots_words : 1;
+        uint64_t *grown = realloc(slots_used, n * sizeof *grown);
+        if (grown == NULL) {
+            err = ENOMEM;
+            goto out;
+        }
+        memset(grown + slots_words, 0, (n - slots_words) * sizeof *grown);
+        slots_used = grown;
+        slots_words = n;
+    }
+    unsigned bit = (unsigned)__builtin_ctzll(~slots_used[w]);
+    slots_used[w] |= UINT64_C(1) << bit;
+    a->slot = w * 64 + bit;
+    a->prev = NULL;
+    a->next = live_anchors;
+    if (live_anchors != NULL)
+        live_anchors->prev = a;
+    live_anchors = a;
+out:
+    pthread_mutex_unlock(&registries_lock);
     return err;
+}
+
+/* The registry leaves it; its slot number is free for the next one. */
+static void registry_leave(struct epoch_anchor *a)
+{
+    pthread_mutex_lock(&registries_lock);
+    slots_used[a->slot / 64] &= ~(UINT64_C(1) << (a->slot % 64));
+    if (a->prev != NULL)
+        a->prev->next = a->next;
+    else
+        live_anchors = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    pthread_mutex_unlock(&registries_lock);
 }
 
 static void anchor_put(struct epoch_anchor *a)
@@ -401,26 +472,26 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     dom->head = NULL;
     dom->tail = &dom->head;
     dom->want_thread = thread;
-    int err = exit_key_make();
-    if (err != 0)
-        return err;
     dom->anchor = malloc(sizeof *dom->anchor);
     if (dom->anchor == NULL)
         return ENOMEM;
     atomic_init(&dom->anchor->refs, 1);
     atomic_init(&dom->anchor->exiting, 0);
     atomic_init(&dom->anchor->dead, false);
-    err = pthread_mutex_init(&dom->lock, NULL);
+    int err = pthread_mutex_init(&dom->lock, NULL);
     if (err != 0)
         goto fail_mutex;
     err = wake_init(dom);
     if (err != 0)
         goto fail_cond;
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, install_fork_hook);
+    err = registry_join(dom->anchor);
+    if (err != 0)
+        goto fail_join;
     atomic_init(&dom->fork_seen, atomic_load_explicit(&fork_generation, memory_order_relaxed));
     return 0;
 
+fail_join:
+    pthread_cond_destroy(&dom->wake);
 fail_cond:
     pthread_mutex_destroy(&dom->lock);
 fail_mutex:
@@ -464,6 +535,7 @@ void portreg__epoch_fini(struct portreg *reg)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     pthread_cond_destroy(&dom->wake);
     pthread_mutex_destroy(&dom->lock);
+    registry_leave(a);
     anchor_put(a);
 }
 
@@ -530,9 +602,11 @@ static void backoff(unsigned *round)
 
 struct epoch_link *portreg__epoch_link_of(const struct epoch_domain *dom)
 {
-    for (struct epoch_link *l = thread_links; l != NULL; l = l->next)
-        if (l->anchor == dom->anchor)
-            return l;
+    size_t i = dom->anchor->slot;
+    /* A link in the slot may be to a destroyed registry whose number this
+     * one reuses: its anchor is another (it lives while the link does). */
+    if (i < thread_nslots && thread_slots[i] != NULL && thread_slots[i]->anchor == dom->anchor)
+        return thread_slots[i];
     return NULL;
 }
 
@@ -610,6 +684,8 @@ static void prune_links(void)
         /* acquire: pairs with destroy's store; the anchor is ours to read. */
         if (atomic_load_explicit(&l->anchor->dead, memory_order_acquire)) {
             *p = l->next;
+            if (l->anchor->slot < thread_nslots && thread_slots[l->anchor->slot] == l)
+                thread_slots[l->anchor->slot] = NULL;
             anchor_put(l->anchor);
             free(l);
         } else {
@@ -625,6 +701,18 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
 
     if (l == NULL) {
         prune_links();
+        size_t slot = dom->anchor->slot;
+        if (slot >= thread_nslots) {
+            size_t n = thread_nslots != 0 ? 2 * thread_nslots : 8;
+            while (n <= slot)
+                n *= 2;
+            struct epoch_link **grown = realloc(thread_slots, n * sizeof *grown);
+            if (grown == NULL)
+                return NULL;
+            memset(grown + thread_nslots, 0, (n - thread_nslots) * sizeof *grown);
+            thread_slots = grown;
+            thread_nslots = n;
+        }
         l = malloc(sizeof *l);
         if (l == NULL)
             return NULL;
@@ -652,6 +740,7 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
         l->anchor = dom->anchor;
         l->next = thread_links;
         thread_links = l;
+        thread_slots[slot] = l;
     }
     portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, l->r};
     return l->r;
@@ -665,6 +754,9 @@ void portreg__epoch_thread_exit(void *unused)
     (void)unused;
     struct epoch_link *l = thread_links;
     thread_links = NULL;
+    free(thread_slots);
+    thread_slots = NULL;
+    thread_nslots = 0;
     portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     while (l != NULL) {
         struct epoch_link *next = l->next;

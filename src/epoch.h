@@ -49,9 +49,11 @@ struct epoch_record {
  * malloc's memory, not the registry's allocator) until the registry and
  * every thread tied to it have let go. epoch.c explains the hand-back. */
 struct epoch_anchor {
-    _Atomic size_t refs;      /* the registry's, plus one per link */
-    _Atomic unsigned exiting; /* threads handing a record back right now */
-    _Atomic bool dead;        /* portreg_destroy() has begun */
+    _Atomic size_t refs;              /* the registry's, plus one per link */
+    _Atomic unsigned exiting;         /* threads handing a record back right now */
+    _Atomic bool dead;                /* portreg_destroy() has begun */
+    size_t slot;                      /* the registry's index in each thread's links */
+    struct epoch_anchor *prev, *next; /* live registries, for fork (epoch.c) */
 };
 
 /* A thread's tie to one registry, on the thread's own list: malloc'd,

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Before fixture.h, whose global `reg` the internal headers' parameters
  * would shadow. */
@@ -447,4 +449,28 @@ Test(thread_exit, links_to_destroyed_registries_are_dropped_on_the_next_first_ca
     cr_assert_eq(atomic_load(&a->refs), 1, "the link to the destroyed registry is still held");
     free(a);
     portreg_destroy(r);
+}
+
+/* Review of 0.3 (third round, 2): a thread of the parent inside its exit's
+ * hand-back at fork() left the child's anchor counting it, and the child's
+ * destroy waited forever for a thread the child does not have. */
+Test(thread_exit, a_child_destroys_though_a_parent_thread_was_handing_back)
+{
+    portreg_t *r = portreg_create(NULL);
+    cr_assert_not_null(r);
+    struct epoch_anchor *a = r->epoch.anchor;
+    atomic_fetch_add(&a->exiting, 1); /* a parent thread inside hand_back() */
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        alarm(10); /* a destroy that waits forever dies of SIGALRM */
+        portreg_destroy(r);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    atomic_fetch_sub(&a->exiting, 1);
+    portreg_destroy(r);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the child's destroy did not return (status %#x)", status);
 }

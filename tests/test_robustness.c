@@ -4,11 +4,13 @@
  * public API) and fails on that code. tests/test_internals.c holds the
  * ones that need a hand inside the table.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -475,4 +477,36 @@ Test(robustness, threads_may_exit_while_the_registry_is_destroyed)
         cr_assert(counting_is_empty(&c), "round %d: the registry's memory leaked", round);
         cr_assert_eq(atomic_load(&c.bad_frees), 0u);
     }
+}
+
+/* Registries no longer take a pthread key each: more than PTHREAD_KEYS_MAX
+ * (1024 on glibc) live at once, and one thread switching among them finds
+ * its record in each, also in registries that reuse the slot numbers of
+ * destroyed ones it had used. */
+Test(robustness, more_registries_than_pthread_keys)
+{
+    enum { N = 1500 };
+    portreg_t **r = calloc(N, sizeof *r);
+    cr_assert_not_null(r);
+    for (int i = 0; i < N; i++) {
+        r[i] = portreg_create(NULL);
+        cr_assert_not_null(r[i], "registry %d: %s", i, strerror(errno));
+        cr_assert_eq(portreg_register(r[i], ID("svc"), (uint16_t)(1000 + i), NULL), 0);
+    }
+    for (int i = 0; i < N; i += 2) {
+        portreg_destroy(r[i]);
+        r[i] = portreg_create(NULL);
+        cr_assert_not_null(r[i]);
+        cr_assert_eq(portreg_register(r[i], ID("svc"), (uint16_t)(30000 + i), NULL), 0);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            uint16_t port = 0;
+            cr_assert(portreg_lookup(r[i], ID("svc"), &port), "registry %d lost its id", i);
+            cr_assert_eq(port, (uint16_t)(i % 2 == 0 ? 30000 + i : 1000 + i));
+        }
+    }
+    for (int i = 0; i < N; i++)
+        portreg_destroy(r[i]);
+    free(r);
 }
