@@ -22,6 +22,17 @@ static inline void registry_teardown(void)
     portreg_destroy(reg);
 }
 
+/* A registry of the test's own whose every allocation goes through c
+ * (zeroed first; see testsupport.h). */
+static inline portreg_t *counted_registry(struct counting *c)
+{
+    portreg_options_t o;
+    counting_options(c, &o);
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    return r;
+}
+
 /* The state of id, asserting that get succeeds. */
 static inline portreg_state_t state_of(const char *id, size_t len)
 {

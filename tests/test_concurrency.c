@@ -1,6 +1,5 @@
 /* A first multithreaded check: readers, writers and untrack churn at once,
  * checking the values every thread sees (the stress/ harness goes further). */
-#include <criterion/criterion.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -8,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "portreg.h"
-#include "testsupport.h"
+#include "fixture.h"
 
 #define HOT       8   /* ids every writer re-registers */
 #define STABLE    256 /* ids registered up front, never untracked */
@@ -19,7 +17,6 @@
 #define ROUNDS    10
 #define SPAN      8000
 
-static portreg_t *reg;
 static atomic_int stop;
 static atomic_long progress[WRITERS]; /* last seq each writer completed */
 static atomic_int readers_running;    /* writers start once all readers read */
@@ -197,16 +194,6 @@ Test(concurrency, readers_see_written_ports_while_writers_and_churn_run, .timeou
 /* Counts the registry's live allocations. */
 static struct counting counted;
 
-/* A registry whose every allocation goes through the counters above. */
-static portreg_t *create_counted(void)
-{
-    portreg_options_t o;
-    counting_options(&counted, &o);
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    return r;
-}
-
 static void *short_lived(void *arg)
 {
     long i = (long)(intptr_t)arg;
@@ -220,7 +207,7 @@ static void *short_lived(void *arg)
 
 Test(concurrency, thousands_of_short_lived_threads_reuse_epoch_records, .timeout = 120)
 {
-    reg = create_counted();
+    reg = counted_registry(&counted);
     const int batch = 8, batches = 400;
     long after_first = 0;
     for (long i = 0; i < 16; i++)
@@ -259,7 +246,7 @@ static void *reader_until_stop(void *arg)
 
 Test(concurrency, churn_of_distinct_ids_keeps_memory_flat, .timeout = 120)
 {
-    reg = create_counted();
+    reg = counted_registry(&counted);
     atomic_store(&stop, 0);
     cr_assert_eq(portreg_register(reg, "anchor", 6, 1, NULL), 0);
     pthread_t r[2];

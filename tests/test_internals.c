@@ -366,10 +366,7 @@ static void *attach_and_exit_after_destroy(void *arg)
 Test(thread_exit, an_exit_that_runs_after_destroy_leaves_the_registry_alone)
 {
     struct counting c;
-    portreg_options_t o;
-    counting_options(&c, &o);
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
+    portreg_t *r = counted_registry(&c);
     pthread_barrier_t attached, destroyed;
     pthread_barrier_init(&attached, NULL, 2);
     pthread_barrier_init(&destroyed, NULL, 2);
@@ -406,10 +403,7 @@ static void *destroy_on_a_thread(void *arg)
 Test(thread_exit, destroy_waits_for_a_hand_back_in_progress)
 {
     struct counting c;
-    portreg_options_t o;
-    counting_options(&c, &o);
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
+    portreg_t *r = counted_registry(&c);
     cr_assert_eq(portreg_register(r, ID("svc"), 8080, NULL), 0);
     cr_assert_eq(portreg_thread_attach(r), 0);
     struct epoch_anchor *a = r->epoch.anchor;

@@ -454,10 +454,7 @@ Test(robustness, threads_may_exit_while_the_registry_is_destroyed)
 {
     for (int round = 0; round < 200; round++) {
         struct counting c;
-        portreg_options_t o;
-        counting_options(&c, &o);
-        portreg_t *r = portreg_create(&o);
-        cr_assert_not_null(r);
+        portreg_t *r = counted_registry(&c);
         cr_assert_eq(portreg_register(r, ID("svc"), 8080, NULL), 0);
         pthread_barrier_t go;
         pthread_barrier_init(&go, NULL, EXITERS + 1);
