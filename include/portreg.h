@@ -20,10 +20,13 @@
  *   A first call made from a thread-specific-data destructor while the
  *   thread exits is given back only if that destructor runs before glibc's
  *   last round of destructors (PTHREAD_DESTRUCTOR_ITERATIONS); otherwise
- *   the record stays registered until portreg_destroy().
- * - The shared library stays loaded once loaded (it is linked with
- *   -z nodelete): a thread that used a registry runs the library's exit
- *   handler when it exits, also after dlclose().
+ *   the record stays registered until portreg_destroy() and the thread's
+ *   link to the registry (a few dozen bytes) is never freed.
+ * - The library stays loaded once loaded: a thread that used a registry
+ *   runs the library's exit handler when it exits, also after dlclose().
+ *   The shared library is linked with -z nodelete, and the static one
+ *   asks for it (pkg-config --static, or the CMake target
+ *   portreg::portreg_static) in whatever shared object it goes into.
  * - portreg_lookup() and portreg_get() are wait-free: no lock, no
  *   allocation (after the thread's first call), no system call, and no loop
  *   that a concurrent writer can make repeat. A lookup hashes the id and
@@ -69,7 +72,12 @@
  *   Threads of the parent that were exiting are forgotten. One that was
  *   inside a lookup or an iteration stays inside it in the child, where it
  *   holds back every later grace period: deferred memory then waits for
- *   portreg_destroy() (a child that execs at once is not affected).
+ *   portreg_destroy() (a child that execs at once is not affected). The
+ *   library registers its fork handlers when it is loaded, and they hold
+ *   a lock of its own across the fork: fork handlers registered after
+ *   that may create and destroy registries; ones registered before it
+ *   (the library dlopen()ed later) must not, nor may a thread that holds
+ *   a lock such a handler takes.
  *   An open iteration holds back every grace period that starts after it:
  *   keep iterations short.
  *
@@ -281,8 +289,8 @@ PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
  * running or start. Threads that used reg may exit before, during or after
  * it (a thread whose exit is handing its epoch record back as destroy
  * begins delays it by those few stores); a thread that outlives reg keeps
- * a 24-byte link to it, in malloc's memory, until it exits or next makes a
- * first call on some registry. Any number of registries may live at once;
+ * a link to it (a few dozen bytes of malloc's memory) until it exits or
+ * next makes a first call on some registry. Any number of registries may live at once;
  * a thread finds its record in any of them in one step. NULL is a no-op. */
 PORTREG_API void portreg_destroy(portreg_t *reg);
 

@@ -144,9 +144,35 @@ static void after_fork_in_child(void)
     pthread_mutex_init(&registries_lock, NULL);
 }
 
-static void install_fork_hook(void)
+/* Registered when the library is loaded, before any fork handler the
+ * program registers later: prepare handlers run in reverse order of
+ * registration and the others in order, so ours takes the lock after the
+ * program's prepare handlers have taken theirs (a thread holding one of
+ * their locks may be creating a registry), and the child's is released
+ * before the program's child handlers run (they may create or destroy). */
+static _Atomic bool fork_hook_installed;
+static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER; /* not taken by fork */
+
+__attribute__((constructor)) static void install_fork_hook(void)
 {
-    pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
+    bool ok = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0;
+    atomic_store_explicit(&fork_hook_installed, ok, memory_order_relaxed);
+}
+
+/* Out of memory at load time: registers the handlers now, late but better
+ * than a child whose destroy may wait forever. Not under registries_lock:
+ * fork() runs the prepare handler, which takes it, under glibc's own
+ * lock, which pthread_atfork() takes too. */
+static int fork_hook_retry(void)
+{
+    if (LIKELY(atomic_load_explicit(&fork_hook_installed, memory_order_relaxed)))
+        return 0;
+    pthread_mutex_lock(&fork_hook_lock);
+    if (!atomic_load_explicit(&fork_hook_installed, memory_order_relaxed) &&
+        pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0)
+        atomic_store_explicit(&fork_hook_installed, true, memory_order_relaxed);
+    pthread_mutex_unlock(&fork_hook_lock);
+    return atomic_load_explicit(&fork_hook_installed, memory_order_relaxed) ? 0 : ENOMEM;
 }
 
 _Thread_local struct epoch_cache portreg__epoch_tls;
@@ -161,10 +187,10 @@ static _Thread_local size_t thread_nslots __attribute__((tls_model("initial-exec
  * first registry, never deleted), a slot number, the list of anchors. */
 static int registry_join(struct epoch_anchor *a)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, install_fork_hook);
+    int err = fork_hook_retry();
+    if (err != 0)
+        return err;
     pthread_mutex_lock(&registries_lock);
-    int err = 0;
     if (!exit_key_made) {
         err = pthread_key_create(&exit_key, portreg__epoch_thread_exit);
         if (err != 0)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -506,4 +507,116 @@ Test(robustness, more_registries_than_pthread_keys)
     for (int i = 0; i < N; i++)
         portreg_destroy(r[i]);
     free(r);
+}
+
+/* ---- fork handlers that use the library ---- */
+
+/* No fixture: the first portreg_create() of the process must come after
+ * the test's own pthread_atfork(), as in a program that registers its
+ * handlers at start-up. */
+TestSuite(fork_handlers, .timeout = 60);
+
+static portreg_t *handler_reg;
+static _Atomic bool handler_armed;
+
+/* The child's exit status, or -1 if it has not exited within secs (then it
+ * is killed): a child stuck in a fork handler cannot time itself out. */
+static int child_status_within(pid_t pid, int secs)
+{
+    int status = 0;
+    for (int waited_ms = 0; waited_ms < secs * 1000; waited_ms += 10) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
+        struct timespec ten_ms = {0, 10 * 1000 * 1000};
+        nanosleep(&ten_ms, NULL); /* polling for a deadline, not ordering */
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+static void child_replaces_the_registry(void)
+{
+    if (!atomic_load(&handler_armed))
+        return;
+    portreg_destroy(handler_reg);
+    handler_reg = portreg_create(NULL);
+}
+
+/* Review of 0.3 (fourth round, 1): the library registered its fork
+ * handlers at the first create, after the program's, so the program's
+ * child handler ran while the library's lock was still held, and a
+ * destroy or create there waited for it forever. */
+Test(fork_handlers, a_child_handler_may_destroy_and_create)
+{
+    cr_assert_eq(pthread_atfork(NULL, NULL, child_replaces_the_registry), 0);
+    handler_reg = portreg_create(NULL);
+    cr_assert_not_null(handler_reg);
+    cr_assert_eq(portreg_register(handler_reg, ID("svc"), 8080, NULL), 0);
+    atomic_store(&handler_armed, true);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        /* The handler has run: a new, empty registry that works. */
+        uint16_t port = 0;
+        bool ok = handler_reg != NULL && !portreg_lookup(handler_reg, ID("svc"), NULL) &&
+                  portreg_register(handler_reg, ID("svc"), 9090, NULL) == 0 &&
+                  portreg_lookup(handler_reg, ID("svc"), &port) && port == 9090;
+        portreg_destroy(handler_reg);
+        _exit(ok ? 0 : 1);
+    }
+    atomic_store(&handler_armed, false);
+    int status = child_status_within(pid, 10);
+    cr_assert_neq(status, -1, "the child's fork handler did not return");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "the child's registry failed (status %#x)", status);
+    uint16_t port = 0;
+    cr_assert(portreg_lookup(handler_reg, ID("svc"), &port) && port == 8080);
+    portreg_destroy(handler_reg);
+}
+
+static pthread_mutex_t program_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool churn_stop;
+
+static void take_program_lock(void)
+{
+    pthread_mutex_lock(&program_lock);
+}
+
+static void drop_program_lock(void)
+{
+    pthread_mutex_unlock(&program_lock);
+}
+
+static void *create_destroy_under_program_lock(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&churn_stop)) {
+        pthread_mutex_lock(&program_lock);
+        portreg_destroy(portreg_create(NULL));
+        pthread_mutex_unlock(&program_lock);
+    }
+    return NULL;
+}
+
+/* Review of 0.3 (fourth round, 2): the same late registration made fork()
+ * take the library's lock before the program's prepare handler took the
+ * program's own lock, while a thread holding that lock was creating a
+ * registry: each waited for the other. */
+Test(fork_handlers, fork_beside_a_create_under_the_programs_lock)
+{
+    cr_assert_eq(pthread_atfork(take_program_lock, drop_program_lock, drop_program_lock), 0);
+    portreg_destroy(portreg_create(NULL)); /* the first create comes after */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, create_destroy_under_program_lock, NULL), 0);
+    for (int i = 0; i < 300; i++) {
+        pid_t pid = fork(); /* the test's timeout catches a deadlock here */
+        cr_assert_neq(pid, -1);
+        if (pid == 0)
+            _exit(0);
+        int status = 0;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+    }
+    atomic_store(&churn_stop, true);
+    pthread_join(t, NULL);
 }
