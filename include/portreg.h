@@ -14,7 +14,10 @@
  * - Every function except portreg_create() and portreg_destroy() may be
  *   called from any number of threads at once, with no per-thread setup.
  *   A thread's first call on a registry allocates a small per-thread epoch
- *   record (about 256 bytes); it is recycled when the thread exits.
+ *   record (about 256 bytes; it is recycled when the thread exits) and a
+ *   link to it in malloc's memory (24 bytes, plus 8 bytes of the thread's
+ *   link array per registry slot number up to the registry's; slot
+ *   numbers are reused, so they stay below the most registries alive).
  *   portreg_thread_attach() does that step up front and reports failure.
  *   Threads may exit at any time, also while the registry is destroyed.
  *   A first call made from a thread-specific-data destructor while the
