@@ -28,8 +28,9 @@
  * - The library stays loaded once loaded: a thread that used a registry
  *   runs the library's exit handler when it exits, also after dlclose().
  *   The shared library is linked with -z nodelete, and the static one
- *   asks for it (pkg-config --static, or the CMake target
- *   portreg::portreg_static) in whatever shared object it goes into.
+ *   asks for it in whatever shared object it goes into through
+ *   pkg-config --static or the CMake target portreg::portreg_static (a
+ *   plugin that links libportreg.a by hand must add -Wl,-z,nodelete).
  * - portreg_lookup() and portreg_get() are wait-free: no lock, no
  *   allocation (after the thread's first call), no system call, and no loop
  *   that a concurrent writer can make repeat. A lookup hashes the id and
@@ -76,11 +77,13 @@
  *   inside a lookup or an iteration stays inside it in the child, where it
  *   holds back every later grace period: deferred memory then waits for
  *   portreg_destroy() (a child that execs at once is not affected). The
- *   library registers its fork handlers when it is loaded, and they hold
- *   a lock of its own across the fork: fork handlers registered after
- *   that may create and destroy registries; ones registered before it
- *   (the library dlopen()ed later) must not, nor may a thread that holds
- *   a lock such a handler takes.
+ *   library's fork handlers hold a lock of its own across the fork; it
+ *   registers them when it is loaded, from a constructor of priority 101.
+ *   Fork handlers registered after that may create and destroy
+ *   registries. Ones registered before it must not, nor may a thread that
+ *   holds a lock such a handler takes: handlers registered by a shared
+ *   library initialised before libportreg, by a constructor of priority
+ *   101 or less, or before libportreg was dlopen()ed.
  *   An open iteration holds back every grace period that starts after it:
  *   keep iterations short.
  *

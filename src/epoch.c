@@ -60,9 +60,10 @@
  *    epoch_link, malloc'd; in an array indexed by the registry's slot
  *    number, so that a thread using many registries finds each in one
  *    step), and one process-wide pthread key, made once and never deleted,
- *    runs hand_back() on each link at its exit. (The library is linked
- *    with -z nodelete: that destructor is its code, which dlclose() must
- *    not unmap while threads that used it live.)
+ *    runs hand_back() on each link at its exit. (That destructor is the
+ *    library's code, which dlclose() must not unmap while threads that
+ *    used it live: the shared library is linked with -z nodelete, and the
+ *    static one asks for it in what links it.)
  *    Exit and destroy may overlap, and neither waits for the other except
  *    for the few stores of one hand-back:
  *    - The link names the registry's anchor (struct epoch_anchor), which
@@ -74,9 +75,9 @@
  *      other: either the thread sees dead and leaves the record (freed, or
  *      about to be) alone, or destroy sees the thread and waits while it
  *      unregisters the record, which is then still the registry's.
- *    - A thread that outlives a registry keeps its link (24 bytes) and a
- *      reference to the anchor until it exits or its next first call on
- *      some registry, which drops links to dead anchors.
+ *    - A thread that outlives a registry keeps its link and a reference
+ *      to the anchor (a few dozen bytes) until it exits or its next first
+ *      call on some registry, which drops links to dead anchors.
  *    - fork(): a thread that was inside hand_back() in the parent does not
  *      exist in the child; the child's fork handler clears every live
  *      anchor's exiting count, or destroy would wait for it forever.
@@ -117,6 +118,9 @@ static bool exit_key_made;
 static struct epoch_anchor *live_anchors;
 static uint64_t *slots_used; /* bitmap of slot numbers */
 static size_t slots_words;
+/* Serialises a late registration of the fork handlers; fork() never takes
+ * it (see fork_hook_retry()). */
+static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* fork() also leaves the child without the reclaim thread: a process-wide
  * generation, bumped in the child, tells each registry its thread is gone
@@ -142,6 +146,7 @@ static void after_fork_in_child(void)
         atomic_store_explicit(&a->exiting, 0, memory_order_relaxed);
     atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
     pthread_mutex_init(&registries_lock, NULL);
+    pthread_mutex_init(&fork_hook_lock, NULL); /* in case a thread held it */
 }
 
 /* Registered when the library is loaded, before any fork handler the
@@ -149,11 +154,13 @@ static void after_fork_in_child(void)
  * registration and the others in order, so ours takes the lock after the
  * program's prepare handlers have taken theirs (a thread holding one of
  * their locks may be creating a registry), and the child's is released
- * before the program's child handlers run (they may create or destroy). */
+ * before the program's child handlers run (they may create or destroy).
+ * Priority 101, the first one programs may use: linked statically, the
+ * library's constructor still runs before the program's own default ones
+ * (which may register fork handlers). */
 static _Atomic bool fork_hook_installed;
-static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER; /* not taken by fork */
 
-__attribute__((constructor)) static void install_fork_hook(void)
+__attribute__((constructor(101))) static void install_fork_hook(void)
 {
     bool ok = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0;
     atomic_store_explicit(&fork_hook_installed, ok, memory_order_relaxed);
