@@ -296,8 +296,9 @@ PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
  * it (a thread whose exit is handing its epoch record back as destroy
  * begins delays it by those few stores); a thread that outlives reg keeps
  * a link to it (a few dozen bytes of malloc's memory) until it exits or
- * next makes a first call on some registry. Any number of registries may live at once;
- * a thread finds its record in any of them in one step. NULL is a no-op. */
+ * next makes a first call on some registry. Any number of registries may
+ * live at once; a thread finds its record in any of them in one step.
+ * NULL is a no-op. */
 PORTREG_API void portreg_destroy(portreg_t *reg);
 
 /* Sets up the calling thread's epoch record now instead of on its first
