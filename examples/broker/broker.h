@@ -123,6 +123,20 @@ void acceptor_fini(struct acceptor *a);
 int acceptor_take(struct acceptor *a, int64_t now);
 bool peer_credentials(int fd, pid_t *pid, uid_t *uid);
 
+/* The epoll loop of the daemon and control planes. An event's tag is a
+ * connection's index (>= 0) or one of the negative tags below; a plane may
+ * add its own from LOOP_TAG_OWN down. */
+enum { LOOP_TAG_LISTEN = -1, LOOP_TAG_STOP = -2, LOOP_TAG_OWN = -3 };
+struct loop_ops {
+    /* Acts on what is due by now; returns the next deadline (0: none). */
+    int64_t (*tick)(void *plane, int64_t now);
+    /* One event, of any tag but LOOP_TAG_STOP. */
+    void (*event)(void *plane, int64_t tag, uint32_t events, int64_t now);
+};
+/* Runs until the event tagged LOOP_TAG_STOP; epoll_wait failing ends it
+ * too (logged as what's). */
+void event_loop(int ep, const char *what, const struct loop_ops *ops, void *plane);
+
 /* ports.c: 0 if a TCP socket of uid listens on 127.0.0.1:port or [::1]:port
  * and no socket of another uid listens there; otherwise -1 with the reason
  * in why. */

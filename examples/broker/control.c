@@ -34,7 +34,7 @@
 #define HEADROOM        32 /* in front of an answer, for "ok LEN\n" */
 #define MS              INT64_C(1000000)
 
-enum { TAG_LISTEN = -1, TAG_STOP = -2, TAG_CHANGES = -3 };
+enum { TAG_CHANGES = LOOP_TAG_OWN };
 enum phase { READING, WAITING, WRITING };
 
 struct client {
@@ -418,7 +418,7 @@ static int server_init(struct server *s, struct broker *b)
     for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
         s->clients[i].fd = -1;
     s->changes_fd = portreg_eventfd(b->reg);
-    struct epoll_event stop_ev = {.events = EPOLLIN, .data.u64 = (uint64_t)TAG_STOP};
+    struct epoll_event stop_ev = {.events = EPOLLIN, .data.u64 = (uint64_t)LOOP_TAG_STOP};
     struct epoll_event chg_ev = {.events = EPOLLIN, .data.u64 = (uint64_t)TAG_CHANGES};
     if (s->ep < 0 || s->changes_fd < 0 ||
         epoll_ctl(s->ep, EPOLL_CTL_ADD, b->stop_fd, &stop_ev) != 0 ||
@@ -427,7 +427,7 @@ static int server_init(struct server *s, struct broker *b)
                  s->changes_fd < 0 ? portreg_strerror(s->changes_fd) : strerror(errno));
         return -1;
     }
-    if (acceptor_init(&s->acc, b->control_fd, "control", s->ep, (uint64_t)TAG_LISTEN) != 0)
+    if (acceptor_init(&s->acc, b->control_fd, "control", s->ep, (uint64_t)LOOP_TAG_LISTEN) != 0)
         return -1;
     s->acc.refusal = "error: the broker is out of file descriptors; try again\n";
     return 0;
@@ -442,6 +442,33 @@ static void server_fini(struct server *s)
     close_fd(s->ep, "control");
 }
 
+static int64_t server_tick(void *plane, int64_t now)
+{
+    struct server *s = plane;
+    return earliest(client_deadlines(s, now), acceptor_tick(&s->acc, now));
+}
+
+static void server_event(void *plane, int64_t tag, uint32_t events, int64_t now)
+{
+    struct server *s = plane;
+    if (tag == TAG_CHANGES) {
+        changes_seen(s, now);
+    } else if (tag == LOOP_TAG_LISTEN) {
+        for (int fd; (fd = acceptor_take(&s->acc, now)) >= 0;)
+            client_open(s, fd, now);
+    } else {
+        struct client *c = &s->clients[tag];
+        if (c->fd < 0)
+            return;
+        if (c->phase == READING)
+            client_readable(s, c, now);
+        else if (c->phase == WRITING)
+            client_writable(c);
+        else if (events & (EPOLLHUP | EPOLLERR))
+            client_close(c); /* gave up waiting */
+    }
+}
+
 void *control_server(void *arg)
 {
     struct server *s = malloc(sizeof *s); /* 70 KiB: not on a thread's stack */
@@ -451,38 +478,8 @@ void *control_server(void *arg)
         free(s);
         return (void *)1;
     }
-    for (int64_t now = now_ns();;) {
-        int64_t next = earliest(client_deadlines(s, now), acceptor_tick(&s->acc, now));
-        struct epoll_event evs[32];
-        int n = epoll_wait(s->ep, evs, 32, poll_timeout_ms(now, next));
-        if (n < 0 && errno != EINTR) {
-            log_line(LOG_ALWAYS, "control: epoll_wait: %s", strerror(errno));
-            break;
-        }
-        now = now_ns();
-        for (int i = 0; i < n; i++) {
-            int64_t tag = (int64_t)evs[i].data.u64;
-            if (tag == TAG_STOP)
-                goto out;
-            if (tag == TAG_CHANGES) {
-                changes_seen(s, now);
-            } else if (tag == TAG_LISTEN) {
-                for (int fd; (fd = acceptor_take(&s->acc, now)) >= 0;)
-                    client_open(s, fd, now);
-            } else {
-                struct client *c = &s->clients[tag];
-                if (c->fd < 0)
-                    continue;
-                if (c->phase == READING)
-                    client_readable(s, c, now);
-                else if (c->phase == WRITING)
-                    client_writable(c);
-                else if (evs[i].events & (EPOLLHUP | EPOLLERR))
-                    client_close(c); /* gave up waiting */
-            }
-        }
-    }
-out:
+    static const struct loop_ops ops = {server_tick, server_event};
+    event_loop(s->ep, "control", &ops, s);
     server_fini(s);
     free(s);
     return NULL;

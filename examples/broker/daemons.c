@@ -34,8 +34,6 @@
 #define DAEMON_MAX_BODY PORTREG_ID_MAX
 #define MS              INT64_C(1000000)
 
-enum { TAG_LISTEN = -1, TAG_STOP = -2 };
-
 struct backend {
     bool used;
     char id[PORTREG_ID_MAX];
@@ -434,13 +432,13 @@ static int plane_init(struct plane *p, struct broker *b)
     }
     for (unsigned i = 0; i < p->cfg->max_conns; i++)
         p->conns[i].fd = -1;
-    struct epoll_event stop_ev = {.events = EPOLLIN, .data.u64 = (uint64_t)TAG_STOP};
+    struct epoll_event stop_ev = {.events = EPOLLIN, .data.u64 = (uint64_t)LOOP_TAG_STOP};
     p->ep = epoll_create1(EPOLL_CLOEXEC);
     if (p->ep < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, b->stop_fd, &stop_ev) != 0) {
         log_line(LOG_ALWAYS, "daemons: epoll: %s", strerror(errno));
         return -1;
     }
-    return acceptor_init(&p->acc, b->daemon_fd, "daemons", p->ep, (uint64_t)TAG_LISTEN);
+    return acceptor_init(&p->acc, b->daemon_fd, "daemons", p->ep, (uint64_t)LOOP_TAG_LISTEN);
 }
 
 static void plane_fini(struct plane *p)
@@ -454,6 +452,30 @@ static void plane_fini(struct plane *p)
     free(p->backends);
 }
 
+static int64_t plane_tick(void *plane, int64_t now)
+{
+    struct plane *p = plane;
+    int64_t next = earliest(enforce_deadlines(p, now), expire_backends(p, now));
+    return earliest(next, acceptor_tick(&p->acc, now));
+}
+
+static void plane_event(void *plane, int64_t tag, uint32_t events, int64_t now)
+{
+    struct plane *p = plane;
+    (void)events;
+    if (tag == LOOP_TAG_LISTEN) {
+        /* A few at a time, so that connections already accepted are read
+         * between batches. */
+        for (int k = 0, fd; k < 16 && (fd = acceptor_take(&p->acc, now)) >= 0; k++)
+            conn_open(p, fd, now);
+        return;
+    }
+    struct conn *c = &p->conns[tag];
+    const char *why = c->fd >= 0 ? conn_readable(p, c) : NULL;
+    if (why != NULL)
+        conn_close(p, c, *why ? why : NULL, now);
+}
+
 void *daemon_plane(void *arg)
 {
     struct plane p;
@@ -461,34 +483,8 @@ void *daemon_plane(void *arg)
         plane_fini(&p);
         return (void *)1;
     }
-    for (int64_t now = now_ns();;) {
-        int64_t next = earliest(enforce_deadlines(&p, now), expire_backends(&p, now));
-        next = earliest(next, acceptor_tick(&p.acc, now));
-        struct epoll_event evs[32];
-        int n = epoll_wait(p.ep, evs, 32, poll_timeout_ms(now, next));
-        if (n < 0 && errno != EINTR) {
-            log_line(LOG_ALWAYS, "daemons: epoll_wait: %s", strerror(errno));
-            break;
-        }
-        now = now_ns();
-        for (int i = 0; i < n; i++) {
-            int64_t tag = (int64_t)evs[i].data.u64;
-            if (tag == TAG_STOP)
-                goto out;
-            if (tag == TAG_LISTEN) {
-                /* A few at a time, so that connections already accepted
-                 * are read between batches. */
-                for (int k = 0, fd; k < 16 && (fd = acceptor_take(&p.acc, now)) >= 0; k++)
-                    conn_open(&p, fd, now);
-                continue;
-            }
-            struct conn *c = &p.conns[tag];
-            const char *why = c->fd >= 0 ? conn_readable(&p, c) : NULL;
-            if (why != NULL)
-                conn_close(&p, c, *why ? why : NULL, now);
-        }
-    }
-out:
+    static const struct loop_ops ops = {plane_tick, plane_event};
+    event_loop(p.ep, "daemons", &ops, &p);
     plane_fini(&p);
     return NULL;
 }

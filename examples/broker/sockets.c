@@ -261,3 +261,23 @@ int acceptor_take(struct acceptor *a, int64_t now)
     errno = EAGAIN; /* enough for one turn; epoll says if there is more */
     return -1;
 }
+
+void event_loop(int ep, const char *what, const struct loop_ops *ops, void *plane)
+{
+    for (int64_t now = now_ns();;) {
+        int64_t next = ops->tick(plane, now);
+        struct epoll_event evs[32];
+        int n = epoll_wait(ep, evs, 32, poll_timeout_ms(now, next));
+        if (n < 0 && errno != EINTR) {
+            log_line(LOG_ALWAYS, "%s: epoll_wait: %s", what, strerror(errno));
+            return;
+        }
+        now = now_ns();
+        for (int i = 0; i < n; i++) {
+            int64_t tag = (int64_t)evs[i].data.u64;
+            if (tag == LOOP_TAG_STOP)
+                return;
+            ops->event(plane, tag, evs[i].events, now);
+        }
+    }
+}
