@@ -16,13 +16,10 @@
 
 TestSuite(wait, .init = registry_setup, .fini = registry_teardown);
 
+/* The fixture's background wait, and the waiting thread's id, so that the
+ * test can see it asleep. */
 struct waiter {
-    const char *id;
-    size_t len;
-    uint32_t seen;
-    int64_t timeout;
-    int rc;
-    portreg_state_t state;
+    struct bg_wait bg;
     _Atomic pid_t tid;
 };
 
@@ -30,8 +27,7 @@ static void *wait_thread(void *arg)
 {
     struct waiter *w = arg;
     atomic_store(&w->tid, (pid_t)syscall(SYS_gettid));
-    w->rc = portreg_wait(reg, w->id, w->len, w->seen, w->timeout, &w->state);
-    return NULL;
+    return bg_wait_run(&w->bg);
 }
 
 /* True once the thread is asleep in the kernel (state S, in a futex). */
@@ -84,28 +80,30 @@ Test(wait, sleeping_waiter_wakes_on_register)
     cr_assert_eq(portreg_track(reg, ID("b")), 0);
     portreg_state_t now;
     cr_assert_eq(portreg_get(reg, ID("b"), &now), 0);
-    struct waiter w = {"b", 1, now.version, 30 * SECOND_NS, 99, {0}, 0};
+    struct waiter w = {
+        .bg = {.id = "b", .len = 1, .seen = now.version, .timeout = 30 * SECOND_NS, .rc = 99}};
     pthread_t t;
     start_and_wait_until_asleep(&t, &w);
     cr_assert_eq(portreg_register(reg, ID("b"), 4444, NULL), 0);
     pthread_join(t, NULL);
-    cr_assert_eq(w.rc, 0);
-    cr_assert_eq(w.state.status, PORTREG_BOUND);
-    cr_assert_eq(w.state.port, 4444);
-    cr_assert_gt(w.state.version, now.version);
+    cr_assert_eq(w.bg.rc, 0);
+    cr_assert_eq(w.bg.state.status, PORTREG_BOUND);
+    cr_assert_eq(w.bg.state.port, 4444);
+    cr_assert_gt(w.bg.state.version, now.version);
 }
 
 Test(wait, waiter_on_an_untracked_id_wakes_when_it_is_tracked)
 {
-    struct waiter w = {"later", 5, 0, 30 * SECOND_NS, 99, {0}, 0};
+    struct waiter w = {
+        .bg = {.id = "later", .len = 5, .seen = 0, .timeout = 30 * SECOND_NS, .rc = 99}};
     pthread_t t;
     start_and_wait_until_asleep(&t, &w);
     cr_assert_eq(portreg_count(reg), 0, "the placeholder is not a tracked backend");
     cr_assert_eq(portreg_track(reg, ID("later")), 0);
     pthread_join(t, NULL);
-    cr_assert_eq(w.rc, 0);
-    cr_assert_eq(w.state.status, PORTREG_PENDING);
-    cr_assert_gt(w.state.version, 0);
+    cr_assert_eq(w.bg.rc, 0);
+    cr_assert_eq(w.bg.state.status, PORTREG_PENDING);
+    cr_assert_gt(w.bg.state.version, 0);
 }
 
 Test(wait, every_waiter_wakes_for_one_change)
@@ -116,14 +114,15 @@ Test(wait, every_waiter_wakes_for_one_change)
     struct waiter w[6];
     pthread_t t[6];
     for (int i = 0; i < 6; i++) {
-        w[i] = (struct waiter){"b", 1, now.version, 30 * SECOND_NS, 99, {0}, 0};
+        w[i] = (struct waiter){
+            .bg = {.id = "b", .len = 1, .seen = now.version, .timeout = 30 * SECOND_NS, .rc = 99}};
         start_and_wait_until_asleep(&t[i], &w[i]);
     }
     cr_assert_eq(portreg_unbind(reg, ID("b"), NULL), 0);
     for (int i = 0; i < 6; i++) {
         pthread_join(t[i], NULL);
-        cr_assert_eq(w[i].rc, 0);
-        cr_assert_eq(w[i].state.status, PORTREG_PENDING);
+        cr_assert_eq(w[i].bg.rc, 0);
+        cr_assert_eq(w[i].bg.state.status, PORTREG_PENDING);
     }
 }
 
