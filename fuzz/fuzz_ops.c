@@ -361,14 +361,21 @@ static size_t find_id(const char *bytes, size_t len)
     return nids;
 }
 
-/* An iteration or snapshot entry: a tracked model id, seen once. */
-static void check_entry(const portreg_entry_t *e, bool *seen)
+/* The model id of an entry, checked to be one and to come only once. */
+static size_t entry_id_once(const portreg_entry_t *e, bool *seen)
 {
     CHECK(e->id != NULL);
     size_t c = find_id(e->id, e->id_len);
     CHECK(c < nids);
     CHECK(!seen[c]);
     seen[c] = true;
+    return c;
+}
+
+/* An iteration or snapshot entry: a tracked model id, seen once. */
+static void check_entry(const portreg_entry_t *e, bool *seen)
+{
+    size_t c = entry_id_once(e, seen);
     CHECK(is_tracked(&model[c]));
     CHECK(same_state(e->state, model[c].st));
 }
@@ -643,11 +650,7 @@ static void do_handle_close(size_t h)
 /* An entry of an iteration that runs beside changes (see the top). */
 static void check_entry_meanwhile(const portreg_entry_t *e, bool *seen)
 {
-    CHECK(e->id != NULL);
-    size_t c = find_id(e->id, e->id_len);
-    CHECK(c < nids);
-    CHECK(!seen[c]);
-    seen[c] = true;
+    size_t c = entry_id_once(e, seen);
     CHECK(e->state.status != PORTREG_UNTRACKED);
     bool had = false;
     for (size_t k = 0; k < history_len[c]; k++)

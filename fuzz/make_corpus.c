@@ -247,6 +247,14 @@ static void ops_run_id(struct buf *s, uint8_t mode, uint16_t len, uint8_t byte)
     add(s, h, sizeof(h));
 }
 
+/* OPS_MAX_NIDS ids as runs of 1..50 bytes: the first 50 of byte a, the
+ * rest of byte b. */
+static void ops_run_ids(struct buf *s, uint8_t a, uint8_t b)
+{
+    for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
+        ops_run_id(s, OPS_ID_RUN, (uint16_t)(1 + i % 50), i < 50 ? a : b);
+}
+
 static void ops_flip_id(struct buf *s, uint8_t from, uint8_t pos, uint8_t x)
 {
     uint8_t h[4] = {OPS_ID_FLIP, from, pos, x};
@@ -407,8 +415,7 @@ static void ops_seed_churn(void)
     struct buf s;
 
     ops_begin(&s, 1, 0, 4, OPS_MAX_NIDS);
-    for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
-        ops_run_id(&s, OPS_ID_RUN, (uint16_t)(1 + i % 50), (uint8_t)(i < 50 ? 'a' : 'b'));
+    ops_run_ids(&s, 'a', 'b');
     for (int round = 0; round < 2; round++) {
         for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
             ops_register(&s, i, (uint16_t)(1000 + i));
@@ -536,8 +543,7 @@ static void ops_seed_iterate_meanwhile(void)
     struct buf s;
 
     ops_begin(&s, 1, 0, 9, OPS_MAX_NIDS);
-    for (uint8_t i = 0; i < OPS_MAX_NIDS; i++)
-        ops_run_id(&s, OPS_ID_RUN, (uint16_t)(1 + i % 50), (uint8_t)(i < 50 ? 'p' : 'q'));
+    ops_run_ids(&s, 'p', 'q');
     for (uint8_t i = 0; i < 80; i++)
         ops_register(&s, i, (uint16_t)(6000 + i));
     for (uint8_t i = 0; i < 50; i++)
