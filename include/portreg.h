@@ -15,7 +15,7 @@
  *   called from any number of threads at once, with no per-thread setup.
  *   A thread's first call on a registry allocates a small per-thread epoch
  *   record (about 256 bytes; it is recycled when the thread exits) and a
- *   link to it in malloc's memory (24 bytes, plus 8 bytes of the thread's
+ *   link to it in malloc's memory (16 bytes, plus 8 bytes of the thread's
  *   link array per registry slot number up to the registry's; slot
  *   numbers are reused, so they stay below the most registries alive).
  *   portreg_thread_attach() does that step up front and reports failure.

@@ -184,9 +184,10 @@ static int fork_hook_retry(void)
 
 _Thread_local struct epoch_cache portreg__epoch_tls;
 
-/* The calling thread's links (point 5), newest first, and the same links
- * by their registry's slot number, for a lookup that does not walk. */
-static _Thread_local struct epoch_link *thread_links __attribute__((tls_model("initial-exec")));
+/* The calling thread's links (point 5), by their registry's slot number,
+ * so that a lookup does not walk. Every link is here: a slot number is
+ * reused only after its registry's destroy, and the link to that one is
+ * dropped (prune_links()) before the new link takes the slot. */
 static _Thread_local struct epoch_link **thread_slots __attribute__((tls_model("initial-exec")));
 static _Thread_local size_t thread_nslots __attribute__((tls_model("initial-exec")));
 
@@ -711,18 +712,13 @@ struct epoch_record *portreg__epoch_record_new(struct portreg *reg)
 /* Drops the calling thread's links to registries that are gone. */
 static void prune_links(void)
 {
-    struct epoch_link **p = &thread_links;
-    while (*p != NULL) {
-        struct epoch_link *l = *p;
+    for (size_t i = 0; i < thread_nslots; i++) {
+        struct epoch_link *l = thread_slots[i];
         /* acquire: pairs with destroy's store; the anchor is ours to read. */
-        if (atomic_load_explicit(&l->anchor->dead, memory_order_acquire)) {
-            *p = l->next;
-            if (l->anchor->slot < thread_nslots && thread_slots[l->anchor->slot] == l)
-                thread_slots[l->anchor->slot] = NULL;
+        if (l != NULL && atomic_load_explicit(&l->anchor->dead, memory_order_acquire)) {
+            thread_slots[i] = NULL;
             anchor_put(l->anchor);
             free(l);
-        } else {
-            p = &l->next;
         }
     }
 }
@@ -753,7 +749,7 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
          * again if this thread's exit has begun (another destructor called
          * us), so that its hand-backs run once more. */
         if (pthread_getspecific(exit_key) == NULL &&
-            pthread_setspecific(exit_key, &thread_links) != 0) {
+            pthread_setspecific(exit_key, &thread_slots) != 0) {
             free(l);
             return NULL;
         }
@@ -771,8 +767,6 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
         /* relaxed: the registry's own reference keeps the anchor alive. */
         atomic_fetch_add_explicit(&dom->anchor->refs, 1, memory_order_relaxed);
         l->anchor = dom->anchor;
-        l->next = thread_links;
-        thread_links = l;
         thread_slots[slot] = l;
     }
     portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, l->r};
@@ -785,15 +779,13 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
 void portreg__epoch_thread_exit(void *unused)
 {
     (void)unused;
-    struct epoch_link *l = thread_links;
-    thread_links = NULL;
-    free(thread_slots);
+    struct epoch_link **slots = thread_slots;
+    size_t n = thread_nslots;
     thread_slots = NULL;
     thread_nslots = 0;
     portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
-    while (l != NULL) {
-        struct epoch_link *next = l->next;
-        hand_back(l);
-        l = next;
-    }
+    for (size_t i = 0; i < n; i++)
+        if (slots[i] != NULL)
+            hand_back(slots[i]);
+    free(slots);
 }

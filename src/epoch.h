@@ -56,10 +56,9 @@ struct epoch_anchor {
     struct epoch_anchor *prev, *next; /* live registries, for fork (epoch.c) */
 };
 
-/* A thread's tie to one registry, on the thread's own list: malloc'd,
- * touched only by that thread (and its exit). */
+/* A thread's tie to one registry, in the thread's own array of links by
+ * slot number: malloc'd, touched only by that thread (and its exit). */
 struct epoch_link {
-    struct epoch_link *next;
     struct epoch_anchor *anchor;
     struct epoch_record *r; /* the registry's memory: valid while !anchor->dead */
 };
