@@ -23,8 +23,9 @@
  *   A first call made from a thread-specific-data destructor while the
  *   thread exits is given back only if that destructor runs before glibc's
  *   last round of destructors (PTHREAD_DESTRUCTOR_ITERATIONS); otherwise
- *   the record stays registered until portreg_destroy() and the thread's
- *   link to the registry (a few dozen bytes) is never freed.
+ *   the record stays registered until portreg_destroy(), and the thread's
+ *   link and array of links are never freed, nor the registry's anchor
+ *   (about 40 bytes) that the link holds.
  * - The library stays loaded once loaded: a thread that used a registry
  *   runs the library's exit handler when it exits, also after dlclose().
  *   The shared library is linked with -z nodelete, and the static one

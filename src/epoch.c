@@ -729,6 +729,14 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
     struct epoch_link *l = portreg__epoch_link_of(dom);
 
     if (l == NULL) {
+        /* First, so that the thread's exit frees whatever this call
+         * allocates for it, also when a later step fails. glibc clears a
+         * key's value before it runs the destructor: set it again if this
+         * thread's exit has begun (another destructor called us), so that
+         * its hand-backs run once more. */
+        if (pthread_getspecific(exit_key) == NULL &&
+            pthread_setspecific(exit_key, &thread_slots) != 0)
+            return NULL;
         prune_links();
         size_t slot = dom->anchor->slot;
         if (slot >= thread_nslots) {
@@ -745,14 +753,6 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
         l = malloc(sizeof *l);
         if (l == NULL)
             return NULL;
-        /* glibc clears a key's value before it runs the destructor: set it
-         * again if this thread's exit has begun (another destructor called
-         * us), so that its hand-backs run once more. */
-        if (pthread_getspecific(exit_key) == NULL &&
-            pthread_setspecific(exit_key, &thread_slots) != 0) {
-            free(l);
-            return NULL;
-        }
         /* A record a finished thread gave back, else a new one. */
         ck_epoch_record_t *rec = ck_epoch_recycle(&dom->ck, NULL);
         /* TSan: the handover from the exited owner happens inside libck;
@@ -764,10 +764,22 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
             free(l);
             return NULL;
         }
-        /* relaxed: the registry's own reference keeps the anchor alive. */
-        atomic_fetch_add_explicit(&dom->anchor->refs, 1, memory_order_relaxed);
-        l->anchor = dom->anchor;
-        thread_slots[slot] = l;
+        /* The allocator hook that made the record may itself have called
+         * into this registry on this thread, and that nested first call
+         * has linked a record already (thread_slots may have moved, too):
+         * keep that one, give this one back. */
+        struct epoch_link *nested = portreg__epoch_link_of(dom);
+        if (UNLIKELY(nested != NULL)) {
+            TSAN_RELEASE(&l->r->rec); /* as in hand_back() */
+            ck_epoch_unregister(&l->r->rec);
+            free(l);
+            l = nested;
+        } else {
+            /* relaxed: the registry's own reference keeps the anchor alive. */
+            atomic_fetch_add_explicit(&dom->anchor->refs, 1, memory_order_relaxed);
+            l->anchor = dom->anchor;
+            thread_slots[slot] = l;
+        }
     }
     portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, l->r};
     return l->r;

@@ -468,3 +468,62 @@ Test(thread_exit, a_child_destroys_though_a_parent_thread_was_handing_back)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "the child's destroy did not return (status %#x)", status);
 }
+
+/* An allocator that, once armed, first looks an id up in the registry it
+ * serves: a thread's first call nested inside its first call. */
+static portreg_t *reentrant_reg;
+static _Atomic bool reenter_armed;
+static _Thread_local bool reentering;
+
+static void *reentrant_alloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (atomic_load(&reenter_armed) && !reentering) {
+        reentering = true;
+        portreg_lookup(reentrant_reg, ID("svc"), NULL);
+        reentering = false;
+    }
+    return malloc(size);
+}
+
+static void reentrant_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    (void)size;
+    free(ptr);
+}
+
+static void *attach_through_the_hook(void *arg)
+{
+    *(int *)arg = portreg_thread_attach(reentrant_reg);
+    return NULL;
+}
+
+/* Review of 0.3 (fifth round, 1): when the allocator hook that made a
+ * thread's epoch record called into the same registry, the nested first
+ * call linked a record of its own, and the outer call then overwrote that
+ * link in the thread's array: it was never handed back, and its reference
+ * kept the registry's anchor alive for good. */
+Test(thread_exit, an_allocator_hook_that_calls_back_leaves_one_link)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.alloc = reentrant_alloc;
+    o.free = reentrant_free;
+    reentrant_reg = portreg_create(&o);
+    cr_assert_not_null(reentrant_reg);
+    cr_assert_eq(portreg_register(reentrant_reg, ID("svc"), 8080, NULL), 0);
+    struct epoch_anchor *a = reentrant_reg->epoch.anchor;
+    size_t refs = atomic_load(&a->refs); /* the registry's and this thread's link */
+    atomic_store(&reenter_armed, true);
+    int rc = -1;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, attach_through_the_hook, &rc), 0);
+    pthread_join(t, NULL);
+    atomic_store(&reenter_armed, false);
+    cr_assert_eq(rc, 0);
+    /* The exit handed back every link the thread made. */
+    cr_assert_eq(atomic_load(&a->refs), refs, "%zu references, not %zu: a link was lost",
+                 atomic_load(&a->refs), refs);
+    portreg_destroy(reentrant_reg);
+}
