@@ -449,14 +449,15 @@ PORTREG_API void portreg_snapshot_free(portreg_snapshot_t *snap);
  * Returns at once if it already differs. Once asleep it also returns on
  * any change at all, so a wait on 0 returns when the id is tracked even
  * if it is untracked again before the waiter runs (the state it reports
- * may then be UNTRACKED). timeout_ns < 0, or so large that the deadline
- * would overflow, waits forever; otherwise PORTREG_ETIMEDOUT after that
- * long with *state the current state. Also PORTREG_EINVAL, PORTREG_ENOMEM
- * and PORTREG_EFULL (an untracked id needs a placeholder slot to sleep on;
- * it counts toward max_ids while someone sleeps on it and is compacted
- * away after). Sleeps on a futex: no polling, every waiter sleeps however
- * many there are, and writers pay nothing unless someone waits on that
- * backend. Blocking. */
+ * may then be UNTRACKED). A waiter is asleep, in that sense, from the
+ * instant a placeholder it inserts for an id the table lacks appears.
+ * timeout_ns < 0, or so large that the deadline would overflow, waits
+ * forever; otherwise PORTREG_ETIMEDOUT after that long with *state the
+ * current state. Also PORTREG_EINVAL, PORTREG_ENOMEM and PORTREG_EFULL (an
+ * untracked id needs a placeholder slot to sleep on; it counts toward
+ * max_ids while someone sleeps on it and is compacted away after). Sleeps
+ * on a futex: no polling, every waiter sleeps however many there are, and
+ * writers pay nothing unless someone waits on that backend. Blocking. */
 PORTREG_API int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_version,
                              int64_t timeout_ns, portreg_state_t *state);
 
@@ -506,8 +507,10 @@ PORTREG_API int portreg_reclaim(portreg_t *reg);
  * growth and reseeding carry it over), so many handles on one id share one
  * slot and one pin count. An untracked id held by a handle is never
  * compacted away; after its last handle closes it goes with the next
- * compaction (at max_ids, an insert compacts at the latest after max_ids/16
- * refusals). Handles may be shared freely between threads;
+ * compaction, whether it was untracked before or after the close. One is
+ * due at the latest once the table has doubled since the last one with
+ * half its slots untracked (at max_ids, an insert compacts at the latest
+ * after max_ids/16 refusals). Handles may be shared freely between threads;
  * portreg_handle_close() must not race with other calls on the same handle;
  * every handle must be closed before portreg_destroy(): builds without
  * NDEBUG abort in portreg_destroy() if one is still open; with NDEBUG the

@@ -2,6 +2,8 @@
 # The whole test suite, as CI runs it (README: `make test`).
 #   1. dev build (-Werror): unit tests, install/consumer test, example,
 #      the attack suite against the example broker (examples/attack-suite.sh)
+#   1b. the build users ship (RelWithDebInfo: -O2, NDEBUG): unit tests,
+#      where timing and code generation differ from a debug build
 #   2. ASan + UBSan + LSan build: unit tests, example, stress
 #   3. TSan build: stress, example (Criterion cannot run under TSan, see
 #      tests/CMakeLists.txt)
@@ -62,6 +64,8 @@ run_stress() {
 stage "dev: build" build dev
 stage "dev: unit, install, example" run_ctest dev "unit|install|example"
 stage "dev: attack suite against the example broker" run_ctest dev attack --verbose
+stage "optimized: build" build optimized
+stage "optimized (-O2): unit" run_ctest optimized unit
 stage "asan: build" build asan
 stage "asan: unit, example" run_ctest asan "unit|example"
 stage "asan: stress" run_stress asan

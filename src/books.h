@@ -50,6 +50,9 @@ static inline void books_rebuilt(struct portreg *reg, size_t n, size_t stuck, bo
     BOOK_SUB(reg->books.dead, (intptr_t)n);
     BOOK_SUB(reg->books.slots, (intptr_t)n);
     atomic_store_explicit(&reg->books.stuck, (intptr_t)stuck, memory_order_relaxed);
+    atomic_store_explicit(&reg->books.slots_after_rebuild,
+                          atomic_load_explicit(&reg->books.slots, memory_order_relaxed),
+                          memory_order_relaxed);
     if (reseed)
         BOOK_ADD(reg->books.reseeds, 1);
     else
@@ -108,7 +111,16 @@ static inline void books_changed(struct portreg *reg)
  * kept (waited on or held by a handle, books.stuck) are not droppable, so
  * they cannot make every untrack rebuild the table; they do count in the
  * total, so untracked garbage stays below the number of slots that must
- * stay. */
+ * stay.
+ *
+ * books.stuck can only overstate: portreg_handle_close() has no registry
+ * to tell when it drops the last pin of an untracked slot, so that slot
+ * stays counted as kept until a rebuild recounts. Were that the only
+ * trigger, a broker that untracks and then closes handles on fresh ids
+ * would never rebuild. So a rebuild is also due when half the slots are
+ * untracked and the table has doubled (plus 2 * COMPACT_MIN_DEAD) since
+ * the last one: paid for by the inserts that doubled it, so O(1) amortized
+ * as well, and it drops whatever the handles left once they closed. */
 #define COMPACT_MIN_DEAD 64
 static inline bool books_compaction_due(struct portreg *reg)
 {
@@ -116,7 +128,11 @@ static inline bool books_compaction_due(struct portreg *reg)
     size_t stuck = books_read(&reg->books.stuck);
     size_t slots = books_read(&reg->books.slots);
     size_t droppable = dead > stuck ? dead - stuck : 0;
-    return droppable >= COMPACT_MIN_DEAD && droppable * 2 >= slots;
+    if (droppable >= COMPACT_MIN_DEAD && droppable * 2 >= slots)
+        return true;
+    size_t base = books_read(&reg->books.slots_after_rebuild);
+    return dead >= COMPACT_MIN_DEAD && dead * 2 >= slots &&
+           slots >= 2 * base + 2 * COMPACT_MIN_DEAD;
 }
 
 #endif

@@ -32,11 +32,12 @@ static struct slot *slot_of(const portreg_handle_t *h)
 int portreg_handle_open(portreg_t *reg, const char *id, size_t id_len, portreg_handle_t **out)
 {
     struct slot *s;
+    uint64_t born;
 
     if (reg == NULL || out == NULL || !id_valid(id, id_len))
         return PORTREG_EINVAL;
     portreg__writer_lock(reg);
-    int rc = portreg__table_hold(reg, id, id_len, &s);
+    int rc = portreg__table_hold(reg, id, id_len, false, &s, &born);
     if (rc == 0) {
         /* Under the lock: see slot_droppable() in table.c. relaxed: the
          * lock orders it before any rebuild that reads it. */

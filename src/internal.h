@@ -74,6 +74,8 @@ struct books {
      * waits on them or holds a handle); they do not count toward the next
      * compaction trigger. */
     _Atomic intptr_t stuck;
+    /* Slots the last rebuild left in the table (0 before the first). */
+    _Atomic intptr_t slots_after_rebuild;
 };
 
 /* Fields are grouped by who writes them, one cache line per group, so
@@ -158,15 +160,21 @@ PORTREG_HIDDEN void portreg__table_free_now(struct portreg *reg, struct table *t
 /* portreg_create(): makes t the registry's first table. */
 PORTREG_HIDDEN void portreg__table_install(struct portreg *reg, struct table *t);
 /* Inserts a slot for id, which the current table lacks, in the state op
- * gives an untracked id (op NULL: an untracked placeholder). Writer lock
- * held. Returns 0, PORTREG_ENOMEM or PORTREG_EFULL; *word is the word the
- * slot starts with. */
+ * gives an untracked id (op NULL: an untracked placeholder), with the
+ * caller counted as its first waiter if waiter is true. Writer lock held.
+ * Returns 0, PORTREG_ENOMEM or PORTREG_EFULL; *word is the word the slot
+ * starts with. */
 PORTREG_HIDDEN int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len,
-                                         const struct op *op, struct slot **out, uint64_t *word);
+                                         const struct op *op, bool waiter, struct slot **out,
+                                         uint64_t *word);
 /* The slot for id in the current table, inserting an untracked
- * placeholder if there is none. Writer lock held. */
+ * placeholder if there is none. Writer lock held. Returns 0 when the slot
+ * was there, or a negative code. With waiter, a placeholder it inserts
+ * counts the caller as a waiter from the instant it is published (lock-free
+ * writers can change it before the caller runs again): then it returns 1
+ * and *born is the word the slot was published with. */
 PORTREG_HIDDEN int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len,
-                                       struct slot **out);
+                                       bool waiter, struct slot **out, uint64_t *born);
 /* The writer lock, giving up at deadline (CLOCK_MONOTONIC ns; -1: never).
  * False if the deadline passed first. */
 PORTREG_HIDDEN bool portreg__writer_lock_until(struct portreg *reg, int64_t deadline);

@@ -112,7 +112,7 @@ static int apply_locked(struct portreg *reg, const char *id, size_t id_len, cons
         uint64_t next;
         rc = op_transition(op, UNTRACKED_WORD, &next);
         if (rc == 1) {
-            rc = portreg__table_insert(reg, id, id_len, op, &s, &next);
+            rc = portreg__table_insert(reg, id, id_len, op, false, &s, &next);
             if (rc == 0) /* the insert kept the books */
                 portreg__notify_change(reg, s, UNTRACKED_WORD);
         }

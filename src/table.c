@@ -441,6 +441,10 @@ static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
      * the acquire in table_current(). */
     atomic_store_explicit(&reg->table, fresh, memory_order_release);
     reg->version_floor = floor;
+    /* The dropped slots are no longer kept, if they were: a waiter still
+     * leaving one must not lower books.stuck, which is set afresh next. */
+    for (size_t i = 0; i < g->n; i++)
+        atomic_store_explicit(&g->slots[i]->kept, false, memory_order_relaxed);
     books_rebuilt(reg, g->n, mark_kept(fresh), reseed);
     probe_max_abnormal(reg);
     if (reseed) {
@@ -466,7 +470,7 @@ undo:
 }
 
 int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, const struct op *op,
-                          struct slot **out, uint64_t *word)
+                          bool waiter, struct slot **out, uint64_t *word)
 {
     /* Before inserting, so the new slot cannot be dropped before its
      * caller counts itself on it. */
@@ -490,6 +494,8 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     uint64_t w = st_pack(PORTREG_UNTRACKED, 0, reg->version_floor);
     if (op != NULL && op_transition(op, w, &w) != 1)
         return PORTREG_EINVAL; /* callers insert only for ops that change an untracked id */
+    if (waiter)
+        w += ST_WAITER_ONE;
 
     size_t size = slot_size(id_len);
     struct slot *s = portreg__mem_alloc(reg, size);
@@ -516,15 +522,20 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     return 0;
 }
 
-int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len, struct slot **out)
+int portreg__table_hold(struct portreg *reg, const char *id, size_t id_len, bool waiter,
+                        struct slot **out, uint64_t *born)
 {
-    uint64_t w;
+    int rc = 0;
 
     *out = table_find(table_locked(reg), id, id_len);
-    int rc = *out != NULL ? 0 : portreg__table_insert(reg, id, id_len, NULL, out, &w);
+    if (*out == NULL) {
+        rc = portreg__table_insert(reg, id, id_len, NULL, waiter, out, born);
+        if (rc == 0 && waiter)
+            rc = 1;
+    }
     /* The caller pins it or sleeps on it: an untracked slot it holds is
      * not something the next compaction can drop. */
-    if (rc == 0 && !st_tracked(atomic_load_explicit(&(*out)->state, memory_order_relaxed)))
+    if (rc >= 0 && !st_tracked(atomic_load_explicit(&(*out)->state, memory_order_relaxed)))
         portreg__slot_held(reg, *out);
     return rc;
 }

@@ -92,26 +92,36 @@ static enum join waiter_join(struct slot *s, uint64_t *w, uint32_t seen)
     }
 }
 
-/* reg NULL: a wait through a handle, whose slot a rebuild never keeps
- * on our account (the pin keeps it). */
+/* reg NULL: a wait through a handle, whose pin keeps the slot from being
+ * droppable, so there is nothing to settle. */
 static void waiter_leave(struct portreg *reg, struct slot *s)
 {
+    /* After our decrement a compaction may retire s; inside a read section
+     * it is not freed before we are done with it. The thread's record
+     * exists: this wait took it. */
+    struct epoch_record *r = reg != NULL ? epoch_record(reg, &reg->epoch) : NULL;
+    if (r != NULL)
+        epoch_begin(&reg->epoch, r);
     uint64_t w = atomic_load_explicit(&s->state, memory_order_relaxed);
-    /* The last waiter on an untracked slot nobody holds: droppable once we
-     * leave. Settle that now, while our count keeps the slot alive: after
-     * the decrement below a compaction may drop it and free it. (If
-     * another waiter joins in between, the estimate is off by one until
-     * the next rebuild recounts.) */
-    if (reg != NULL && st_waiters(w) == 1 && !st_tracked(w) &&
-        atomic_load_explicit(&s->pins, memory_order_relaxed) == 0)
-        portreg__slot_released(reg, s);
+    bool counted = true;
     do {
-        if (st_waiters(w) == ST_WAITERS_MAX)
-            return; /* saturated: stays so */
-        /* release: our accesses to s come before compaction may drop it. */
+        if (st_waiters(w) == ST_WAITERS_MAX) {
+            counted = false; /* saturated: stays so */
+            break;
+        }
+        /* release: our reads of s come before a compaction that sees the
+         * count at zero and drops it. */
     } while (!atomic_compare_exchange_weak_explicit(&s->state, &w, w - ST_WAITER_ONE,
                                                     memory_order_release, memory_order_relaxed));
-    /* s may be freed from here on: no access to it. */
+    /* Decided on the word our CAS replaced, so of two waiters leaving at
+     * once exactly one is the last: an untracked slot nobody pins is
+     * droppable from here on. (A rebuild that retires it first clears its
+     * flag, and then this does nothing.) */
+    if (r != NULL && counted && st_waiters(w) == 1 && !st_tracked(w) &&
+        atomic_load_explicit(&s->pins, memory_order_relaxed) == 0)
+        portreg__slot_released(reg, s);
+    if (r != NULL)
+        epoch_end(&reg->epoch, r);
 }
 
 /* The caller is counted on s (joined on word w0): s stays in the table and
@@ -200,13 +210,21 @@ int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_ve
             }
             if (!portreg__writer_lock_until(reg, deadline))
                 continue; /* read the id once more: changed, or timed out */
-            int rc = portreg__table_hold(reg, id, id_len, &s);
-            if (rc == 0) {
+            /* A placeholder we insert counts us from its first word on:
+             * track and untrack are lock-free and may both run before we
+             * could count ourselves, and an untracked word's public
+             * version is 0 whatever happened, so a later join would take
+             * the word after both as its baseline and sleep through them.
+             * Its first word is our baseline instead. */
+            int rc = portreg__table_hold(reg, id, id_len, true, &s, &w);
+            if (rc == 1) {
+                j = JOINED;
+            } else if (rc == 0) {
                 w = atomic_load_explicit(&s->state, memory_order_acquire);
                 j = waiter_join(s, &w, seen_version);
             }
             portreg__writer_unlock(reg);
-            if (rc != 0)
+            if (rc < 0)
                 return rc;
             if (j == JOIN_RETIRED)
                 continue; /* cannot happen under the lock; never sleep on it */

@@ -50,7 +50,7 @@ static void assert_same(struct picture *a, struct picture *b)
         portreg_entry_t *x = &a->snap.entries[i], *y = &b->snap.entries[i];
         cr_assert_eq(x->id_len, y->id_len);
         cr_assert_eq(memcmp(x->id, y->id, x->id_len), 0);
-        cr_assert_eq(memcmp(&x->state, &y->state, sizeof x->state), 0);
+        cr_assert(state_eq(x->state, y->state));
     }
 }
 

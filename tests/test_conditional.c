@@ -24,12 +24,8 @@ Test(conditional, stale_register_if_conflicts_and_reports_current_state)
     portreg_state_t now = state_of(ID("d")), prev;
     uint64_t changes = portreg_changes(reg);
     cr_assert_eq(portreg_register_if(reg, ID("d"), 9000, stale, &prev), PORTREG_ECONFLICT);
-    cr_assert_eq(memcmp(&prev, &now, sizeof now), 0);
-    cr_assert_eq(memcmp(&now,
-                        &(portreg_state_t){state_of(ID("d")).status, state_of(ID("d")).port,
-                                           state_of(ID("d")).version},
-                        sizeof now),
-                 0);
+    cr_assert(state_eq(prev, now));
+    cr_assert(state_eq(now, state_of(ID("d"))));
     cr_assert_eq(portreg_changes(reg), changes);
 }
 

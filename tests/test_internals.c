@@ -322,7 +322,7 @@ Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
     struct slot *s;
     uint64_t word;
     struct op op = {.kind = OP_REGISTER, .port = 4444};
-    cr_assert_eq(portreg__table_insert(reg, ID("x"), &op, &s, &word), 0);
+    cr_assert_eq(portreg__table_insert(reg, ID("x"), &op, false, &s, &word), 0);
     portreg__notify_change(reg, s, st_pack(PORTREG_UNTRACKED, 0, 0));
     struct timespec half_second = {0, 500000000};
     nanosleep(&half_second, NULL); /* holding the lock past the wait's deadline */
@@ -526,4 +526,90 @@ Test(thread_exit, an_allocator_hook_that_calls_back_leaves_one_link)
     cr_assert_eq(atomic_load(&a->refs), refs, "%zu references, not %zu: a link was lost",
                  atomic_load(&a->refs), refs);
     portreg_destroy(reentrant_reg);
+}
+
+/* Defect of 0.3.0: a waiter's placeholder was visible to lock-free track
+ * and untrack before the waiter counted itself on it; a track and an
+ * untrack in that window left a word whose public version was 0 again,
+ * which the waiter took as its baseline and slept through both. The
+ * allocator below runs them in the window, on the waiter's own thread:
+ * the placeholder's insert reseeds, and the reseed allocates. */
+static struct {
+    portreg_t *reg;
+    atomic_bool armed;
+    int track_rc, untrack_rc;
+} in_window;
+
+static void *alloc_tracking_in_window(void *ctx, size_t size)
+{
+    (void)ctx;
+    if (atomic_load(&in_window.armed) &&
+        table_find(table_current(in_window.reg), ID("victim")) != NULL &&
+        atomic_exchange(&in_window.armed, false)) {
+        in_window.track_rc = portreg_track(in_window.reg, ID("victim"));
+        in_window.untrack_rc = portreg_untrack(in_window.reg, ID("victim"), NULL);
+    }
+    return malloc(size);
+}
+
+static void free_plain(void *ctx, void *p, size_t size)
+{
+    (void)ctx;
+    (void)size;
+    free(p);
+}
+
+Test(internals, a_waiter_sees_a_track_and_untrack_of_the_placeholder_it_inserts)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.alloc = alloc_tracking_in_window;
+    o.free = free_plain;
+    portreg_destroy(reg);
+    reg = in_window.reg = portreg_create(&o);
+    cr_assert_not_null(reg);
+    make_inserts_reseed(reg);
+    atomic_store(&in_window.armed, true);
+    struct bg_wait w = {.id = "victim", .len = 6, .seen = 0, .timeout = 5 * 1000000000LL};
+    pthread_join(bg_wait_start(&w), NULL);
+    cr_assert(!atomic_load(&in_window.armed), "the window was not reached");
+    cr_assert_eq(in_window.track_rc, 0);
+    cr_assert_eq(in_window.untrack_rc, 0);
+    cr_assert_eq(w.rc, 0, "the waiter slept through a track and an untrack: %s",
+                 portreg_err_name(w.rc));
+    cr_assert_eq(w.state.status, PORTREG_UNTRACKED);
+}
+
+/* Two waiters leaving an untracked slot at once each read the other's
+ * count before either decremented it, so neither saw itself as the last
+ * one, and the slot stayed counted as kept (books.stuck) though nothing
+ * held it. Now the word each one's CAS replaced decides, and the books
+ * are exact after every round. */
+Test(internals, the_last_of_waiters_leaving_at_once_releases_the_slot)
+{
+    enum { ROUNDS = 500, WAITERS = 8 };
+    struct slot *s = NULL;
+    for (int round = 0; round < ROUNDS; round++) {
+        cr_assert_eq(portreg_track(reg, ID("flapping")), 0);
+        s = slot_of_id(ID("flapping"));
+        struct bg_wait w[WAITERS];
+        pthread_t t[WAITERS];
+        for (int i = 0; i < WAITERS; i++) {
+            w[i] = (struct bg_wait){.id = "flapping", .len = 8, .timeout = -1};
+            w[i].seen = state_of(ID("flapping")).version;
+            t[i] = bg_wait_start(&w[i]);
+        }
+        while (st_waiters(atomic_load(&s->state)) != WAITERS)
+            sched_yield();
+        /* The untrack finds them asleep: the slot is kept until they go,
+         * and they all wake and leave at once. */
+        cr_assert_eq(portreg_untrack(reg, ID("flapping"), NULL), 0);
+        for (int i = 0; i < WAITERS; i++) {
+            pthread_join(t[i], NULL);
+            cr_assert_eq(w[i].rc, 0);
+            cr_assert_eq(w[i].state.status, PORTREG_UNTRACKED);
+        }
+        cr_assert_eq(atomic_load(&reg->books.stuck), 0,
+                     "round %d: a slot nobody holds counts as kept", round);
+    }
 }

@@ -69,7 +69,7 @@ Test(wait, times_out_when_nothing_changes)
     portreg_state_t s, now;
     cr_assert_eq(portreg_get(reg, ID("b"), &now), 0);
     cr_assert_eq(portreg_wait(reg, ID("b"), now.version, 20 * 1000 * 1000, &s), PORTREG_ETIMEDOUT);
-    cr_assert_eq(memcmp(&s, &now, sizeof s), 0, "the current state comes back");
+    cr_assert(state_eq(s, now), "the current state comes back");
     cr_assert_eq(portreg_wait(reg, ID("b"), now.version, 0, &s), PORTREG_ETIMEDOUT);
     cr_assert_eq(portreg_wait(reg, ID("never"), 0, 0, &s), PORTREG_ETIMEDOUT);
     cr_assert_eq(s.status, PORTREG_UNTRACKED);

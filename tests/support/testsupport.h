@@ -38,6 +38,13 @@ struct counting {
     _Atomic(void *) quarantined; /* the kept blocks, a list */
 };
 
+/* Field by field: portreg_state_t has padding bytes, which hold whatever
+ * the code generator left there, so memcmp() cannot compare two. */
+static inline bool state_eq(portreg_state_t a, portreg_state_t b)
+{
+    return a.status == b.status && a.port == b.port && a.version == b.version;
+}
+
 /* Zeroes the score and points opts (initialised to the defaults) at c. */
 void counting_options(struct counting *c, portreg_options_t *opts);
 
