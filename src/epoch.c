@@ -36,9 +36,12 @@
  *    never decrease along it). A poll (writers now and then, the reclaim
  *    thread, portreg_reclaim()) scans, advances the epoch by one compare-
  *    and-swap if every active record has seen it, and detaches the prefix
- *    that point 1 frees; it never waits. portreg_reclaim() detaches the
- *    whole list under the lock, then waits for the grace period with no
- *    lock held, so an iteration that inserts beside it cannot deadlock.
+ *    that point 1 frees; it never waits. portreg_reclaim() notes how
+ *    many entries were deferred before it, waits for the grace period
+ *    with no lock held and nothing detached, then frees those: an
+ *    iteration that inserts beside it cannot deadlock, and fork() (whose
+ *    handlers wait for a detached batch to be freed, see before_fork())
+ *    never waits for a grace period.
  *
  * 4. When memory is freed. Without help, the last batch a writer defers
  *    would wait for the next writer. So the first defer starts one reclaim
@@ -80,7 +83,9 @@
  *      call on some registry, which drops links to dead anchors.
  *    - fork(): a thread that was inside hand_back() in the parent does not
  *      exist in the child; the child's fork handler clears every live
- *      anchor's exiting count, or destroy would wait for it forever.
+ *      anchor's exiting count, or destroy would wait for it forever, and
+ *      sets up each registry's reclaim state for the child (it is the
+ *      child's only thread then: no first call races another).
  *    A per-registry key would be simpler, but destroy would have to delete
  *    it, and a thread whose exit had already fetched its record from the
  *    key could then run the destructor on memory destroy just freed.
@@ -122,29 +127,51 @@ static size_t slots_words;
  * it (see fork_hook_retry()). */
 static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* fork() also leaves the child without the reclaim thread: a process-wide
- * generation, bumped in the child, tells each registry its thread is gone
- * (it starts a new one on its next defer). */
-static _Atomic unsigned fork_generation;
+static int wake_init(struct epoch_domain *dom);
 
+/* fork() copies one thread. The prepare handler takes every registry's
+ * run_lock and lock (after registries_lock, which keeps the list still),
+ * so the child never inherits a list some thread was changing, nor a
+ * detached batch that a thread it does not have was freeing (that batch
+ * would leak in the child, or, if the child took it over, be freed twice).
+ * The child's handler, on its only thread, sets each registry up for the
+ * child before any other thread can exist there: the reclaim thread is
+ * gone (the next defer starts one), the condition variable may have had
+ * waiters that are gone too. */
 static void before_fork(void)
 {
     pthread_mutex_lock(&registries_lock);
+    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
+        pthread_mutex_lock(&a->dom->run_lock);
+        pthread_mutex_lock(&a->dom->lock);
+    }
 }
 
 static void after_fork_in_parent(void)
 {
+    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
+        pthread_mutex_unlock(&a->dom->lock);
+        pthread_mutex_unlock(&a->dom->run_lock);
+    }
     pthread_mutex_unlock(&registries_lock);
 }
 
 static void after_fork_in_child(void)
 {
-    /* Only the forking thread lives here, and it is not inside a
-     * hand-back: a count raised by a thread that was exiting in the parent
-     * would make destroy wait for it forever. relaxed: one thread. */
-    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next)
+    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
+        struct epoch_domain *dom = a->dom;
+        /* Not inside a hand-back, so a count raised by a thread that was
+         * exiting in the parent would make destroy wait forever. relaxed:
+         * one thread. */
         atomic_store_explicit(&a->exiting, 0, memory_order_relaxed);
-    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+        if (dom->thread_started) {
+            dom->thread_started = false;
+            dom->want_thread = true;
+        }
+        wake_init(dom);
+        pthread_mutex_unlock(&dom->lock);
+        pthread_mutex_unlock(&dom->run_lock);
+    }
     pthread_mutex_init(&registries_lock, NULL);
     pthread_mutex_init(&fork_hook_lock, NULL); /* in case a thread held it */
 }
@@ -367,27 +394,6 @@ static struct epoch_entry *detach_until(struct epoch_domain *dom, struct epoch_e
     return first;
 }
 
-/* Undoes detach_until(dom, NULL): puts a detached list back in front of
- * anything deferred since, which is newer. */
-static void requeue_front(struct epoch_domain *dom, struct epoch_entry *list)
-{
-    size_t n = 0, bytes = 0;
-    struct epoch_entry *last = list;
-    for (struct epoch_entry *e = list; e != NULL; e = e->next) {
-        n++;
-        bytes += e->bytes;
-        last = e;
-    }
-    pthread_mutex_lock(&dom->lock);
-    last->next = dom->head;
-    if (dom->head == NULL)
-        dom->tail = &last->next;
-    dom->head = list;
-    atomic_fetch_add_explicit(&dom->pending, n, memory_order_relaxed);
-    atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
-    pthread_mutex_unlock(&dom->lock);
-}
-
 /* Points 1 and 3: one non-blocking step. Caller holds dom->lock. Returns
  * the entries that are safe to free, detached. */
 static struct epoch_entry *poll_locked(struct epoch_domain *dom)
@@ -434,6 +440,10 @@ static void *reclaim_main(void *arg)
         }
         if (dom->thread_stop)
             break;
+        /* run_lock comes first (see before_fork()). */
+        pthread_mutex_unlock(&dom->lock);
+        pthread_mutex_lock(&dom->run_lock);
+        pthread_mutex_lock(&dom->lock);
         unsigned before = ck_pr_load_uint(&dom->ck.epoch);
         struct epoch_entry *ready = poll_locked(dom);
         bool progress = ready != NULL || ck_pr_load_uint(&dom->ck.epoch) != before;
@@ -442,6 +452,7 @@ static void *reclaim_main(void *arg)
                       : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
         pthread_mutex_unlock(&dom->lock);
         run_entries(dom, ready);
+        pthread_mutex_unlock(&dom->run_lock);
         pthread_mutex_lock(&dom->lock);
     }
     pthread_mutex_unlock(&dom->lock);
@@ -476,25 +487,6 @@ static int wake_init(struct epoch_domain *dom)
     return err;
 }
 
-/* Every entry point that takes dom->lock calls this first. In a child of
- * fork() the reclaim thread is gone, and the lock and the condition
- * variable may have been in use by parent threads that do not exist here:
- * the child's first call starts them afresh (and the next defer starts a
- * new thread). One relaxed load when nothing forked. */
-static void fork_check(struct epoch_domain *dom)
-{
-    unsigned gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
-    if (LIKELY(atomic_load_explicit(&dom->fork_seen, memory_order_relaxed) == gen))
-        return;
-    pthread_mutex_init(&dom->lock, NULL);
-    wake_init(dom);
-    if (dom->thread_started) {
-        dom->thread_started = false;
-        dom->want_thread = true;
-    }
-    atomic_store_explicit(&dom->fork_seen, gen, memory_order_relaxed);
-}
-
 int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
 {
     struct epoch_domain *dom = &reg->epoch;
@@ -512,7 +504,11 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     atomic_init(&dom->anchor->refs, 1);
     atomic_init(&dom->anchor->exiting, 0);
     atomic_init(&dom->anchor->dead, false);
-    int err = pthread_mutex_init(&dom->lock, NULL);
+    dom->anchor->dom = dom;
+    int err = pthread_mutex_init(&dom->run_lock, NULL);
+    if (err != 0)
+        goto fail_run_lock;
+    err = pthread_mutex_init(&dom->lock, NULL);
     if (err != 0)
         goto fail_mutex;
     err = wake_init(dom);
@@ -521,7 +517,6 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     err = registry_join(dom->anchor);
     if (err != 0)
         goto fail_join;
-    atomic_init(&dom->fork_seen, atomic_load_explicit(&fork_generation, memory_order_relaxed));
     return 0;
 
 fail_join:
@@ -529,6 +524,8 @@ fail_join:
 fail_cond:
     pthread_mutex_destroy(&dom->lock);
 fail_mutex:
+    pthread_mutex_destroy(&dom->run_lock);
+fail_run_lock:
     free(dom->anchor);
     return err;
 }
@@ -546,7 +543,6 @@ void portreg__epoch_fini(struct portreg *reg)
     while (atomic_load_explicit(&a->exiting, memory_order_seq_cst) != 0)
         sched_yield();
 
-    fork_check(dom);
     if (dom->thread_started) {
         pthread_mutex_lock(&dom->lock);
         dom->thread_stop = true;
@@ -555,10 +551,12 @@ void portreg__epoch_fini(struct portreg *reg)
         pthread_join(dom->thread, NULL);
     }
     /* No thread is in a section: everything deferred can go. */
+    pthread_mutex_lock(&dom->run_lock);
     pthread_mutex_lock(&dom->lock);
     struct epoch_entry *all = detach_until(dom, NULL);
     pthread_mutex_unlock(&dom->lock);
     run_entries(dom, all);
+    pthread_mutex_unlock(&dom->run_lock);
 
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
     {
@@ -567,9 +565,11 @@ void portreg__epoch_fini(struct portreg *reg)
     }
     if (portreg__epoch_tls.dom == dom)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
+    /* Off the list before its locks go: the fork handlers take them. */
+    registry_leave(a);
     pthread_cond_destroy(&dom->wake);
     pthread_mutex_destroy(&dom->lock);
-    registry_leave(a);
+    pthread_mutex_destroy(&dom->run_lock);
     anchor_put(a);
 }
 
@@ -583,9 +583,9 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     e->bytes = bytes;
     /* The unlink (a store) before the tag (a load): see point 1. */
     atomic_thread_fence(memory_order_seq_cst);
-    fork_check(dom);
     pthread_mutex_lock(&dom->lock);
     e->epoch = ck_pr_load_uint(&dom->ck.epoch);
+    e->seq = dom->defers++;
     bool was_empty = dom->head == NULL;
     *dom->tail = e;
     dom->tail = &e->next;
@@ -606,10 +606,14 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
 
     if (atomic_load_explicit(&dom->pending, memory_order_relaxed) == 0)
         return;
-    fork_check(dom);
-    /* trylock: whoever holds the lock is deferring or polling already. */
-    if (pthread_mutex_trylock(&dom->lock) != 0)
+    /* trylock: whoever holds a lock is freeing, deferring or polling
+     * already. */
+    if (pthread_mutex_trylock(&dom->run_lock) != 0)
         return;
+    if (pthread_mutex_trylock(&dom->lock) != 0) {
+        pthread_mutex_unlock(&dom->run_lock);
+        return;
+    }
     struct epoch_entry *ready = NULL;
     /* Without membarrier a poll is cheap (a fence and a scan): every
      * time. With it, each poll interrupts every core running our threads:
@@ -619,6 +623,7 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
         ready = poll_locked(dom);
     pthread_mutex_unlock(&dom->lock);
     run_entries(dom, ready);
+    pthread_mutex_unlock(&dom->run_lock);
 }
 
 /* Backs off while a reader holds up the grace period: yields first, then
@@ -659,22 +664,21 @@ int portreg__epoch_reclaim(struct portreg *reg)
 
     if (in_section(dom))
         return PORTREG_EINVAL;
-    fork_check(dom);
     atomic_thread_fence(memory_order_seq_cst);
     pthread_mutex_lock(&dom->lock);
     unsigned target = ck_pr_load_uint(&dom->ck.epoch);
-    struct epoch_entry *all = detach_until(dom, NULL);
+    uint64_t before = dom->defers; /* what was deferred before this call */
+    bool none = dom->head == NULL;
     pthread_mutex_unlock(&dom->lock);
-    if (all == NULL)
+    if (none)
         return 0;
 
-    /* Point 3: wait with no lock held. */
+    /* Point 3: wait with no lock held, and with nothing detached: a batch
+     * parked here would be one that fork() cannot wait for (the grace
+     * period may need a thread that calls fork() to leave its section). */
     for (;;) {
-        if (!scan_barrier(dom)) {
-            int err = errno;
-            requeue_front(dom, all);
-            return portreg__system_error(err);
-        }
+        if (!scan_barrier(dom))
+            return portreg__system_error(errno);
         unsigned e = ck_pr_load_uint(&dom->ck.epoch);
         if (e - target >= 2)
             break;
@@ -686,7 +690,18 @@ int portreg__epoch_reclaim(struct portreg *reg)
         else
             backoff(&round);
     }
-    run_entries(dom, all);
+    /* Everything deferred before the call is free to go: tagged target or
+     * earlier, or deferred before a scan that found no reader. Others may
+     * have freed some of it meanwhile. */
+    pthread_mutex_lock(&dom->run_lock);
+    pthread_mutex_lock(&dom->lock);
+    struct epoch_entry *stop = dom->head;
+    while (stop != NULL && stop->seq < before)
+        stop = stop->next;
+    struct epoch_entry *ready = detach_until(dom, stop);
+    pthread_mutex_unlock(&dom->lock);
+    run_entries(dom, ready);
+    pthread_mutex_unlock(&dom->run_lock);
     return 0;
 }
 

@@ -54,6 +54,7 @@ struct epoch_anchor {
     _Atomic bool dead;                /* portreg_destroy() has begun */
     size_t slot;                      /* the registry's index in each thread's links */
     struct epoch_anchor *prev, *next; /* live registries, for fork (epoch.c) */
+    struct epoch_domain *dom;         /* while on that list: for the fork handlers */
 };
 
 /* A thread's tie to one registry, in the thread's own array of links by
@@ -69,6 +70,7 @@ struct epoch_entry {
     void (*free)(struct epoch_entry *e);
     size_t bytes;   /* for the backlog bound and statistics */
     unsigned epoch; /* the global epoch when it was deferred */
+    uint64_t seq;   /* its place in the registry's order of defers */
 };
 
 /* The registry's part of the protocol. Readers touch only ck.epoch (and
@@ -80,7 +82,11 @@ struct epoch_domain {
     uint64_t gen;                /* unique per registry: guards the thread caches */
     struct epoch_anchor *anchor; /* what exiting threads may touch (epoch.c) */
 
-    _Alignas(64) pthread_mutex_t lock;
+    /* Held from detaching a batch until it has been freed, so that fork()
+     * (whose handlers take it) never copies a batch half freed or owned
+     * by a thread the child does not have. Taken before lock. */
+    _Alignas(64) pthread_mutex_t run_lock;
+    pthread_mutex_t lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
     _Atomic size_t pending;           /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;
@@ -88,7 +94,7 @@ struct epoch_domain {
     unsigned defers_since_poll;
     /* The reclaim thread (see epoch.c): started on the first defer. */
     bool want_thread, thread_started, thread_stop;
-    _Atomic unsigned fork_seen; /* see fork_check() */
+    uint64_t defers; /* entries deferred so far: the next one's seq */
     pthread_t thread;
     pthread_cond_t wake;
 };
