@@ -20,8 +20,12 @@
 //!
 //! [`compat::HttpEndpointRegistry`] is a drop-in replacement for the
 //! `Mutex<HashMap<String, Option<u16>>>` registry this library was designed
-//! after. Ids are byte strings of 1..=[`ID_MAX`] bytes (`&str`, `&[u8]`,
-//! `String`, … anything `AsRef<[u8]>`); ports are 1..=65535.
+//! after, and takes any `String` as an id. A [`Registry`]'s ids are byte
+//! strings of 1..=[`ID_MAX`] bytes (`&str`, `&[u8]`, `String`, … anything
+//! `AsRef<[u8]>`); every method given an id of another length, from the
+//! empty one to megabytes, returns [`Error::Invalid`] (`lookup`: `None`)
+//! and changes nothing, after looking at the length only. Nothing in this
+//! crate panics on an id. Ports are 1..=65535.
 //!
 //! # Leaks
 //!
@@ -355,6 +359,9 @@ pub struct Entry<'it> {
 /// any number of threads at once (share it with an `Arc`); dropping it frees
 /// everything (unless a [`Handle`] or an [`Iter`] of it was forgotten: see
 /// [Leaks](crate#leaks)).
+///
+/// Ids are 1..=[`ID_MAX`] bytes: each method refuses any other length with
+/// [`Error::Invalid`] (`lookup` answers `None`), never with a panic.
 ///
 /// Lookups ([`lookup`](Registry::lookup), [`get`](Registry::get)) are
 /// wait-free; state changes of known ids are one compare-and-swap
