@@ -21,11 +21,16 @@ fi
 export PATH="$(dirname "$cargo"):$PATH"
 echo "rust: $("$cargo" --version), $(rustc --version)"
 
-cmake -S . -B build/rust-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPORTREG_DEVELOPER=ON \
-  -DPORTREG_BUILD_TESTS=OFF -DPORTREG_BUILD_STRESS=OFF -DPORTREG_BUILD_EXAMPLES=OFF >/dev/null
+# Optimized, with assertions kept (no NDEBUG): the library's own checks of
+# its callers, such as portreg_destroy's abort on a handle still open, then
+# catch a binding that misuses it (tests/leaks.rs relies on that, and
+# PORTREG_TEST_ASSERTIONS tells it so).
+cmake -S . -B build/rust-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g" \
+  -DPORTREG_DEVELOPER=ON -DPORTREG_BUILD_TESTS=OFF -DPORTREG_BUILD_STRESS=OFF \
+  -DPORTREG_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build/rust-test -j2 >/dev/null
 
-export PORTREG_LIB_DIR=$PWD/build/rust-test PORTREG_INCLUDE_DIR=$PWD/include
+export PORTREG_LIB_DIR=$PWD/build/rust-test PORTREG_INCLUDE_DIR=$PWD/include PORTREG_TEST_ASSERTIONS=1
 cd bindings/rust
 set +e
 "$cargo" test --offline --workspace --no-fail-fast 2>&1 |

@@ -1,11 +1,12 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 use portreg_sys as sys;
 
 use crate::error::check;
-use crate::{timeout_ns, Error, Registry, Versioned};
+use crate::{timeout_ns, Error, Owner, Registry, Versioned};
 
 /// An id resolved once: reads through it cost one atomic load (no hash, no
 /// probe). It follows the id through every state change, tracked or not,
@@ -34,6 +35,9 @@ use crate::{timeout_ns, Error, Registry, Versioned};
 /// ```
 pub struct Handle<'reg> {
     raw: NonNull<sys::portreg_handle_t>,
+    // Keeps the C registry alive until the handle is closed (also if the
+    // Handle is forgotten: then the registry is never destroyed).
+    _owner: Arc<Owner>,
     _reg: PhantomData<&'reg Registry>,
 }
 
@@ -53,7 +57,7 @@ impl<'reg> Handle<'reg> {
             sys::portreg_handle_open(reg.as_ptr(), id.as_ptr().cast(), id.len(), &mut out)
         })?;
         let raw = NonNull::new(out).ok_or(Error::NoMem)?;
-        Ok(Handle { raw, _reg: PhantomData })
+        Ok(Handle { raw, _owner: reg.owner(), _reg: PhantomData })
     }
 
     /// The port, iff the id is bound. Wait-free: one atomic load.
@@ -67,7 +71,7 @@ impl<'reg> Handle<'reg> {
     pub fn lookup(&self) -> Option<u16> {
         let mut port = 0u16;
         // SAFETY: [H] the handle is open (closed only in Drop) and
-        // its registry alive ('reg); &mut port is a valid out-pointer.
+        // its registry alive (self._owner); &mut port is a valid out-pointer.
         unsafe { sys::portreg_handle_lookup(self.raw.as_ptr(), &mut port) }.then_some(port)
     }
 
@@ -144,7 +148,8 @@ impl<'reg> Handle<'reg> {
 impl Drop for Handle<'_> {
     fn drop(&mut self) {
         // SAFETY: opened by handle_open, closed exactly once, with exclusive
-        // access (&mut self), before the registry ('reg outlives self).
+        // access (&mut self), while the registry lives (self._owner is
+        // dropped after this body).
         unsafe { sys::portreg_handle_close(self.raw.as_ptr()) }
     }
 }

@@ -5,7 +5,7 @@
 //! untracked, pending (known, no port yet) or bound to a port — plus a
 //! version that grows with every change. Lookups are wait-free and may run
 //! on any number of threads at once; share the registry with an
-//! [`Arc`](std::sync::Arc) or a reference.
+//! [`Arc`] or a reference.
 //!
 //! ```
 //! use portreg::{Registry, State};
@@ -20,8 +20,37 @@
 //!
 //! [`compat::HttpEndpointRegistry`] is a drop-in replacement for the
 //! `Mutex<HashMap<String, Option<u16>>>` registry this library was designed
-//! after. Ids are byte strings of 1..=[`ID_MAX`] bytes (`&str`, `&[u8]`,
-//! `String`, … anything `AsRef<[u8]>`); ports are 1..=65535.
+//! after, and takes any `String` as an id. A [`Registry`]'s ids are byte
+//! strings of 1..=[`ID_MAX`] bytes (`&str`, `&[u8]`, `String`, … anything
+//! `AsRef<[u8]>`); every method given an id of another length, from the
+//! empty one to megabytes, returns [`Error::Invalid`] (`lookup`: `None`)
+//! and changes nothing, after looking at the length only. Nothing in this
+//! crate panics on an id. Ports are 1..=65535.
+//!
+//! # Leaks
+//!
+//! Forgetting a value (`std::mem::forget`, an `Rc` cycle, `Box::leak`) is
+//! safe: it leaks, it never aborts or corrupts anything. A [`Handle`] and
+//! an [`Iter`] each share the ownership of the C registry with their
+//! [`Registry`], which is destroyed when the last of them is dropped. A
+//! forgotten one therefore leaks the whole registry: its table, slots and
+//! ids, the memory waiting for reclamation, its eventfd (one file
+//! descriptor), its reclaim thread if it started one (asleep for the rest
+//! of the process), and its registry number (numbers of live registries
+//! are not reused, and each thread's array of links to registries grows
+//! with the highest number it uses). Besides:
+//!
+//! - a forgotten [`Handle`] keeps its id's slot in the table for as long
+//!   as the registry lives: never compacted away, counted by
+//!   [`Options::max_ids`];
+//! - a forgotten [`Iter`] keeps its thread inside an epoch section until
+//!   that thread exits: memory deferred meanwhile is not freed before then
+//!   ([`Stats::deferred_bytes`] grows with churn), [`Registry::reclaim`]
+//!   returns [`Error::Invalid`] on that thread, and on any other waits
+//!   for that thread's exit if anything was deferred.
+//!
+//! A forgotten [`FrameReader`] leaks its buffer and nothing else;
+//! snapshots are copies and waits are calls, so there is nothing to forget.
 //!
 //! Every `unsafe` block of this crate is a call into `portreg-sys`; the
 //! README of `bindings/rust` gives the argument for each.
@@ -32,6 +61,7 @@ use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::time::Duration;
 
 use portreg_sys as sys;
@@ -327,7 +357,11 @@ pub struct Entry<'it> {
 
 /// The registry. `Send + Sync`: every method takes `&self` and may run on
 /// any number of threads at once (share it with an `Arc`); dropping it frees
-/// everything.
+/// everything (unless a [`Handle`] or an [`Iter`] of it was forgotten: see
+/// [Leaks](crate#leaks)).
+///
+/// Ids are 1..=[`ID_MAX`] bytes: each method refuses any other length with
+/// [`Error::Invalid`] (`lookup` answers `None`), never with a panic.
 ///
 /// Lookups ([`lookup`](Registry::lookup), [`get`](Registry::get)) are
 /// wait-free; state changes of known ids are one compare-and-swap
@@ -351,15 +385,44 @@ pub struct Entry<'it> {
 /// # Ok::<(), portreg::Error>(())
 /// ```
 pub struct Registry {
+    // The same pointer as owner.0, kept here so that a lookup reaches the C
+    // registry in one load.
     raw: NonNull<sys::portreg_t>,
+    owner: Arc<Owner>,
 }
 
 // SAFETY: the C library allows every call except create/destroy from any
 // number of threads at once with no per-thread setup; destroy runs only in
-// Drop, which has exclusive ownership.
+// Owner's Drop, after every Registry, Iter and Handle of it is gone.
 unsafe impl Send for Registry {}
 // SAFETY: as above; every method takes &self and maps to a thread-safe call.
 unsafe impl Sync for Registry {}
+
+/// Owns the C registry: `portreg_destroy` runs when the last `Arc` goes.
+/// The [`Registry`] holds one, and so does every [`Iter`] and [`Handle`]
+/// (C objects that must be finished before destroy), so a forgotten one
+/// leaks the registry instead of destroying it under an open handle or
+/// iteration.
+pub(crate) struct Owner(NonNull<sys::portreg_t>);
+
+// SAFETY: the only use of the pointer is portreg_destroy in Drop, which
+// runs once, on whichever thread drops the last Arc, after every other
+// holder is gone (Arc's release/acquire on the count orders their calls
+// before it); the C library allows destroy from any thread.
+unsafe impl Send for Owner {}
+// SAFETY: &Owner gives no access to the pointer.
+unsafe impl Sync for Owner {}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from portreg_create and is destroyed
+        // exactly once, here; no Registry, Iter or Handle is left (each
+        // holds an Arc to this Owner), so no call runs or can start, no
+        // handle is open and no iteration of it is in progress. Threads
+        // that used it may be exiting right now: the C library allows that.
+        unsafe { sys::portreg_destroy(self.0.as_ptr()) }
+    }
+}
 
 /// A zeroed C state, for out-parameters.
 fn raw_state() -> sys::portreg_state_t {
@@ -403,7 +466,7 @@ impl Registry {
         // call only reads; allocator hooks are NULL (malloc/free).
         let raw = unsafe { sys::portreg_create(&raw_opts) };
         match NonNull::new(raw) {
-            Some(raw) => Ok(Registry { raw }),
+            Some(raw) => Ok(Registry { raw, owner: Arc::new(Owner(raw)) }),
             None => Err(match std::io::Error::last_os_error().raw_os_error() {
                 Some(22) => Error::Invalid,
                 Some(12) => Error::NoMem,
@@ -683,7 +746,7 @@ impl Registry {
         // iterator struct at a stable heap address that outlives the walk
         // (fini runs in Iter's Drop, before the Box is freed).
         unsafe { sys::portreg_iter_init(it.get(), self.raw()) };
-        Iter { it, _reg: PhantomData, _one_thread: PhantomData }
+        Iter { it, _owner: self.owner(), _reg: PhantomData, _one_thread: PhantomData }
     }
 
     /// A sorted (bytewise) copy of every tracked backend, with the same
@@ -878,15 +941,11 @@ impl Registry {
     pub(crate) fn as_ptr(&self) -> *mut sys::portreg_t {
         self.raw()
     }
-}
 
-impl Drop for Registry {
-    fn drop(&mut self) {
-        // SAFETY: we own the registry exclusively (no &self borrow, Iter or
-        // Handle can be alive: they borrow it); it came from portreg_create
-        // and is destroyed once. Threads that used it may be exiting right
-        // now: the C library allows that.
-        unsafe { sys::portreg_destroy(self.raw()) }
+    /// A share in the C registry's lifetime, for objects that must be
+    /// finished before it is destroyed.
+    pub(crate) fn owner(&self) -> Arc<Owner> {
+        Arc::clone(&self.owner)
     }
 }
 
@@ -920,6 +979,9 @@ impl std::fmt::Debug for Registry {
 /// ```
 pub struct Iter<'reg> {
     it: Box<UnsafeCell<sys::portreg_iter_t>>,
+    // Keeps the C registry alive until fini has run (also if the Iter is
+    // forgotten: then the registry is never destroyed).
+    _owner: Arc<Owner>,
     _reg: PhantomData<&'reg Registry>,
     // The C iterator holds the thread's epoch record: one thread only.
     _one_thread: PhantomData<*const ()>,
@@ -956,7 +1018,9 @@ impl<'reg> Iter<'reg> {
 impl Drop for Iter<'_> {
     fn drop(&mut self) {
         // SAFETY: initialized by iter_init, finished exactly once, on the
-        // thread that started it (not Send); no Entry borrows self any more.
+        // thread that started it (not Send), while the registry lives
+        // (self._owner is dropped after this body); no Entry borrows self
+        // any more.
         unsafe { sys::portreg_iter_fini(self.it.get()) }
     }
 }

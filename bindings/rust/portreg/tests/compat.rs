@@ -111,12 +111,6 @@ fn port_0_is_refused_by_register_and_decode() {
 }
 
 #[test]
-#[should_panic(expected = "not 1..=255 bytes")]
-fn an_empty_backend_id_panics_in_writers() {
-    HttpEndpointRegistry::new().track(String::new());
-}
-
-#[test]
 fn errors_display_and_chain() {
     let out = BackendHttpReadyError::PortOutOfRange(70_000);
     assert!(out.to_string().contains("70000"));

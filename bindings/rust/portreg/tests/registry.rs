@@ -414,3 +414,27 @@ fn last_reference_dropped_while_other_threads_exit() {
         }
     }
 }
+
+#[test]
+fn ids_of_no_or_too_many_bytes_are_refused_by_every_method_without_panic() {
+    let reg = Registry::new().unwrap();
+    let body = portreg::encode_ready(8002);
+    let forever = Duration::from_secs(3600);
+    for id in [vec![], vec![b'x'; 256], vec![0u8; 70_000], "é".repeat(1 << 19).into_bytes()] {
+        let n = id.len();
+        assert_eq!(reg.track(&id), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.register(&id, 1), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.register_if(&id, 1, 0), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.unbind(&id), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.untrack(&id), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.untrack_if(&id, 0), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.decode_and_register(&id, &body), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.lookup(&id), None, "{n} bytes");
+        assert_eq!(reg.get(&id), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.wait(&id, 0, forever), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.wait_forever(&id, 0), Err(Error::Invalid), "{n} bytes");
+        assert_eq!(reg.handle(&id).unwrap_err(), Error::Invalid, "{n} bytes");
+    }
+    let stats = reg.stats().unwrap();
+    assert_eq!((stats.tracked, stats.slots, stats.changes), (0, 0, 0));
+}
