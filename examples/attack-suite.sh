@@ -260,6 +260,91 @@ check_silent_connections() {
   stop_broker "$bpid" TERM
 }
 
+# ms_since T0: milliseconds since T0 (date +%s%N).
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+check_port_loss() {
+  echo "== a bound port is verified where the data plane dials (127.0.0.1), and kept verified"
+  local sock=$tmp/loss/b.sock out port ms
+  start_broker loss "$sock"
+  # The IPv6 twin: a listener on [::1]:P only. The data plane dials
+  # 127.0.0.1:P, which anyone could bind: refused.
+  held twin "$probe_bin" listen ::1
+  wait_until 10 log_has twin '^port ' || fail "the IPv6 listener did not start"
+  port=$(awk '{print $2}' "$tmp/twin.log")
+  out=$(probe report "$sock" twin "$port" 1000 || true)
+  [[ $out == dropped ]] || fail "a port listening on [::1] only was accepted: $out"
+  wait_until 10 log_has loss "refused port $port: nothing listens on 127.0.0.1:$port" ||
+    fail "no log line for the IPv6 twin"
+  q "$sock" get twin
+  [[ $answer == "twin pending 0 1" ]] || fail "the IPv6 twin changed the registry: $answer"
+  release twin
+  ok "a port listening on [::1]:$port only is refused: the data plane dials 127.0.0.1:$port"
+  # A daemon that closes its listener but keeps its connection.
+  held closer "$probe_bin" close-listener "$sock" closer 10000
+  q "$sock" wait closer bound 10000
+  echo close >&"${hold_fd[closer]}"
+  wait_until 20 log_has closer '^dropped after\|^kept' || fail "close-listener never finished"
+  log_has closer '^dropped after' || fail "a closed listener stayed bound: $(tail -n 1 "$tmp/closer.log")"
+  ms=$(awk '/^dropped after/ {print $3}' "$tmp/closer.log")
+  echo "   measured: listener closed -> unbound and dropped in $ms ms (target < 250 ms)"
+  ((ms < 2500)) || fail "port loss detected after $ms ms"
+  q "$sock" get closer
+  [[ $answer == "closer pending "* ]] || fail "after the port loss: $answer"
+  wait_until 10 log_has loss "closer .*port $port\?.*no longer\|closer .*lost port" ||
+    fail "no log line for the lost port"
+  ok "a closed listener is noticed in $ms ms: closer unbound (pending) and its connection dropped"
+  stop_broker "$bpid" TERM
+}
+
+check_ready_flood() {
+  echo "== 8 connections flooding BackendHttpReady: newcomers, deaths and shutdown stay prompt"
+  local sock=$tmp/flood/b.sock ms t0
+  start_broker flood "$sock"
+  held flooders "$probe_bin" flood "$sock" 8 flood- 60000
+  wait_until 10 log_has flooders '^flooding' || fail "the flood did not start"
+  log_has flooders '^flooding 8$' || fail "flood: $(cat "$tmp/flooders.log")"
+  q "$sock" wait flood-7 bound 10000
+  t0=$(date +%s%N)
+  held nc "$daemon" --socket "$sock" --id newcomer
+  q "$sock" wait newcomer bound 10000
+  ms=$(ms_since "$t0")
+  echo "   measured: a newcomer bound in $ms ms under the flood (target < 50 ms)"
+  ((ms < 500)) || fail "a newcomer took $ms ms to be bound under the flood"
+  t0=$(date +%s%N)
+  { kill -KILL "$hpid" && wait "$hpid"; } 2>/dev/null || true
+  q "$sock" wait newcomer pending 10000
+  ms=$(ms_since "$t0")
+  echo "   measured: a killed daemon unbound in $ms ms under the flood (target < 250 ms)"
+  ((ms < 2500)) || fail "a dead daemon stayed bound for $ms ms under the flood"
+  ok "under the flood: newcomer bound, and unbound when killed, promptly"
+  t0=$(date +%s%N)
+  stop_broker "$bpid" TERM
+  ms=$(ms_since "$t0")
+  echo "   measured: SIGTERM under the flood: exited in $ms ms (target < 1 s)"
+  ((ms < 10000)) || fail "shutdown took $ms ms under the flood"
+  release flooders
+  ok "SIGTERM under the flood: exited 0 in $ms ms"
+}
+
+check_hello_silence() {
+  echo "== 64 connections that say hello and nothing more do not lock out a daemon of their uid"
+  local sock=$tmp/hs/b.sock t0
+  start_broker hs "$sock" --max-conns-per-uid 64
+  held hs64 "$probe_bin" silent "$sock" 64 20000 hs-
+  wait_until 10 log_has hs64 '^connected' || fail "the probe could not connect"
+  log_has hs64 '^connected 64$' || fail "probe: $(cat "$tmp/hs64.log")"
+  wait_until 10 stats_are "$sock" conns 64 || fail "conns: $(stat_of "$sock" conns)"
+  t0=$SECONDS
+  held real "$daemon" --socket "$sock" --id real
+  q "$sock" wait real bound 10000
+  ok "with 64 hello-only connections of its uid open, real is bound after $((SECONDS - t0)) s"
+  log_has hs "pushed out" || fail "no log line for the connection pushed out"
+  release real
+  release hs64
+  stop_broker "$bpid" TERM
+}
+
 check_id_limit() {
   echo "== --max-ids bounds the backends anyone can make the broker keep"
   local sock=$tmp/ids/b.sock out
@@ -521,7 +606,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_squatter check_silent_connections
-  check_id_limit check_grace check_idle check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
+  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

@@ -55,6 +55,7 @@ struct broker_config {
     unsigned log_rate;          /* event lines per second */
     size_t reply_max;           /* bytes in one control answer */
     unsigned query_timeout_ms;  /* one control query, accept to last byte */
+    unsigned recheck_ms;        /* how often bound ports are verified again */
 };
 
 /* Everything the threads share. Set up by main before any thread starts. */
@@ -137,10 +138,27 @@ struct loop_ops {
  * too (logged as what's). */
 void event_loop(int ep, const char *what, const struct loop_ops *ops, void *plane);
 
-/* ports.c: 0 if a TCP socket of uid listens on 127.0.0.1:port or [::1]:port
- * and no socket of another uid listens there; otherwise -1 with the reason
- * in why. */
-int port_owned_by(uint16_t port, uid_t uid, char *why, size_t why_len);
+/* ports.c: who listens where the data plane dials. */
+#define DATA_PLANE_ADDR "127.0.0.1" /* the address a backend's port is dialled on */
+struct ports;                       /* a netlink sock_diag socket and its buffer */
+struct ports *ports_open(void);     /* NULL: out of memory */
+void ports_close(struct ports *p);  /* NULL is ignored */
+/* A uid's claim to a port, and the listeners the kernel reports there. */
+struct port_claim {
+    uint16_t port;
+    uid_t uid;
+    unsigned mine, others; /* listeners receiving DATA_PLANE_ADDR:port */
+    uid_t other_uid;
+    size_t tag; /* the caller's */
+};
+/* Counts the listeners of every claim (sorting claims by port) with one
+ * query (two dumps: IPv4, IPv6). 0, or -1 with the reason in why. */
+int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why, size_t why_len);
+/* 0 if a counted claim holds: a listener of its uid, none of another. */
+int claim_verdict(const struct port_claim *c, char *why, size_t why_len);
+/* 0 if a TCP socket of uid listens so as to receive DATA_PLANE_ADDR:port
+ * and no socket of another uid does; otherwise -1 with the reason in why. */
+int port_owned_by(struct ports *p, uint16_t port, uid_t uid, char *why, size_t why_len);
 
 /* daemons.c and control.c: thread bodies. */
 void *daemon_plane(void *broker);

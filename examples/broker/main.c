@@ -54,7 +54,8 @@ static void usage(FILE *f)
             "  --max-ids N               backends kept (default 1024)\n"
             "  --log-rate N              event log lines per second (default 100)\n"
             "  --reply-max BYTES         longest control answer (default 1048576)\n"
-            "  --query-timeout-ms MS     one control query, wait time excluded (default 2000)\n",
+            "  --query-timeout-ms MS     one control query, wait time excluded (default 2000)\n"
+            "  --recheck-ms MS           verify bound ports again this often (default 100)\n",
             MAX_READERS, MAX_ROUTES);
 }
 
@@ -123,6 +124,8 @@ static bool apply_option(struct broker_config *cfg, int o, const char *arg)
         return parse_ms(arg, &cfg->grace_ms);
     case 'q':
         return parse_ms(arg, &cfg->query_timeout_ms);
+    case 'k':
+        return parse_ms(arg, &cfg->recheck_ms);
     case 'm':
         return parse_count(arg, 1 << 16, &cfg->max_conns);
     case 'M':
@@ -156,6 +159,7 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
                                          {"log-rate", 1, NULL, 'L'},
                                          {"reply-max", 1, NULL, 'x'},
                                          {"query-timeout-ms", 1, NULL, 'q'},
+                                         {"recheck-ms", 1, NULL, 'k'},
                                          {"help", 0, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     *cfg = (struct broker_config){.readers = 2,
@@ -170,6 +174,7 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
                                   .log_rate = 100,
                                   .reply_max = 1 << 20,
                                   .query_timeout_ms = 2000,
+                                  .recheck_ms = 100,
                                   .allowed_uids = {geteuid()},
                                   .nallowed = 1};
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
