@@ -522,6 +522,66 @@ check_control_stall() {
   stop_broker "$bpid" TERM
 }
 
+# queries_answered SOCK N: runs N `stats` queries one after the other
+# (2 s each at most); prints how many were answered.
+queries_answered() {
+  local n=0
+  for ((i = 0; i < $2; i++)); do
+    timeout 10 "$ctl" --timeout-ms 2000 "$1.ctl" stats >/dev/null 2>&1 && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# hog NAME SOCK N [TEXT]: N control clients that never read, reopened
+# whenever the broker closes one, until release NAME.
+hog() {
+  local name=$1 sock=$2
+  shift 2
+  held "$name" "$probe_bin" ctl-hog "$sock.ctl" "$1" 60000 "${@:2}"
+  wait_until 10 log_has "$name" '^holding' || fail "$name did not start"
+}
+unhog() {
+  release "$1"
+  wait_until 10 log_has "$1" '^reopened' || fail "$1 did not stop"
+}
+
+check_control_lockout() {
+  echo "== the control plane cannot be locked out: reconnecting silent clients, waits, non-readers"
+  local sock=$tmp/lock/b.sock n long hwm0 hwm1 out
+  start_broker lock "$sock" --grace-ms 600000
+  hog hog_silent "$sock" 32
+  n=$(queries_answered "$sock" 20)
+  unhog hog_silent
+  ((n == 20)) || fail "$n of 20 queries answered while 32 silent clients kept reconnecting"
+  ok "20 of 20 queries answered while 32 silent same-uid clients kept reconnecting ($(tail -n 1 "$tmp/hog_silent.log"))"
+  hog hog_wait "$sock" 32 'wait nothing bound 600000\n'
+  n=$(queries_answered "$sock" 20)
+  unhog hog_wait
+  ((n == 20)) || fail "$n of 20 queries answered while 32 clients waited"
+  [[ $(tail -n 1 "$tmp/hog_wait.log") == *", "[1-9]*" refused" ]] ||
+    fail "no wait was refused: $(tail -n 1 "$tmp/hog_wait.log")"
+  out=$(probe ctl-raw "$sock.ctl" 'wait nothing bound 3600000\n')
+  [[ $out == "error: wait: the timeout is 0..600000 ms" ]] || fail "an hour-long wait: $out"
+  ok "32 ten-minute waits: queries still answered, waits over the cap refused; waits are capped at 10 minutes"
+  # Non-readers asking for an answer of ~800 kB each.
+  long=$(printf '\x01%.0s' {1..247})
+  probe churn "$sock" 800 "$long" 800 >/dev/null || fail "churn: the broker stopped accepting"
+  wait_until 30 stats_are "$sock" tracked 800 conns 0 || fail "800 backends not tracked"
+  q "$sock" status
+  hwm0=$(proc_field "$bpid" VmHWM)
+  hog hog_noread "$sock" 31 'status\n'
+  n=$(queries_answered "$sock" 20)
+  q "$sock" status
+  (($(wc -l <<<"$answer") == 800)) || fail "status: $(wc -l <<<"$answer") lines"
+  unhog hog_noread
+  hwm1=$(proc_field "$bpid" VmHWM)
+  echo "   measured: peak RSS $hwm0 -> $hwm1 kB with 31 clients not reading 800 kB answers"
+  ((n == 20)) || fail "$n of 20 queries answered while 31 clients did not read"
+  ((hwm1 - hwm0 < 12288)) || fail "peak RSS grew by $((hwm1 - hwm0)) kB"
+  ok "31 non-readers of 800 kB answers: queries and status answered, peak RSS +$((hwm1 - hwm0)) kB"
+  stop_broker "$bpid" TERM
+}
+
 check_stuck_stdout() {
   echo "== stdout a pipe nobody reads: the control plane carries on"
   local sock=$tmp/pipe/b.sock out lost fd
@@ -606,7 +666,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_squatter check_silent_connections
-  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
+  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

@@ -34,6 +34,13 @@
  *                                close; print "churned N, F failed"
  *   ctl-raw CTL TEXT             send TEXT (\n, \0 and \xHH escapes) to the
  *                                control socket and print the raw answer
+ *   ctl-hog CTL N HOLD_MS [TEXT] keep N control connections open, each having
+ *                                sent TEXT (escapes as ctl-raw; none: silent),
+ *                                never reading; reopen each one the broker
+ *                                closes. Print "holding K" after the first
+ *                                round, then "reopened R, E refused" after
+ *                                HOLD_MS or when stdin closes (refused: an
+ *                                answer starting "error:" was waiting)
  *   ctl-stall CTL MODE           a control client that stalls: MODE silent
  *                                (sends nothing), trickle (a byte every
  *                                300 ms), noread (asks for status, never
@@ -375,6 +382,64 @@ static int do_ctl_raw(const char *ctl, const char *text)
     return 0;
 }
 
+/* One hog connection: connected, TEXT sent, a small receive buffer so
+ * that an answer cannot hide in it. -1 if the broker cannot be reached. */
+static int hog_open(const char *ctl, const char *text, size_t len)
+{
+    int fd = unix_connect(ctl), small = 1024;
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small) != 0 ||
+        (len > 0 && send(fd, text, len, MSG_NOSIGNAL) != (ssize_t)len)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int do_ctl_hog(const char *ctl, int n, int hold_ms, const char *raw)
+{
+    struct pollfd *pfd = calloc((size_t)n + 1, sizeof *pfd);
+    char *text = malloc(strlen(raw) + 1);
+    if (pfd == NULL || text == NULL)
+        return 2;
+    size_t len = unescape(raw, text);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if ((pfd[k].fd = hog_open(ctl, text, len)) >= 0)
+            pfd[k++].events = POLLRDHUP;
+    printf("holding %d\n", k);
+    fflush(stdout);
+    pfd[k] = (struct pollfd){.fd = STDIN_FILENO, .events = POLLIN};
+    long reopened = 0, refused = 0;
+    for (int64_t deadline = now_ms() + hold_ms; now_ms() < deadline;) {
+        int r = poll(pfd, (nfds_t)k + 1, (int)(deadline - now_ms()));
+        if (r < 0 && errno != EINTR)
+            break;
+        if (r > 0 && pfd[k].revents != 0)
+            break;
+        for (int i = 0; r > 0 && i < k; i++) {
+            if (pfd[i].revents == 0)
+                continue;
+            char head[6] = "";
+            if (recv(pfd[i].fd, head, sizeof head, MSG_DONTWAIT) == (ssize_t)sizeof head &&
+                memcmp(head, "error:", 6) == 0)
+                refused++;
+            close(pfd[i].fd);
+            pfd[i].fd = hog_open(ctl, text, len);
+            reopened++;
+            if (pfd[i].fd < 0) {
+                printf("reconnect failed: %s\n", strerror(errno));
+                return 1;
+            }
+        }
+    }
+    printf("reopened %ld, %ld refused\n", reopened, refused);
+    free(text);
+    free(pfd);
+    return 0;
+}
+
 static int do_ctl_stall(const char *ctl, const char *mode)
 {
     int fd = unix_connect(ctl);
@@ -411,7 +476,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: broker_probe listen [ADDR] | report SOCK ID PORT WAIT_MS | silent "
                     "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
-                    "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-stall CTL "
+                    "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
+                    "HOLD_MS [TEXT] | ctl-stall CTL "
                     "silent|trickle|noread\n");
 }
 
@@ -433,6 +499,8 @@ int main(int argc, char **argv)
         return do_churn(argv[2], atol(argv[3]), argv[4], atol(argv[5]));
     if (strcmp(mode, "ctl-raw") == 0 && argc == 4)
         return do_ctl_raw(argv[2], argv[3]);
+    if (strcmp(mode, "ctl-hog") == 0 && (argc == 5 || argc == 6))
+        return do_ctl_hog(argv[2], atoi(argv[3]), atoi(argv[4]), argc == 6 ? argv[5] : "");
     if (strcmp(mode, "ctl-stall") == 0 && argc == 4)
         return do_ctl_stall(argv[2], argv[3]);
     usage();
