@@ -34,6 +34,7 @@
 struct route {
     char id[PORTREG_ID_MAX];
     size_t len;
+    uid_t owner; /* the only uid whose daemons may claim the id */
 };
 
 struct broker_config {
@@ -52,6 +53,7 @@ struct broker_config {
     unsigned max_conns;         /* daemon connections, all uids */
     unsigned max_conns_per_uid; /* daemon connections of one uid */
     size_t max_ids;             /* backends the broker keeps */
+    size_t max_ids_per_uid;     /* backends one uid may hold */
     unsigned log_rate;          /* event lines per second */
     size_t reply_max;           /* bytes in one control answer */
     unsigned query_timeout_ms;  /* one control query, accept to last byte */
@@ -85,6 +87,8 @@ const char *id_text(const char *id, size_t len, char out[ID_TEXT_MAX]);
 bool id_parse(const char *tok, char out[PORTREG_ID_MAX], size_t *len);
 bool parse_ulong(const char *s, unsigned long max, unsigned long *out);
 bool uid_allowed(const struct broker_config *cfg, uid_t uid);
+/* The --route the id is, or NULL. */
+const struct route *route_of(const struct broker_config *cfg, const void *id, size_t len);
 
 /* log.c: lines go to stdout through a ring buffer and a writer thread, so
  * that a slow or stuck stdout costs lost lines, never a stalled caller.

@@ -222,16 +222,43 @@ static const char WAIT_STARTED[] = "";
 typedef const char *command_fn(struct server *s, struct client *c, char **argv, struct answer *a,
                                int64_t now);
 
+/* The snapshot's order: bytewise, shorter first on a tie. */
+static int id_cmp(const char *x, size_t xl, const char *y, size_t yl)
+{
+    int d = memcmp(x, y, xl < yl ? xl : yl);
+    return d != 0 ? d : (xl > yl) - (xl < yl);
+}
+
+/* `status [AFTER]`: the backends sorted by id (after AFTER, if given), as
+ * many as fit in --reply-max with room for a last line `more ID` that says
+ * where the next page starts. No uid's ids can make it fail: a page always
+ * has room for at least one line (--reply-max is 4096 at least). */
 static const char *cmd_status(struct server *s, struct client *c, char **argv, struct answer *a,
                               int64_t now)
 {
-    (void)c, (void)argv, (void)now;
+    (void)argv, (void)now;
+    char text[ID_TEXT_MAX];
     portreg_snapshot_t snap;
     int rc = portreg_snapshot(s->b->reg, &snap);
     if (rc != 0)
         return portreg_strerror(rc);
-    for (size_t i = 0; i < snap.count; i++)
-        add_state(a, snap.entries[i].id, snap.entries[i].id_len, &snap.entries[i].state);
+    size_t i = 0, room = a->max - (ID_TEXT_MAX + 8); /* the `more` line */
+    while (c->id_len > 0 && i < snap.count &&
+           id_cmp(snap.entries[i].id, snap.entries[i].id_len, c->id, c->id_len) <= 0)
+        i++;
+    for (; i < snap.count; i++) {
+        const portreg_entry_t *e = &snap.entries[i];
+        struct answer line = {.max = SIZE_MAX};
+        add_state(&line, e->id, e->id_len, &e->state);
+        if (a->len + line.len > room) {
+            answer_add(a, "more %s\n",
+                       id_text(snap.entries[i - 1].id, snap.entries[i - 1].id_len, text));
+            free(line.mem);
+            break;
+        }
+        answer_add(a, "%.*s", (int)line.len, line.mem + HEADROOM);
+        free(line.mem);
+    }
     portreg_snapshot_free(&snap);
     return NULL;
 }
@@ -306,16 +333,21 @@ static const char *cmd_wait(struct server *s, struct client *c, char **argv, str
         return "wait: the status is untracked, pending or bound";
     if (!parse_ulong(argv[3], CTL_WAIT_MAX_MS, &ms))
         return "wait: the timeout is 0..600000 ms";
-    unsigned waits = 0, mine = 0;
+    /* The broker's own uid keeps its share: other uids together get the
+     * rest. */
+    const uid_t own = s->b->cfg.allowed_uids[0];
+    unsigned others = 0, mine = 0;
     for (size_t i = 0; i < CTL_MAX_CLIENTS; i++) {
         const struct client *w = &s->clients[i];
-        waits += w->fd >= 0 && w->phase == WAITING;
-        mine += w->fd >= 0 && w->phase == WAITING && w->uid == c->uid;
+        if (w->fd >= 0 && w->phase == WAITING) {
+            mine += w->uid == c->uid;
+            others += w->uid != own;
+        }
     }
     if (mine >= CTL_WAITS_UID)
         return "wait: this uid already has 4 waits; try again later";
-    if (waits >= CTL_WAITS_MAX)
-        return "wait: 16 waits already; try again later";
+    if (c->uid != own && others >= CTL_WAITS_MAX - CTL_WAITS_UID)
+        return "wait: other uids already have 12 waits; try again later";
     /* Hang-ups only (always reported): broker_ctl half-closes its side
      * after sending, which must not count as leaving. */
     struct epoll_event ev = {.events = 0, .data.u64 = (uint64_t)(c - s->clients)};
@@ -347,8 +379,10 @@ static const struct {
     bool takes_id;
     command_fn *fn;
 } commands[] = {
-    {"status", 1, false, cmd_status}, {"stats", 1, false, cmd_stats}, {"get", 2, true, cmd_get},
-    {"lookup", 2, true, cmd_lookup},  {"wait", 4, true, cmd_wait},    {"load", 2, false, cmd_load},
+    {"status", 1, false, cmd_status}, {"status", 2, true, cmd_status},
+    {"stats", 1, false, cmd_stats},   {"get", 2, true, cmd_get},
+    {"lookup", 2, true, cmd_lookup},  {"wait", 4, true, cmd_wait},
+    {"load", 2, false, cmd_load},
 };
 
 /* Runs one command line; the answer goes to c (or c starts waiting). */

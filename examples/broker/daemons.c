@@ -136,6 +136,14 @@ static struct backend *find_backend(struct plane *p, const void *id, size_t len)
     return NULL;
 }
 
+static size_t backends_of(const struct plane *p, uid_t uid)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->cfg->max_ids; i++)
+        n += p->backends[i].used && p->backends[i].owner == uid;
+    return n;
+}
+
 static void backend_free(struct plane *p, struct backend *bk)
 {
     bk->used = false;
@@ -195,7 +203,11 @@ static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t 
         return "hello with an empty id";
     id_text((const char *)body, len, text);
     *bk = find_backend(p, body, len);
-    if (*bk != NULL && (*bk)->conn != NULL) {
+    const struct route *route = route_of(p->cfg, body, len);
+    if (route != NULL && route->owner != c->uid) {
+        /* The data plane sends traffic there: only its configured uid. */
+        snprintf(why, ID_TEXT_MAX + 96, "%s is reserved for uid %u", text, (unsigned)route->owner);
+    } else if (*bk != NULL && (*bk)->conn != NULL) {
         /* Two live daemons under one id would unbind each other. */
         snprintf(why, ID_TEXT_MAX + 96, "%s is already connected (pid %d)", text,
                  (int)(*bk)->conn->pid);
@@ -207,6 +219,9 @@ static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t 
     } else if (p->nbackends == p->cfg->max_ids) {
         snprintf(why, ID_TEXT_MAX + 96, "hello %s: the broker keeps %zu backends at most", text,
                  p->cfg->max_ids);
+    } else if (backends_of(p, c->uid) >= p->cfg->max_ids_per_uid) {
+        snprintf(why, ID_TEXT_MAX + 96, "hello %s: uid %u keeps %zu backends at most", text,
+                 (unsigned)c->uid, p->cfg->max_ids_per_uid);
     } else {
         int rc = portreg_track(p->b->reg, (const char *)body, len);
         if (rc == 0)

@@ -128,3 +128,11 @@ bool uid_allowed(const struct broker_config *cfg, uid_t uid)
             return true;
     return false;
 }
+
+const struct route *route_of(const struct broker_config *cfg, const void *id, size_t len)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].len == len && memcmp(cfg->routes[i].id, id, len) == 0)
+            return &cfg->routes[i];
+    return NULL;
+}
