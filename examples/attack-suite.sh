@@ -706,6 +706,62 @@ check_emfile() {
   stop_broker "$bpid" TERM
 }
 
+check_socket_dirs() {
+  echo "== socket directories others could take or swap are refused, with the fix"
+  local out rc
+  # Squatted: another user made the directory first.
+  if [[ $(id -u) == 0 ]]; then
+    mkdir -m 0700 "$tmp/squatted" && chown nobody "$tmp/squatted"
+    rc=0
+    out=$(timeout 20 "$broker" --socket "$tmp/squatted/b.sock" 2>&1) || rc=$?
+    [[ $rc != 0 ]] || fail "the broker started in a directory nobody owns"
+    [[ $out == *"$tmp/squatted"*"remove it"* ]] || fail "no directory or fix named: $out"
+    ok "a directory made by another user is refused: ${out:0:100}..."
+  else
+    echo "SKIP: a directory of another user needs root"
+  fi
+  # A parent others can write, without the sticky bit: the directory
+  # could be renamed away and replaced once the broker checked it.
+  mkdir -m 0777 "$tmp/shared" && chmod 0777 "$tmp/shared"
+  rc=0
+  out=$(timeout 20 "$broker" --socket "$tmp/shared/run/b.sock" 2>&1) || rc=$?
+  [[ $rc != 0 ]] || fail "the broker started under a parent anyone can write"
+  [[ $out == *"$tmp/shared"*"sticky"* ]] || fail "no parent or reason named: $out"
+  ok "a parent others can write without the sticky bit is refused: ${out:0:100}..."
+  # The same with the sticky bit (as /tmp has): fine.
+  mkdir -m 1777 "$tmp/sticky" && chmod 1777 "$tmp/sticky"
+  start_broker sticky "$tmp/sticky/run/b.sock"
+  stop_broker "$bpid" TERM
+  ok "under a sticky parent (like /tmp) the broker starts"
+}
+
+check_log_volume() {
+  echo "== ids of 255 unprintable bytes cannot make the log grow fast"
+  local sock=$tmp/logv/b.sock log0 log1 longest
+  start_broker logv "$sock" --grace-ms 200
+  log0=$(stat -c %s "$tmp/logv.log")
+  probe churn "$sock" 3000 "$(printf '\xff%.0s' {1..250})" 3000 >/dev/null ||
+    fail "churn: the broker stopped accepting"
+  wait_until 30 stats_are "$sock" tracked 0 conns 0 || fail "churn ids not untracked"
+  log1=$(stat -c %s "$tmp/logv.log")
+  longest=$(awk '{ if (length($0) > n) n = length($0) } END { print n }' "$tmp/logv.log")
+  echo "   measured: log +$((log1 - log0)) bytes for 3000 cycles; longest line $longest bytes"
+  ((longest <= 300)) || fail "a log line of $longest bytes"
+  ok "log lines cut to 300 bytes at most (ids shortened), and rate-limited"
+  stop_broker "$bpid" TERM
+}
+
+check_load_bound() {
+  echo "== load queues a bounded amount of work"
+  local sock=$tmp/load/b.sock out rc=0
+  start_broker load "$sock" --route a --readers 1
+  q "$sock" load 100000000
+  out=$("$ctl" "$sock.ctl" load 100000000 2>&1) || rc=$?
+  [[ $rc == 1 && $out == "error: load: "*"queued"* ]] || fail "a second load of 1e8 was queued: rc $rc: $out"
+  ok "a second load while 100000000 requests are queued is refused: $out"
+  stop_broker "$bpid" TERM
+}
+
 check_restart() {
   echo "== restart after SIGKILL; a live broker's socket is not taken over"
   local sock=$tmp/restart/b.sock first
@@ -729,14 +785,16 @@ check_restart() {
   release r
   stop_broker "$bpid" HUP
   [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIGHUP left socket files"
-  start_broker again "$sock"
-  stop_broker "$bpid" INT
-  [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIGINT left socket files"
-  ok "SIGHUP and SIGINT stop it cleanly and remove both sockets"
+  for sig in INT QUIT USR1 USR2 ALRM; do
+    start_broker again "$sock"
+    stop_broker "$bpid" "$sig"
+    [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIG$sig left socket files"
+  done
+  ok "SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM stop it cleanly and remove both sockets"
 }
 
 all_checks="check_socket_modes check_other_uid check_allowed_confined check_squatter check_silent_connections
-  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_restart"
+  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

@@ -84,6 +84,11 @@ int poll_timeout_ms(int64_t now, int64_t deadline);
 const char *status_name(portreg_status_t s);
 bool parse_status(const char *s, portreg_status_t *out);
 const char *id_text(const char *id, size_t len, char out[ID_TEXT_MAX]);
+/* An id as log text: id_text() cut after ID_LOG_KEEP characters, then
+ * "...(N bytes)", so that long unprintable ids cannot bloat the log. */
+#define ID_LOG_KEEP 32
+#define ID_LOG_MAX  (ID_LOG_KEEP + 24)
+const char *id_log_text(const char *id, size_t len, char out[ID_LOG_MAX]);
 bool id_parse(const char *tok, char out[PORTREG_ID_MAX], size_t *len);
 bool parse_ulong(const char *s, unsigned long max, unsigned long *out);
 bool uid_allowed(const struct broker_config *cfg, uid_t uid);
@@ -170,8 +175,10 @@ void *control_server(void *broker);
 
 /* data_plane.c */
 struct data_plane *data_plane_start(struct broker *b, unsigned threads, int *err);
-/* Queues n simulated requests; false if there is no --route to serve. */
-bool data_plane_submit(struct data_plane *dp, uint64_t n);
+/* Queues n simulated requests: 0; -1 if there is no --route to serve; -2
+ * if the queue (100,000,000 at most) has no room for them. *queued: what
+ * the queue holds now. */
+int data_plane_submit(struct data_plane *dp, uint64_t n, uint64_t *queued);
 void data_plane_totals(struct data_plane *dp, uint64_t *lookups, uint64_t *hits);
 void data_plane_stop(struct data_plane *dp);
 

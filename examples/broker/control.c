@@ -364,11 +364,19 @@ static const char *cmd_load(struct server *s, struct client *c, char **argv, str
                             int64_t now)
 {
     (void)c, (void)now;
+    static char why[96];
     unsigned long n;
-    if (!parse_ulong(argv[1], UINT32_MAX, &n) || n == 0)
-        return "load: 1..4294967295 requests";
-    if (s->b->data == NULL || !data_plane_submit(s->b->data, n))
+    uint64_t queued = 0;
+    if (!parse_ulong(argv[1], 100000000, &n) || n == 0)
+        return "load: 1..100000000 requests";
+    int rc = s->b->data == NULL ? -1 : data_plane_submit(s->b->data, n, &queued);
+    if (rc == -1)
         return "load: no data plane (start the broker with --route and --readers)";
+    if (rc == -2) {
+        snprintf(why, sizeof why, "load: %" PRIu64 " requests queued already (100000000 at most)",
+                 queued);
+        return why;
+    }
     answer_add(a, "queued %lu requests\n", n);
     return NULL;
 }

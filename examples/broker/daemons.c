@@ -99,12 +99,12 @@ static void publish_gauges(struct plane *p)
 }
 
 /* "zccache (pid 12 uid 1000)", or "(pid 12 uid 1000)" before the hello. */
-static const char *who(const struct conn *c, char out[ID_TEXT_MAX + 48])
+static const char *who(const struct conn *c, char out[ID_LOG_MAX + 48])
 {
-    char text[ID_TEXT_MAX] = "";
+    char text[ID_LOG_MAX] = "";
     if (c->backend != NULL)
-        id_text(c->backend->id, c->backend->id_len, text);
-    snprintf(out, ID_TEXT_MAX + 48, "%s%s(pid %d uid %u)", text, *text ? " " : "", (int)c->pid,
+        id_log_text(c->backend->id, c->backend->id_len, text);
+    snprintf(out, ID_LOG_MAX + 48, "%s%s(pid %d uid %u)", text, *text ? " " : "", (int)c->pid,
              (unsigned)c->uid);
     return out;
 }
@@ -112,18 +112,18 @@ static const char *who(const struct conn *c, char out[ID_TEXT_MAX + 48])
 /* Logs a transition this thread just made, with the state it left. */
 static void log_transition(struct plane *p, const struct backend *bk, const char *what)
 {
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     portreg_state_t st = {0};
     int rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
     if (rc != 0)
-        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_text(bk->id, bk->id_len, text), what,
+        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_log_text(bk->id, bk->id_len, text), what,
                  portreg_strerror(rc));
     else if (st.status == PORTREG_BOUND)
         log_line(LOG_EVENT, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
-                 id_text(bk->id, bk->id_len, text), what, st.port, st.version);
+                 id_log_text(bk->id, bk->id_len, text), what, st.port, st.version);
     else
         log_line(LOG_EVENT, "daemons: %-10s %-26s -> %s v%" PRIu32,
-                 id_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
+                 id_log_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
 }
 
 static struct backend *find_backend(struct plane *p, const void *id, size_t len)
@@ -156,7 +156,7 @@ static void backend_free(struct plane *p, struct backend *bk)
  * left, for expire_backends(). */
 static void backend_disconnected(struct plane *p, struct backend *bk, int64_t now)
 {
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     portreg_state_t st;
     bk->conn = NULL;
     bk->disconnected_at = now;
@@ -165,7 +165,7 @@ static void backend_disconnected(struct plane *p, struct backend *bk, int64_t no
         rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
     if (rc != 0) {
         /* Cannot happen with a valid id; if it did, do not guess. */
-        log_line(LOG_ALWAYS, "daemons: unbind %s: %s", id_text(bk->id, bk->id_len, text),
+        log_line(LOG_ALWAYS, "daemons: unbind %s: %s", id_log_text(bk->id, bk->id_len, text),
                  portreg_strerror(rc));
         st.version = 0;
     }
@@ -177,7 +177,7 @@ static void backend_disconnected(struct plane *p, struct backend *bk, int64_t no
  * goes away, not the backends: leave their states alone (now == 0). */
 static void conn_close(struct plane *p, struct conn *c, const char *reason, int64_t now)
 {
-    char peer[ID_TEXT_MAX + 48];
+    char peer[ID_LOG_MAX + 48];
     struct backend *bk = c->backend;
     if (reason != NULL)
         log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
@@ -196,37 +196,37 @@ static void conn_close(struct plane *p, struct conn *c, const char *reason, int6
  * broker's record of the id, NULL if it has none. A new id is tracked
  * here, so that a refusal leaves nothing behind. */
 static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t *body, size_t len,
-                                 struct backend **bk, char why[ID_TEXT_MAX + 96])
+                                 struct backend **bk, char why[ID_LOG_MAX + 96])
 {
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     if (len == 0)
         return "hello with an empty id";
-    id_text((const char *)body, len, text);
+    id_log_text((const char *)body, len, text);
     *bk = find_backend(p, body, len);
     const struct route *route = route_of(p->cfg, body, len);
     if (route != NULL && route->owner != c->uid) {
         /* The data plane sends traffic there: only its configured uid. */
-        snprintf(why, ID_TEXT_MAX + 96, "%s is reserved for uid %u", text, (unsigned)route->owner);
+        snprintf(why, ID_LOG_MAX + 96, "%s is reserved for uid %u", text, (unsigned)route->owner);
     } else if (*bk != NULL && (*bk)->conn != NULL) {
         /* Two live daemons under one id would unbind each other. */
-        snprintf(why, ID_TEXT_MAX + 96, "%s is already connected (pid %d)", text,
+        snprintf(why, ID_LOG_MAX + 96, "%s is already connected (pid %d)", text,
                  (int)(*bk)->conn->pid);
     } else if (*bk != NULL && (*bk)->owner != c->uid) {
-        snprintf(why, ID_TEXT_MAX + 96, "%s belongs to uid %u until it is untracked", text,
+        snprintf(why, ID_LOG_MAX + 96, "%s belongs to uid %u until it is untracked", text,
                  (unsigned)(*bk)->owner);
     } else if (*bk != NULL) {
         return NULL; /* its owner, back within the grace period */
     } else if (p->nbackends == p->cfg->max_ids) {
-        snprintf(why, ID_TEXT_MAX + 96, "hello %s: the broker keeps %zu backends at most", text,
+        snprintf(why, ID_LOG_MAX + 96, "hello %s: the broker keeps %zu backends at most", text,
                  p->cfg->max_ids);
     } else if (backends_of(p, c->uid) >= p->cfg->max_ids_per_uid) {
-        snprintf(why, ID_TEXT_MAX + 96, "hello %s: uid %u keeps %zu backends at most", text,
+        snprintf(why, ID_LOG_MAX + 96, "hello %s: uid %u keeps %zu backends at most", text,
                  (unsigned)c->uid, p->cfg->max_ids_per_uid);
     } else {
         int rc = portreg_track(p->b->reg, (const char *)body, len);
         if (rc == 0)
             return NULL;
-        snprintf(why, ID_TEXT_MAX + 96, "track %s: %s (%s)", text, portreg_err_name(rc),
+        snprintf(why, ID_LOG_MAX + 96, "track %s: %s (%s)", text, portreg_err_name(rc),
                  portreg_strerror(rc));
     }
     return why;
@@ -235,7 +235,7 @@ static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t 
 /* The hello: c claims an id. False: drop c (logged here). */
 static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_t len)
 {
-    char peer[ID_TEXT_MAX + 48], why[ID_TEXT_MAX + 96];
+    char peer[ID_LOG_MAX + 48], why[ID_LOG_MAX + 96];
     struct backend *bk = NULL;
     const char *refusal = hello_refusal(p, c, body, len, &bk, why);
     if (refusal != NULL) {
@@ -264,7 +264,7 @@ static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_
  * unchanged unless the port was registered. */
 static bool on_port(struct plane *p, struct conn *c, uint16_t port)
 {
-    char peer[ID_TEXT_MAX + 48], why[128], what[40];
+    char peer[ID_LOG_MAX + 48], why[128], what[40];
     struct backend *bk = c->backend;
     if (c->reported && port == c->port)
         return true; /* nothing new: recheck_ports() keeps verifying it */
@@ -313,7 +313,7 @@ static void charge_frames(struct plane *p, struct conn *c, unsigned frames, int6
 static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
 {
     static char why[96];
-    char peer[ID_TEXT_MAX + 48];
+    char peer[ID_LOG_MAX + 48];
     uint8_t buf[4096];
     unsigned frames = 0;
     uint16_t port = 0;
@@ -523,7 +523,7 @@ static int64_t expire_backends(struct plane *p, int64_t now)
 {
     const int64_t grace = p->cfg->grace_ms * MS;
     int64_t next = 0;
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     for (size_t i = 0; i < p->cfg->max_ids; i++) {
         struct backend *bk = &p->backends[i];
         if (!bk->used || bk->conn != NULL)
@@ -535,7 +535,7 @@ static int64_t expire_backends(struct plane *p, int64_t now)
         }
         portreg_state_t cur;
         int rc = portreg_untrack_if(p->b->reg, bk->id, bk->id_len, bk->version_at_disconnect, &cur);
-        id_text(bk->id, bk->id_len, text);
+        id_log_text(bk->id, bk->id_len, text);
         if (rc == 0) {
             log_line(LOG_EVENT, "daemons: %-10s %-26s -> untracked", text, "away past grace");
             backend_free(p, bk);

@@ -252,7 +252,7 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
 /* One line: head, then the first STATUS_SHOWN backends sorted by id. */
 static void print_status(struct broker *b, const char *head)
 {
-    char line[STATUS_SHOWN * (ID_TEXT_MAX + 32) + 256], text[ID_TEXT_MAX];
+    char line[STATUS_SHOWN * (ID_LOG_MAX + 32) + 256], text[ID_LOG_MAX];
     size_t n = (size_t)snprintf(line, sizeof line, "%s", head);
     portreg_snapshot_t snap = {0};
     int rc = portreg_snapshot(b->reg, &snap);
@@ -262,7 +262,7 @@ static void print_status(struct broker *b, const char *head)
         n += (size_t)snprintf(line + n, sizeof line - n, " | no backends");
     for (size_t i = 0; i < snap.count && i < STATUS_SHOWN; i++) {
         const portreg_entry_t *e = &snap.entries[i];
-        const char *id = id_text(e->id, e->id_len, text);
+        const char *id = id_log_text(e->id, e->id_len, text);
         if (e->state.status == PORTREG_BOUND)
             n += (size_t)snprintf(line + n, sizeof line - n, " | %s bound:%u v%" PRIu32, id,
                                   e->state.port, e->state.version);
@@ -315,10 +315,16 @@ static void status_loop(struct broker *b, int sig_fd)
  * only through the signalfd that main polls: no async handler anywhere. */
 static int block_signals(void)
 {
+    /* Every signal whose default would end the broker without removing
+     * its sockets, but for the faults a program raises on itself. A
+     * blocked signal is delivered even if ignored when we were started. */
+    static const int stops[] = {SIGINT,    SIGTERM, SIGHUP,  SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
+                                SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR,  SIGSTKFLT};
     sigset_t set;
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || sigemptyset(&set) != 0 ||
-        sigaddset(&set, SIGINT) != 0 || sigaddset(&set, SIGTERM) != 0 ||
-        sigaddset(&set, SIGHUP) != 0 || (errno = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0) {
+    bool ok = signal(SIGPIPE, SIG_IGN) != SIG_ERR && sigemptyset(&set) == 0;
+    for (size_t i = 0; ok && i < sizeof stops / sizeof stops[0]; i++)
+        ok = sigaddset(&set, stops[i]) == 0;
+    if (!ok || (errno = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0) {
         perror("broker: signals");
         return -1;
     }
