@@ -10,6 +10,9 @@
  *   report SOCK ID PORT WAIT_MS  hello ID, then (PORT > 0) BackendHttpReady
  *                                {PORT}; print "dropped" (exit 1) if the
  *                                broker hangs up within WAIT_MS, else "kept"
+ *   raw SOCK TEXT WAIT_MS        send TEXT (escapes as ctl-raw) to the daemon
+ *                                socket; print "dropped" (exit 1) if the
+ *                                broker hangs up within WAIT_MS, else "kept"
  *   silent SOCK N HOLD_MS [PREFIX]
  *                                open N connections, say nothing (with
  *                                PREFIX: only hello PREFIX<i>), print
@@ -352,6 +355,23 @@ static size_t unescape(const char *s, char *out)
     return n;
 }
 
+static int do_raw(const char *sock, const char *text, int wait_ms)
+{
+    char *buf = malloc(strlen(text) + 1);
+    int fd = unix_connect(sock);
+    if (buf == NULL || fd < 0) {
+        printf("connect failed: %s\n", strerror(errno));
+        free(buf);
+        return 3;
+    }
+    size_t len = unescape(text, buf);
+    bool sent = send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len;
+    free(buf);
+    bool dropped = !sent || hangup_within(fd, wait_ms);
+    printf("%s\n", dropped ? "dropped" : "kept");
+    return dropped ? 1 : 0;
+}
+
 static int do_ctl_raw(const char *ctl, const char *text)
 {
     char *buf = malloc(strlen(text) + 1), answer[4096];
@@ -478,7 +498,7 @@ static void usage(void)
                     "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
                     "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
                     "HOLD_MS [TEXT] | ctl-stall CTL "
-                    "silent|trickle|noread\n");
+                    "silent|trickle|noread | raw SOCK TEXT WAIT_MS\n");
 }
 
 int main(int argc, char **argv)
@@ -497,6 +517,8 @@ int main(int argc, char **argv)
         return do_flood(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
     if (strcmp(mode, "churn") == 0 && argc == 6 && atol(argv[5]) > 0)
         return do_churn(argv[2], atol(argv[3]), argv[4], atol(argv[5]));
+    if (strcmp(mode, "raw") == 0 && argc == 5)
+        return do_raw(argv[2], argv[3], atoi(argv[4]));
     if (strcmp(mode, "ctl-raw") == 0 && argc == 4)
         return do_ctl_raw(argv[2], argv[3]);
     if (strcmp(mode, "ctl-hog") == 0 && (argc == 5 || argc == 6))

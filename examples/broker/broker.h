@@ -4,7 +4,8 @@
  *   main.c        command line, start-up, signals, the status line, shutdown
  *   daemons.c     the daemon protocol: who may connect, who owns which id,
  *                 deadlines, limits, the grace period before an id is dropped
- *   ports.c       does a TCP port really listen on loopback for this uid?
+ *   ports.c       does a TCP port listen where the data plane dials, as this
+ *                 uid? (netlink sock_diag)
  *   control.c     the text protocol broker_ctl speaks; nobody can stall it
  *   data_plane.c  request handlers resolving ports, idle until given load
  *   log.c         logging that never blocks the thread that logs

@@ -328,7 +328,7 @@ static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
         return why;
     }
     /* feed() stops after each frame, so loop until the bytes are used. */
-    for (size_t off = 0; off < (size_t)n; frames++) {
+    for (size_t off = 0; off < (size_t)n;) {
         size_t used, body_len;
         const uint8_t *body;
         int rc =
@@ -343,6 +343,7 @@ static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
         }
         if (rc != 1)
             continue;
+        frames++;
         if (c->backend == NULL) {
             if (!on_hello(p, c, body, body_len))
                 return ""; /* on_hello() logged why */

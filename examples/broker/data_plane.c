@@ -75,7 +75,8 @@ static void *handler(void *arg)
     for (uint64_t n; (n = take_batch(dp)) > 0;) {
         for (uint64_t i = 0; i < n; i++) {
             uint16_t port;
-            /* A real handler would now connect to 127.0.0.1:port. */
+            /* A real handler would now connect to DATA_PLANE_ADDR:port, where
+             * the daemon plane verified the daemon listens. */
             hits += portreg_handle_lookup(dp->routes[next++ % cfg->nroutes], &port);
             lookups++;
         }
