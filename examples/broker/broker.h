@@ -161,8 +161,9 @@ struct port_claim {
     uid_t other_uid;
     size_t tag; /* the caller's */
 };
-/* Counts the listeners of every claim (sorting claims by port) with one
- * query (two dumps: IPv4, IPv6). 0, or -1 with the reason in why. */
+/* Counts the listeners of every claim (sorting claims by port): one
+ * sock_diag dump per family for each port, or for all of them when there
+ * are many. 0, or -1 with the reason in why. */
 int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why, size_t why_len);
 /* 0 if a counted claim holds: a listener of its uid, none of another. */
 int claim_verdict(const struct port_claim *c, char *why, size_t why_len);

@@ -16,7 +16,7 @@
  *               already accepted is not checked again) and rate-limited
  *               per connection (a connection over its budget is not read
  *               until it is back within it; its hang-up is still seen)
- *   recheck     every --recheck-ms, one sock_diag query re-verifies every
+ *   recheck     every --recheck-ms, sock_diag (ports_tally()) re-verifies every
  *               bound port; a daemon whose port fails is dropped, which
  *               unbinds it
  *   hang-up     -> portreg_unbind(): the backend stays known, pending
@@ -465,8 +465,8 @@ static int64_t enforce_deadlines(struct plane *p, int64_t now)
 }
 
 /*
- * Re-verifies every accepted port, every --recheck-ms, with one sock_diag
- * query for all of them: a daemon whose port no longer passes (it closed
+ * Re-verifies every accepted port, every --recheck-ms, with one
+ * ports_tally() for all of them: a daemon whose port no longer passes (it closed
  * its listener, or died and another process took the port) is dropped,
  * which unbinds its backend. A port lost is therefore routed for at most
  * one period plus one turn of the loop; no turn is long, since frames are

@@ -24,8 +24,9 @@
  * only, so "none of another uid" is a defence in depth).
  *
  * The answer holds when it is given; the daemon plane asks again every
- * --recheck-ms for every bound port (ports_tally() with one dump of all
- * listeners) and unbinds a port that no longer passes.
+ * --recheck-ms for every bound port (ports_tally(): a filtered dump per
+ * port for a few ports, one dump of all listeners for many) and unbinds a
+ * port that no longer passes.
  */
 #include "broker.h"
 
@@ -47,6 +48,9 @@
 
 /* The answer to one dump is read within this, or the query fails. */
 #define DIAG_TIMEOUT_MS 1000
+/* Up to this many ports are checked with a dump each, filtered on the
+ * port; more with one dump of every listener. */
+#define FILTERED_MAX 16
 
 struct ports {
     int nl; /* NETLINK_SOCK_DIAG, or -1 until needed */
@@ -204,13 +208,19 @@ int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why,
     for (size_t i = 0; i < n; i++)
         claims[i].mine = claims[i].others = 0;
     qsort(claims, n, sizeof *claims, claim_cmp);
-    /* One claim: let the kernel filter on its port. */
-    uint16_t port = n == 1 ? claims[0].port : 0;
-    if (n == 0)
-        return 0;
-    if (dump_family(p, AF_INET, port, claims, n, why, why_len) != 0 ||
-        dump_family(p, AF_INET6, port, claims, n, why, why_len) != 0)
-        return -1;
+    /* A few ports: one filtered dump each, in which the kernel skips the
+     * other listeners without describing them; more: one dump of all. */
+    bool each = n <= FILTERED_MAX;
+    for (size_t i = 0; i < n; i++) {
+        if (each && i > 0 && claims[i].port == claims[i - 1].port)
+            continue;
+        uint16_t port = each ? claims[i].port : 0;
+        if (dump_family(p, AF_INET, port, claims, n, why, why_len) != 0 ||
+            dump_family(p, AF_INET6, port, claims, n, why, why_len) != 0)
+            return -1;
+        if (!each)
+            break;
+    }
     return 0;
 }
 
