@@ -389,13 +389,15 @@ static int setup(struct broker *b)
 
 static int start_threads(struct broker *b, pthread_t *daemons, pthread_t *control)
 {
+    /* The data plane first: the control thread reads b->data, which
+     * pthread_create() then publishes to it. */
     int err = log_start(b->cfg.log_rate);
+    if (err == 0 && b->cfg.readers > 0)
+        b->data = data_plane_start(b, b->cfg.readers, &err);
     if (err == 0)
         err = pthread_create(daemons, NULL, daemon_plane, b);
     if (err == 0)
         err = pthread_create(control, NULL, control_server, b);
-    if (err == 0 && b->cfg.readers > 0)
-        b->data = data_plane_start(b, b->cfg.readers, &err);
     if (err != 0)
         fprintf(stderr, "broker: starting threads: %s\n", strerror(err));
     return err;
