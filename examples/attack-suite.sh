@@ -344,6 +344,24 @@ check_silent_connections() {
 # ms_since T0: milliseconds since T0 (date +%s%N).
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
+# closed_listener_noticed SOCK ID: a daemon ID reports its port, then
+# closes its listener but keeps its connection; the broker must unbind it
+# and drop the connection within 2.5 s (the target is 250 ms).
+closed_listener_noticed() {
+  local sock=$1 id=$2 ms
+  held "$id" "$probe_bin" close-listener "$sock" "$id" 10000
+  q "$sock" wait "$id" bound 10000
+  echo close >&"${hold_fd[$id]}"
+  wait_until 20 log_has "$id" '^dropped after\|^kept' || fail "close-listener never finished"
+  log_has "$id" '^dropped after' || fail "a closed listener stayed bound: $(tail -n 1 "$tmp/$id.log")"
+  ms=$(awk '/^dropped after/ {print $3}' "$tmp/$id.log")
+  echo "   measured: $id: listener closed -> unbound and dropped in $ms ms (target < 250 ms)"
+  ((ms < 2500)) || fail "port loss detected after $ms ms"
+  q "$sock" get "$id"
+  [[ $answer == "$id pending "* ]] || fail "after the port loss: $answer"
+  wait_until 10 log_has loss "dropped $id .*lost port" || fail "no log line for the lost port"
+}
+
 check_port_loss() {
   echo "== a bound port is verified where the data plane dials (127.0.0.1), and kept verified"
   local sock=$tmp/loss/b.sock out port ms
@@ -361,20 +379,18 @@ check_port_loss() {
   [[ $answer == "twin pending 0 1" ]] || fail "the IPv6 twin changed the registry: $answer"
   release twin
   ok "a port listening on [::1]:$port only is refused: the data plane dials 127.0.0.1:$port"
-  # A daemon that closes its listener but keeps its connection.
-  held closer "$probe_bin" close-listener "$sock" closer 10000
-  q "$sock" wait closer bound 10000
-  echo close >&"${hold_fd[closer]}"
-  wait_until 20 log_has closer '^dropped after\|^kept' || fail "close-listener never finished"
-  log_has closer '^dropped after' || fail "a closed listener stayed bound: $(tail -n 1 "$tmp/closer.log")"
-  ms=$(awk '/^dropped after/ {print $3}' "$tmp/closer.log")
-  echo "   measured: listener closed -> unbound and dropped in $ms ms (target < 250 ms)"
-  ((ms < 2500)) || fail "port loss detected after $ms ms"
-  q "$sock" get closer
-  [[ $answer == "closer pending "* ]] || fail "after the port loss: $answer"
-  wait_until 10 log_has loss "closer .*port $port\?.*no longer\|closer .*lost port" ||
-    fail "no log line for the lost port"
-  ok "a closed listener is noticed in $ms ms: closer unbound (pending) and its connection dropped"
+  # A daemon that closes its listener but keeps its connection: alone (a
+  # filtered sock_diag dump per bound port), then beside 20 other bound
+  # daemons (one dump of every listener).
+  closed_listener_noticed "$sock" closer
+  held others "$probe_bin" flood "$sock" 20 other- 60000
+  wait_until 10 log_has others '^flooding' || fail "the 20 others did not start"
+  q "$sock" wait other-19 bound 10000
+  closed_listener_noticed "$sock" closer2
+  q "$sock" get other-0
+  [[ $answer == "other-0 bound "* ]] || fail "a daemon whose listener is open was unbound: $answer"
+  release others
+  ok "closed listeners noticed alone and beside 20 bound daemons: unbound (pending), dropped"
   stop_broker "$bpid" TERM
 }
 
@@ -411,7 +427,7 @@ check_ready_flood() {
 check_hello_silence() {
   echo "== 64 connections that say hello and nothing more do not lock out a daemon of their uid"
   local sock=$tmp/hs/b.sock t0
-  start_broker hs "$sock" --max-conns-per-uid 64
+  start_broker hs "$sock" --max-conns-per-uid 64 --idle-timeout-ms 3000
   held hs64 "$probe_bin" silent "$sock" 64 20000 hs-
   wait_until 10 log_has hs64 '^connected' || fail "the probe could not connect"
   log_has hs64 '^connected 64$' || fail "probe: $(cat "$tmp/hs64.log")"
@@ -421,6 +437,10 @@ check_hello_silence() {
   q "$sock" wait real bound 10000
   ok "with 64 hello-only connections of its uid open, real is bound after $((SECONDS - t0)) s"
   wait_until 5 log_has hs "pushed out" || fail "no log line for the connection pushed out"
+  wait_until 15 log_has hs64 '^closed' || fail "hello-only connections were never closed"
+  log_has hs64 '^closed 64$' || fail "probe: $(tail -n 1 "$tmp/hs64.log")"
+  wait_until 5 log_has hs "no port report in time" || fail "no log line for the idle deadline"
+  ok "the other 63 are dropped at --idle-timeout-ms (3 s) without a port report"
   release real
   release hs64
   stop_broker "$bpid" TERM
@@ -438,6 +458,11 @@ check_id_limit() {
   [[ $out == dropped ]] || fail "an 11th id was kept: $out"
   ok "20 ids offered, 10 tracked; the 11th hello is refused and logged"
   stop_broker "$bpid" TERM
+  local rc=0
+  out=$(timeout 20 "$broker" --socket "$tmp/ids/c.sock" --allow-uid 65534 --max-ids 10 \
+    --max-ids-per-uid 8 2>&1) || rc=$?
+  [[ $rc == 2 && $out == *overbook* ]] || fail "shares of 8 ids for 2 uids in 10: rc $rc: $out"
+  ok "per-uid shares that overbook --max-ids are refused at start: ${out:0:80}..."
 }
 
 check_grace() {
