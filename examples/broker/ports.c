@@ -162,7 +162,7 @@ static int dump_family(struct ports *p, int family, uint16_t port, struct port_c
             snprintf(why, why_len, "sock_diag: %s", len < 0 ? strerror(errno) : "no answer");
             goto fail;
         }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)p->buf; NLMSG_OK(h, (size_t)len);
+        for (struct nlmsghdr *h = (struct nlmsghdr *)p->buf; NLMSG_OK(h, len);
              h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_seq != p->seq)
                 continue; /* left over from a query that failed */
