@@ -207,6 +207,67 @@ check_other_uid() {
   stop_broker "$bpid" TERM
 }
 
+check_allowed_confined() {
+  echo "== an --allow-uid user is confined: route ids, its share of ids, status, waits"
+  if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+    echo "SKIP: needs root and setpriv to act as nobody"
+    return
+  fi
+  local sock=$tmp/conf/b.sock asnobody out port long n page after
+  asnobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  mkdir -p -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
+  cp "$probe_bin" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  if ! "${asnobody[@]}" test -x "$tmp/bin/probe"; then
+    echo "SKIP: nobody cannot reach $tmp (set TMPDIR to a directory others may traverse)"
+    return
+  fi
+  start_broker conf "$sock" --allow-uid nobody --route r --readers 1 --max-ids 20 \
+    --grace-ms 600000 --reply-max 4096
+  chmod 0711 "$tmp/conf" && chmod 0666 "$sock" "$sock.ctl"
+  # A route id belongs to the uid that configured it (the broker's own).
+  held nbl "${asnobody[@]}" "$tmp/bin/probe" listen
+  wait_until 10 log_has nbl '^port ' || fail "nobody's listener did not start"
+  port=$(awk '{print $2}' "$tmp/nbl.log")
+  out=$(timeout 60 "${asnobody[@]}" "$tmp/bin/probe" report "$sock" r "$port" 1000 || true)
+  [[ $out == dropped ]] || fail "nobody claimed the route id r: $out"
+  wait_until 10 log_has conf "r is reserved for uid 0" || fail "no log line for the route id"
+  q "$sock" lookup r
+  [[ $answer == miss ]] || fail "the data plane resolves r to nobody's port: $answer"
+  ok "nobody cannot claim the --route id r (reserved for uid 0)"
+  # Its share of --max-ids (20 ids for 2 uids: 10 each), in ids of 1000
+  # characters as text.
+  long=$(printf '\x01%.0s' {1..247})
+  timeout 60 "${asnobody[@]}" "$tmp/bin/probe" churn "$sock" 30 "$long" 30 >/dev/null ||
+    fail "churn as nobody failed"
+  wait_until 10 stats_are "$sock" conns 0 || fail "connections not closed"
+  wait_until 10 log_has conf "uid 65534 keeps 10 backends at most" || fail "no log line for the quota"
+  held rd "$daemon" --socket "$sock" --id r
+  q "$sock" wait r bound 10000
+  q "$sock" lookup r
+  [[ $answer =~ ^[0-9]+$ ]] || fail "lookup r: $answer"
+  ok "nobody offered 30 ids and got its 10 of 20; the broker's own daemon r is still bound"
+  # status never fails because of another uid's ids: it comes in pages.
+  n=0 after=
+  for page in 1 2 3 4 5 6 7 8 9 10 11 12; do
+    q "$sock" status $after
+    n=$((n + $(grep -vc '^more ' <<<"$answer")))
+    grep -q '^more ' <<<"$answer" || break
+    after=$(awk '/^more / {print $2}' <<<"$answer")
+  done
+  ((n == 11)) || fail "status pages held $n lines, not 11"
+  ok "with nobody's 1000-character ids, status (--reply-max 4096) comes in $page pages, all 11 backends"
+  # Waits: nobody parks as many as it can; the broker's own uid still waits.
+  held nbwait "${asnobody[@]}" "$tmp/bin/probe" ctl-hog "$sock.ctl" 32 60000 'wait nothing bound 600000\n'
+  wait_until 10 log_has nbwait '^holding' || fail "nobody's waits did not start"
+  out=$("$ctl" "$sock.ctl" wait nothing2 bound 200 2>&1 || true)
+  [[ $out == "error: timed out at nothing2 untracked 0 0" ]] || fail "root's wait: $out"
+  release nbwait
+  ok "with nobody parking waits, root's wait is still taken: $out"
+  release rd
+  release nbl
+  stop_broker "$bpid" TERM
+}
+
 check_squatter() {
   echo "== a same-uid squatter cannot take a connected daemon's id or report a port it lacks"
   local sock=$tmp/sq/b.sock out zport
@@ -240,6 +301,26 @@ check_squatter() {
   stop_broker "$bpid" TERM
 }
 
+check_bad_frames() {
+  echo "== bad frames are dropped and change nothing"
+  local sock=$tmp/frames/b.sock out
+  start_broker frames "$sock"
+  # [version][u32 length][body]: a hello "bf" is \x01\x02\x00\x00\x00bf.
+  out=$(probe raw "$sock" '\x02\x02\x00\x00\x00bf' 1000 || true)
+  [[ $out == dropped ]] || fail "framing version 2 was kept: $out"
+  out=$(probe raw "$sock" '\x01\x00\x01\x00\x00' 1000 || true)
+  [[ $out == dropped ]] || fail "a 256-byte body was kept: $out"
+  out=$(probe raw "$sock" '\x01\x02\x00\x00\x00bf\x01\x02\x00\x00\x00\x10\x01' 1000 || true)
+  [[ $out == dropped ]] || fail "a malformed BackendHttpReady was kept: $out"
+  wait_until 10 log_has frames "bad BackendHttpReady" || fail "no log line for the malformed frame"
+  q "$sock" get bf
+  [[ $answer == "bf pending 0 1" || $answer == "bf untracked 0 0" ]] || fail "bf: $answer"
+  q "$sock" stats
+  [[ $answer == *" changes "[0-9]* && $(stat_of "$sock" tracked) -le 1 ]] || fail "stats: $answer"
+  ok "framing version 2, a 256-byte body and a malformed BackendHttpReady: dropped, bf never bound"
+  stop_broker "$bpid" TERM
+}
+
 check_silent_connections() {
   echo "== 100 silent connections do not lock out a real daemon"
   local sock=$tmp/silent/b.sock t0
@@ -260,6 +341,111 @@ check_silent_connections() {
   stop_broker "$bpid" TERM
 }
 
+# ms_since T0: milliseconds since T0 (date +%s%N).
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+
+# closed_listener_noticed SOCK ID: a daemon ID reports its port, then
+# closes its listener but keeps its connection; the broker must unbind it
+# and drop the connection within 2.5 s (the target is 250 ms).
+closed_listener_noticed() {
+  local sock=$1 id=$2 ms
+  held "$id" "$probe_bin" close-listener "$sock" "$id" 10000
+  q "$sock" wait "$id" bound 10000
+  echo close >&"${hold_fd[$id]}"
+  wait_until 20 log_has "$id" '^dropped after\|^kept' || fail "close-listener never finished"
+  log_has "$id" '^dropped after' || fail "a closed listener stayed bound: $(tail -n 1 "$tmp/$id.log")"
+  ms=$(awk '/^dropped after/ {print $3}' "$tmp/$id.log")
+  echo "   measured: $id: listener closed -> unbound and dropped in $ms ms (target < 250 ms)"
+  ((ms < 2500)) || fail "port loss detected after $ms ms"
+  q "$sock" get "$id"
+  [[ $answer == "$id pending "* ]] || fail "after the port loss: $answer"
+  wait_until 10 log_has loss "dropped $id .*lost port" || fail "no log line for the lost port"
+}
+
+check_port_loss() {
+  echo "== a bound port is verified where the data plane dials (127.0.0.1), and kept verified"
+  local sock=$tmp/loss/b.sock out port ms
+  start_broker loss "$sock"
+  # The IPv6 twin: a listener on [::1]:P only. The data plane dials
+  # 127.0.0.1:P, which anyone could bind: refused.
+  held twin "$probe_bin" listen ::1
+  wait_until 10 log_has twin '^port ' || fail "the IPv6 listener did not start"
+  port=$(awk '{print $2}' "$tmp/twin.log")
+  out=$(probe report "$sock" twin "$port" 1000 || true)
+  [[ $out == dropped ]] || fail "a port listening on [::1] only was accepted: $out"
+  wait_until 10 log_has loss "refused port $port: nothing listens on 127.0.0.1:$port" ||
+    fail "no log line for the IPv6 twin"
+  q "$sock" get twin
+  [[ $answer == "twin pending 0 1" ]] || fail "the IPv6 twin changed the registry: $answer"
+  release twin
+  ok "a port listening on [::1]:$port only is refused: the data plane dials 127.0.0.1:$port"
+  # A daemon that closes its listener but keeps its connection: alone (a
+  # filtered sock_diag dump per bound port), then beside 20 other bound
+  # daemons (one dump of every listener).
+  closed_listener_noticed "$sock" closer
+  held others "$probe_bin" flood "$sock" 20 other- 60000
+  wait_until 10 log_has others '^flooding' || fail "the 20 others did not start"
+  q "$sock" wait other-19 bound 10000
+  closed_listener_noticed "$sock" closer2
+  q "$sock" get other-0
+  [[ $answer == "other-0 bound "* ]] || fail "a daemon whose listener is open was unbound: $answer"
+  release others
+  ok "closed listeners noticed alone and beside 20 bound daemons: unbound (pending), dropped"
+  stop_broker "$bpid" TERM
+}
+
+check_ready_flood() {
+  echo "== 8 connections flooding BackendHttpReady: newcomers, deaths and shutdown stay prompt"
+  local sock=$tmp/flood/b.sock ms t0
+  start_broker flood "$sock"
+  held flooders "$probe_bin" flood "$sock" 8 flood- 60000
+  wait_until 10 log_has flooders '^flooding' || fail "the flood did not start"
+  log_has flooders '^flooding 8$' || fail "flood: $(cat "$tmp/flooders.log")"
+  q "$sock" wait flood-7 bound 10000
+  t0=$(date +%s%N)
+  held nc "$daemon" --socket "$sock" --id newcomer
+  q "$sock" wait newcomer bound 10000
+  ms=$(ms_since "$t0")
+  echo "   measured: a newcomer bound in $ms ms under the flood (target < 50 ms)"
+  ((ms < 500)) || fail "a newcomer took $ms ms to be bound under the flood"
+  t0=$(date +%s%N)
+  { kill -KILL "$hpid" && wait "$hpid"; } 2>/dev/null || true
+  q "$sock" wait newcomer pending 10000
+  ms=$(ms_since "$t0")
+  echo "   measured: a killed daemon unbound in $ms ms under the flood (target < 250 ms)"
+  ((ms < 2500)) || fail "a dead daemon stayed bound for $ms ms under the flood"
+  ok "under the flood: newcomer bound, and unbound when killed, promptly"
+  t0=$(date +%s%N)
+  stop_broker "$bpid" TERM
+  ms=$(ms_since "$t0")
+  echo "   measured: SIGTERM under the flood: exited in $ms ms (target < 1 s)"
+  ((ms < 10000)) || fail "shutdown took $ms ms under the flood"
+  release flooders
+  ok "SIGTERM under the flood: exited 0 in $ms ms"
+}
+
+check_hello_silence() {
+  echo "== 64 connections that say hello and nothing more do not lock out a daemon of their uid"
+  local sock=$tmp/hs/b.sock t0
+  start_broker hs "$sock" --max-conns-per-uid 64 --idle-timeout-ms 3000
+  held hs64 "$probe_bin" silent "$sock" 64 20000 hs-
+  wait_until 10 log_has hs64 '^connected' || fail "the probe could not connect"
+  log_has hs64 '^connected 64$' || fail "probe: $(cat "$tmp/hs64.log")"
+  wait_until 10 stats_are "$sock" conns 64 || fail "conns: $(stat_of "$sock" conns)"
+  t0=$SECONDS
+  held real "$daemon" --socket "$sock" --id real
+  q "$sock" wait real bound 10000
+  ok "with 64 hello-only connections of its uid open, real is bound after $((SECONDS - t0)) s"
+  wait_until 5 log_has hs "pushed out" || fail "no log line for the connection pushed out"
+  wait_until 15 log_has hs64 '^closed' || fail "hello-only connections were never closed"
+  log_has hs64 '^closed 64$' || fail "probe: $(tail -n 1 "$tmp/hs64.log")"
+  wait_until 5 log_has hs "no port report in time" || fail "no log line for the idle deadline"
+  ok "the other 63 are dropped at --idle-timeout-ms (3 s) without a port report"
+  release real
+  release hs64
+  stop_broker "$bpid" TERM
+}
+
 check_id_limit() {
   echo "== --max-ids bounds the backends anyone can make the broker keep"
   local sock=$tmp/ids/b.sock out
@@ -272,6 +458,11 @@ check_id_limit() {
   [[ $out == dropped ]] || fail "an 11th id was kept: $out"
   ok "20 ids offered, 10 tracked; the 11th hello is refused and logged"
   stop_broker "$bpid" TERM
+  local rc=0
+  out=$(timeout 20 "$broker" --socket "$tmp/ids/c.sock" --allow-uid 65534 --max-ids 10 \
+    --max-ids-per-uid 8 2>&1) || rc=$?
+  [[ $rc == 2 && $out == *overbook* ]] || fail "shares of 8 ids for 2 uids in 10: rc $rc: $out"
+  ok "per-uid shares that overbook --max-ids are refused at start: ${out:0:80}..."
 }
 
 check_grace() {
@@ -417,14 +608,23 @@ check_control_stall() {
   [[ ! -e $sock && ! -e $sock.ctl ]] || fail "socket files left behind"
   ok "SIGTERM with two stalled clients: exited in $ms ms, sockets removed"
 
-  echo "== answers longer than --reply-max are errors; broker_ctl gives up in time"
-  start_broker small "$sock" --reply-max 200
-  probe churn "$sock" 10 "backend-with-a-long-enough-name-" 10 >/dev/null || fail "churn: the broker stopped accepting"
+  echo "== status longer than --reply-max comes in pages; broker_ctl gives up in time"
+  start_broker small "$sock" --reply-max 4096
+  probe churn "$sock" 10 "$long" 10 >/dev/null || fail "churn: the broker stopped accepting"
   wait_until 10 stats_are "$sock" tracked 10 || fail "10 backends not tracked"
-  local rc=0
-  out=$("$ctl" "$sock.ctl" status 2>&1) || rc=$?
-  [[ $rc == 1 && $out == *"longer than 200 bytes"* ]] || fail "rc $rc: $out"
-  ok "status over 200 bytes: broker_ctl exits 1: $out"
+  local rc=0 pages=0 lines=0 after=
+  while ((pages < 20)); do
+    q "$sock" status $after
+    pages=$((pages + 1)) lines=$((lines + $(grep -vc '^more ' <<<"$answer")))
+    (($(wc -c <<<"$answer") <= 4096)) || fail "a page of $(wc -c <<<"$answer") bytes"
+    grep -q '^more ' <<<"$answer" || break
+    after=$(awk '/^more / {print $2}' <<<"$answer")
+  done
+  ((lines == 10 && pages > 1)) || fail "status: $lines lines in $pages pages"
+  ok "10 backends of 1000-character ids, --reply-max 4096: status in $pages pages, each 4096 bytes at most"
+  out=$("$ctl" "$sock.ctl" wait x bound 600001 2>&1) || rc=$?
+  [[ $rc == 1 && $out == "error: wait: the timeout is 0..600000 ms" ]] || fail "rc $rc: $out"
+  rc=0
   kill -STOP "$bpid"
   rc=0
   ms=$(date +%s%N)
@@ -434,6 +634,66 @@ check_control_stall() {
   [[ $rc == 2 && $out == *"no answer in time"* ]] || fail "stopped broker: rc $rc: $out"
   ((ms < 3000)) || fail "broker_ctl --timeout-ms 500 took $ms ms"
   ok "a broker that does not answer: broker_ctl exits 2 after $ms ms"
+  stop_broker "$bpid" TERM
+}
+
+# queries_answered SOCK N: runs N `stats` queries one after the other
+# (2 s each at most); prints how many were answered.
+queries_answered() {
+  local n=0
+  for ((i = 0; i < $2; i++)); do
+    timeout 10 "$ctl" --timeout-ms 2000 "$1.ctl" stats >/dev/null 2>&1 && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# hog NAME SOCK N [TEXT]: N control clients that never read, reopened
+# whenever the broker closes one, until release NAME.
+hog() {
+  local name=$1 sock=$2
+  shift 2
+  held "$name" "$probe_bin" ctl-hog "$sock.ctl" "$1" 60000 "${@:2}"
+  wait_until 10 log_has "$name" '^holding' || fail "$name did not start"
+}
+unhog() {
+  release "$1"
+  wait_until 10 log_has "$1" '^reopened' || fail "$1 did not stop"
+}
+
+check_control_lockout() {
+  echo "== the control plane cannot be locked out: reconnecting silent clients, waits, non-readers"
+  local sock=$tmp/lock/b.sock n long hwm0 hwm1 out
+  start_broker lock "$sock" --grace-ms 600000
+  hog hog_silent "$sock" 32
+  n=$(queries_answered "$sock" 20)
+  unhog hog_silent
+  ((n == 20)) || fail "$n of 20 queries answered while 32 silent clients kept reconnecting"
+  ok "20 of 20 queries answered while 32 silent same-uid clients kept reconnecting ($(tail -n 1 "$tmp/hog_silent.log"))"
+  hog hog_wait "$sock" 32 'wait nothing bound 600000\n'
+  n=$(queries_answered "$sock" 20)
+  unhog hog_wait
+  ((n == 20)) || fail "$n of 20 queries answered while 32 clients waited"
+  [[ $(tail -n 1 "$tmp/hog_wait.log") == *", "[1-9]*" refused" ]] ||
+    fail "no wait was refused: $(tail -n 1 "$tmp/hog_wait.log")"
+  out=$(probe ctl-raw "$sock.ctl" 'wait nothing bound 3600000\n')
+  [[ $out == "error: wait: the timeout is 0..600000 ms" ]] || fail "an hour-long wait: $out"
+  ok "32 ten-minute waits: queries still answered, waits over the cap refused; waits are capped at 10 minutes"
+  # Non-readers asking for an answer of ~800 kB each.
+  long=$(printf '\x01%.0s' {1..247})
+  probe churn "$sock" 800 "$long" 800 >/dev/null || fail "churn: the broker stopped accepting"
+  wait_until 30 stats_are "$sock" tracked 800 conns 0 || fail "800 backends not tracked"
+  q "$sock" status
+  hwm0=$(proc_field "$bpid" VmHWM)
+  hog hog_noread "$sock" 31 'status\n'
+  n=$(queries_answered "$sock" 20)
+  q "$sock" status
+  (($(wc -l <<<"$answer") == 800)) || fail "status: $(wc -l <<<"$answer") lines"
+  unhog hog_noread
+  hwm1=$(proc_field "$bpid" VmHWM)
+  echo "   measured: peak RSS $hwm0 -> $hwm1 kB with 31 clients not reading 800 kB answers"
+  ((n == 20)) || fail "$n of 20 queries answered while 31 clients did not read"
+  ((hwm1 - hwm0 < 12288)) || fail "peak RSS grew by $((hwm1 - hwm0)) kB"
+  ok "31 non-readers of 800 kB answers: queries and status answered, peak RSS +$((hwm1 - hwm0)) kB"
   stop_broker "$bpid" TERM
 }
 
@@ -491,6 +751,62 @@ check_emfile() {
   stop_broker "$bpid" TERM
 }
 
+check_socket_dirs() {
+  echo "== socket directories others could take or swap are refused, with the fix"
+  local out rc
+  # Squatted: another user made the directory first.
+  if [[ $(id -u) == 0 ]]; then
+    mkdir -m 0700 "$tmp/squatted" && chown nobody "$tmp/squatted"
+    rc=0
+    out=$(timeout 20 "$broker" --socket "$tmp/squatted/b.sock" 2>&1) || rc=$?
+    [[ $rc != 0 ]] || fail "the broker started in a directory nobody owns"
+    [[ $out == *"$tmp/squatted"*"remove it"* ]] || fail "no directory or fix named: $out"
+    ok "a directory made by another user is refused: ${out:0:100}..."
+  else
+    echo "SKIP: a directory of another user needs root"
+  fi
+  # A parent others can write, without the sticky bit: the directory
+  # could be renamed away and replaced once the broker checked it.
+  mkdir -m 0777 "$tmp/shared" && chmod 0777 "$tmp/shared"
+  rc=0
+  out=$(timeout 20 "$broker" --socket "$tmp/shared/run/b.sock" 2>&1) || rc=$?
+  [[ $rc != 0 ]] || fail "the broker started under a parent anyone can write"
+  [[ $out == *"$tmp/shared"*"sticky"* ]] || fail "no parent or reason named: $out"
+  ok "a parent others can write without the sticky bit is refused: ${out:0:100}..."
+  # The same with the sticky bit (as /tmp has): fine.
+  mkdir -m 1777 "$tmp/sticky" && chmod 1777 "$tmp/sticky"
+  start_broker sticky "$tmp/sticky/run/b.sock"
+  stop_broker "$bpid" TERM
+  ok "under a sticky parent (like /tmp) the broker starts"
+}
+
+check_log_volume() {
+  echo "== ids of 255 unprintable bytes cannot make the log grow fast"
+  local sock=$tmp/logv/b.sock log0 log1 longest
+  start_broker logv "$sock" --grace-ms 200
+  log0=$(stat -c %s "$tmp/logv.log")
+  probe churn "$sock" 3000 "$(printf '\xff%.0s' {1..250})" 3000 >/dev/null ||
+    fail "churn: the broker stopped accepting"
+  wait_until 30 stats_are "$sock" tracked 0 conns 0 || fail "churn ids not untracked"
+  log1=$(stat -c %s "$tmp/logv.log")
+  longest=$(awk '{ if (length($0) > n) n = length($0) } END { print n }' "$tmp/logv.log")
+  echo "   measured: log +$((log1 - log0)) bytes for 3000 cycles; longest line $longest bytes"
+  ((longest <= 512)) || fail "a log line of $longest bytes"
+  ok "log lines of 512 bytes at most (ids shortened to 32 characters), rate-limited"
+  stop_broker "$bpid" TERM
+}
+
+check_load_bound() {
+  echo "== load queues a bounded amount of work"
+  local sock=$tmp/load/b.sock out rc=0
+  start_broker load "$sock" --route a --readers 1
+  q "$sock" load 100000000
+  out=$("$ctl" "$sock.ctl" load 100000000 2>&1) || rc=$?
+  [[ $rc == 1 && $out == "error: load: "*"queued"* ]] || fail "a second load of 1e8 was queued: rc $rc: $out"
+  ok "a second load while 100000000 requests are queued is refused: $out"
+  stop_broker "$bpid" TERM
+}
+
 check_restart() {
   echo "== restart after SIGKILL; a live broker's socket is not taken over"
   local sock=$tmp/restart/b.sock first
@@ -514,14 +830,16 @@ check_restart() {
   release r
   stop_broker "$bpid" HUP
   [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIGHUP left socket files"
-  start_broker again "$sock"
-  stop_broker "$bpid" INT
-  [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIGINT left socket files"
-  ok "SIGHUP and SIGINT stop it cleanly and remove both sockets"
+  for sig in INT QUIT USR1 USR2 ALRM; do
+    start_broker again "$sock"
+    stop_broker "$bpid" "$sig"
+    [[ ! -e $sock && ! -e $sock.ctl ]] || fail "SIG$sig left socket files"
+  done
+  ok "SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 and SIGALRM stop it cleanly and remove both sockets"
 }
 
-all_checks="check_socket_modes check_other_uid check_squatter check_silent_connections
-  check_id_limit check_grace check_idle check_churn check_control_stall check_stuck_stdout check_emfile check_restart"
+all_checks="check_socket_modes check_other_uid check_allowed_confined check_squatter check_bad_frames check_silent_connections
+  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

@@ -4,7 +4,8 @@
  *   main.c        command line, start-up, signals, the status line, shutdown
  *   daemons.c     the daemon protocol: who may connect, who owns which id,
  *                 deadlines, limits, the grace period before an id is dropped
- *   ports.c       does a TCP port really listen on loopback for this uid?
+ *   ports.c       does a TCP port listen where the data plane dials, as this
+ *                 uid? (netlink sock_diag)
  *   control.c     the text protocol broker_ctl speaks; nobody can stall it
  *   data_plane.c  request handlers resolving ports, idle until given load
  *   log.c         logging that never blocks the thread that logs
@@ -34,6 +35,7 @@
 struct route {
     char id[PORTREG_ID_MAX];
     size_t len;
+    uid_t owner; /* the only uid whose daemons may claim the id */
 };
 
 struct broker_config {
@@ -52,9 +54,11 @@ struct broker_config {
     unsigned max_conns;         /* daemon connections, all uids */
     unsigned max_conns_per_uid; /* daemon connections of one uid */
     size_t max_ids;             /* backends the broker keeps */
+    size_t max_ids_per_uid;     /* backends one uid may hold */
     unsigned log_rate;          /* event lines per second */
     size_t reply_max;           /* bytes in one control answer */
     unsigned query_timeout_ms;  /* one control query, accept to last byte */
+    unsigned recheck_ms;        /* how often bound ports are verified again */
 };
 
 /* Everything the threads share. Set up by main before any thread starts. */
@@ -81,9 +85,16 @@ int poll_timeout_ms(int64_t now, int64_t deadline);
 const char *status_name(portreg_status_t s);
 bool parse_status(const char *s, portreg_status_t *out);
 const char *id_text(const char *id, size_t len, char out[ID_TEXT_MAX]);
+/* An id as log text: id_text() cut after ID_LOG_KEEP characters, then
+ * "...(N bytes)", so that long unprintable ids cannot bloat the log. */
+#define ID_LOG_KEEP 32
+#define ID_LOG_MAX  (ID_LOG_KEEP + 24)
+const char *id_log_text(const char *id, size_t len, char out[ID_LOG_MAX]);
 bool id_parse(const char *tok, char out[PORTREG_ID_MAX], size_t *len);
 bool parse_ulong(const char *s, unsigned long max, unsigned long *out);
 bool uid_allowed(const struct broker_config *cfg, uid_t uid);
+/* The --route the id is, or NULL. */
+const struct route *route_of(const struct broker_config *cfg, const void *id, size_t len);
 
 /* log.c: lines go to stdout through a ring buffer and a writer thread, so
  * that a slow or stuck stdout costs lost lines, never a stalled caller.
@@ -137,10 +148,28 @@ struct loop_ops {
  * too (logged as what's). */
 void event_loop(int ep, const char *what, const struct loop_ops *ops, void *plane);
 
-/* ports.c: 0 if a TCP socket of uid listens on 127.0.0.1:port or [::1]:port
- * and no socket of another uid listens there; otherwise -1 with the reason
- * in why. */
-int port_owned_by(uint16_t port, uid_t uid, char *why, size_t why_len);
+/* ports.c: who listens where the data plane dials. */
+#define DATA_PLANE_ADDR "127.0.0.1" /* the address a backend's port is dialled on */
+struct ports;                       /* a netlink sock_diag socket and its buffer */
+struct ports *ports_open(void);     /* NULL: out of memory */
+void ports_close(struct ports *p);  /* NULL is ignored */
+/* A uid's claim to a port, and the listeners the kernel reports there. */
+struct port_claim {
+    uint16_t port;
+    uid_t uid;
+    unsigned mine, others; /* listeners receiving DATA_PLANE_ADDR:port */
+    uid_t other_uid;
+    size_t tag; /* the caller's */
+};
+/* Counts the listeners of every claim (sorting claims by port): one
+ * sock_diag dump per family for each port, or for all of them when there
+ * are many. 0, or -1 with the reason in why. */
+int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why, size_t why_len);
+/* 0 if a counted claim holds: a listener of its uid, none of another. */
+int claim_verdict(const struct port_claim *c, char *why, size_t why_len);
+/* 0 if a TCP socket of uid listens so as to receive DATA_PLANE_ADDR:port
+ * and no socket of another uid does; otherwise -1 with the reason in why. */
+int port_owned_by(struct ports *p, uint16_t port, uid_t uid, char *why, size_t why_len);
 
 /* daemons.c and control.c: thread bodies. */
 void *daemon_plane(void *broker);
@@ -148,8 +177,10 @@ void *control_server(void *broker);
 
 /* data_plane.c */
 struct data_plane *data_plane_start(struct broker *b, unsigned threads, int *err);
-/* Queues n simulated requests; false if there is no --route to serve. */
-bool data_plane_submit(struct data_plane *dp, uint64_t n);
+/* Queues n simulated requests: 0; -1 if there is no --route to serve; -2
+ * if the queue (100,000,000 at most) has no room for them. *queued: what
+ * the queue holds now. */
+int data_plane_submit(struct data_plane *dp, uint64_t n, uint64_t *queued);
 void data_plane_totals(struct data_plane *dp, uint64_t *lookups, uint64_t *hits);
 void data_plane_stop(struct data_plane *dp);
 

@@ -9,6 +9,16 @@
  * clients are looked at again whenever the registry's eventfd says
  * something changed.
  *
+ * Nobody can lock it out either. A client's line is read, and a short
+ * answer sent, as soon as it is accepted, so a query never waits for a
+ * slot it does not hold. When every slot is taken, a newcomer pushes out
+ * a client that is not waiting (reading first, then writing): the oldest
+ * of the process that holds the most slots.
+ * Waits are capped in number (per uid and in all, so that slots remain
+ * for everyone else) and in length. Answers held for clients that do not
+ * read them are capped in total (OUTPUT_BUDGET): a new answer that would
+ * pass it pushes out the oldest writers.
+ *
  * Protocol: the client sends one line (at most CTL_LINE_MAX bytes with its
  * newline, no NUL byte). The broker answers "ok LEN\n" and exactly LEN
  * bytes, or one line "error: ...\n", then closes. An answer that would be
@@ -30,16 +40,25 @@
  * timeout fit, with room to spare. */
 #define CTL_LINE_MAX    2048
 #define CTL_MAX_CLIENTS 32
-#define CTL_WAIT_MAX_MS (3600 * 1000)
-#define HEADROOM        32 /* in front of an answer, for "ok LEN\n" */
-#define MS              INT64_C(1000000)
+#define CTL_WAIT_MAX_MS (600 * 1000)
+#define CTL_WAITS_MAX   (CTL_MAX_CLIENTS / 2) /* the other half always serves queries */
+#define CTL_WAITS_UID   4                     /* waits of one uid */
+#define ACCEPT_BATCH    8                     /* connections taken per turn of the loop */
+#define HEADROOM        32                    /* in front of an answer, for "ok LEN\n" */
+/* Answer bytes held for all clients together (at least two answers of
+ * --reply-max). */
+#define OUTPUT_BUDGET (4u << 20)
+#define MS            INT64_C(1000000)
 
 enum { TAG_CHANGES = LOOP_TAG_OWN };
 enum phase { READING, WAITING, WRITING };
 
 struct client {
     int fd; /* -1: free slot */
+    pid_t pid;
+    uid_t uid;
     enum phase phase;
+    uint64_t seq; /* order of acceptance */
     int64_t deadline;
     char in[CTL_LINE_MAX];
     size_t in_len;
@@ -57,6 +76,8 @@ struct server {
     int ep;
     int changes_fd;
     struct acceptor acc;
+    size_t out_total, out_budget; /* answer bytes held for clients, and their cap */
+    uint64_t accepted;            /* clients so far */
     struct client clients[CTL_MAX_CLIENTS];
 };
 
@@ -108,6 +129,50 @@ static void add_state(struct answer *a, const char *id, size_t len, const portre
                st->port, st->version);
 }
 
+static void client_close(struct server *s, struct client *c)
+{
+    close_fd(c->fd, "control");
+    free(c->mem);
+    s->out_total -= c->out_len;
+    c->fd = -1;
+    c->mem = c->out = NULL;
+    c->out_len = c->out_off = 0;
+}
+
+static unsigned clients_of(const struct server *s, pid_t pid)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
+        n += s->clients[i].fd >= 0 && s->clients[i].pid == pid;
+    return n;
+}
+
+/* The client in phase (other than except) to push out: one of the process
+ * holding the most slots, the oldest of those; NULL if none. A process
+ * that hogs the table loses its own clients first. */
+static struct client *victim_in(struct server *s, enum phase phase, const struct client *except)
+{
+    struct client *victim = NULL;
+    unsigned victim_n = 0;
+    for (size_t i = 0; i < CTL_MAX_CLIENTS; i++) {
+        struct client *c = &s->clients[i];
+        if (c->fd < 0 || c == except || c->phase != phase)
+            continue;
+        unsigned n = clients_of(s, c->pid);
+        if (victim == NULL || n > victim_n || (n == victim_n && c->seq < victim->seq))
+            victim = c, victim_n = n;
+    }
+    return victim;
+}
+
+static void client_push_out(struct server *s, struct client *c, const char *why)
+{
+    log_line(LOG_EVENT, "control: dropped a client (uid %u): %s", (unsigned)c->uid, why);
+    client_close(s, c);
+}
+
+static void client_writable(struct server *s, struct client *c);
+
 /* Hands the answer (or the error it turned into) to c for sending. */
 static void client_answer(struct server *s, struct client *c, struct answer *a, const char *error)
 {
@@ -139,17 +204,15 @@ static void client_answer(struct server *s, struct client *c, struct answer *a, 
     c->out_len = a->mem != NULL ? a->len : 0;
     c->out_off = 0;
     c->phase = WRITING;
+    /* Answers nobody reads must not pile up: the oldest give way. */
+    for (struct client *old;
+         s->out_total + c->out_len > s->out_budget && (old = victim_in(s, WRITING, c)) != NULL;)
+        client_push_out(s, old, "its answer was not read while others needed the room");
+    s->out_total += c->out_len;
     struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (uint64_t)(c - s->clients)};
     if (epoll_ctl(s->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
         log_line(LOG_ALWAYS, "control: epoll_ctl: %s", strerror(errno));
-}
-
-static void client_close(struct client *c)
-{
-    close_fd(c->fd, "control");
-    free(c->mem);
-    c->fd = -1;
-    c->mem = c->out = NULL;
+    client_writable(s, c); /* most answers fit the socket buffer: done at once */
 }
 
 /* Command handlers: each fills the answer and returns NULL, or returns an
@@ -159,16 +222,43 @@ static const char WAIT_STARTED[] = "";
 typedef const char *command_fn(struct server *s, struct client *c, char **argv, struct answer *a,
                                int64_t now);
 
+/* The snapshot's order: bytewise, shorter first on a tie. */
+static int id_cmp(const char *x, size_t xl, const char *y, size_t yl)
+{
+    int d = memcmp(x, y, xl < yl ? xl : yl);
+    return d != 0 ? d : (xl > yl) - (xl < yl);
+}
+
+/* `status [AFTER]`: the backends sorted by id (after AFTER, if given), as
+ * many as fit in --reply-max with room for a last line `more ID` that says
+ * where the next page starts. No uid's ids can make it fail: a page always
+ * has room for at least one line (--reply-max is 4096 at least). */
 static const char *cmd_status(struct server *s, struct client *c, char **argv, struct answer *a,
                               int64_t now)
 {
-    (void)c, (void)argv, (void)now;
+    (void)argv, (void)now;
+    char text[ID_TEXT_MAX];
     portreg_snapshot_t snap;
     int rc = portreg_snapshot(s->b->reg, &snap);
     if (rc != 0)
         return portreg_strerror(rc);
-    for (size_t i = 0; i < snap.count; i++)
-        add_state(a, snap.entries[i].id, snap.entries[i].id_len, &snap.entries[i].state);
+    size_t i = 0, room = a->max - (ID_TEXT_MAX + 8); /* the `more` line */
+    while (c->id_len > 0 && i < snap.count &&
+           id_cmp(snap.entries[i].id, snap.entries[i].id_len, c->id, c->id_len) <= 0)
+        i++;
+    for (; i < snap.count; i++) {
+        const portreg_entry_t *e = &snap.entries[i];
+        struct answer line = {.max = SIZE_MAX};
+        add_state(&line, e->id, e->id_len, &e->state);
+        if (a->len + line.len > room) {
+            answer_add(a, "more %s\n",
+                       id_text(snap.entries[i - 1].id, snap.entries[i - 1].id_len, text));
+            free(line.mem);
+            break;
+        }
+        answer_add(a, "%.*s", (int)line.len, line.mem + HEADROOM);
+        free(line.mem);
+    }
     portreg_snapshot_free(&snap);
     return NULL;
 }
@@ -242,7 +332,22 @@ static const char *cmd_wait(struct server *s, struct client *c, char **argv, str
     if (!parse_status(argv[2], &c->want))
         return "wait: the status is untracked, pending or bound";
     if (!parse_ulong(argv[3], CTL_WAIT_MAX_MS, &ms))
-        return "wait: the timeout is 0..3600000 ms";
+        return "wait: the timeout is 0..600000 ms";
+    /* The broker's own uid keeps its share: other uids together get the
+     * rest. */
+    const uid_t own = s->b->cfg.allowed_uids[0];
+    unsigned others = 0, mine = 0;
+    for (size_t i = 0; i < CTL_MAX_CLIENTS; i++) {
+        const struct client *w = &s->clients[i];
+        if (w->fd >= 0 && w->phase == WAITING) {
+            mine += w->uid == c->uid;
+            others += w->uid != own;
+        }
+    }
+    if (mine >= CTL_WAITS_UID)
+        return "wait: this uid already has 4 waits; try again later";
+    if (c->uid != own && others >= CTL_WAITS_MAX - CTL_WAITS_UID)
+        return "wait: other uids already have 12 waits; try again later";
     /* Hang-ups only (always reported): broker_ctl half-closes its side
      * after sending, which must not count as leaving. */
     struct epoll_event ev = {.events = 0, .data.u64 = (uint64_t)(c - s->clients)};
@@ -259,11 +364,19 @@ static const char *cmd_load(struct server *s, struct client *c, char **argv, str
                             int64_t now)
 {
     (void)c, (void)now;
+    static char why[96];
     unsigned long n;
-    if (!parse_ulong(argv[1], UINT32_MAX, &n) || n == 0)
-        return "load: 1..4294967295 requests";
-    if (s->b->data == NULL || !data_plane_submit(s->b->data, n))
+    uint64_t queued = 0;
+    if (!parse_ulong(argv[1], 100000000, &n) || n == 0)
+        return "load: 1..100000000 requests";
+    int rc = s->b->data == NULL ? -1 : data_plane_submit(s->b->data, n, &queued);
+    if (rc == -1)
         return "load: no data plane (start the broker with --route and --readers)";
+    if (rc == -2) {
+        snprintf(why, sizeof why, "load: %" PRIu64 " requests queued already (100000000 at most)",
+                 queued);
+        return why;
+    }
     answer_add(a, "queued %lu requests\n", n);
     return NULL;
 }
@@ -274,8 +387,10 @@ static const struct {
     bool takes_id;
     command_fn *fn;
 } commands[] = {
-    {"status", 1, false, cmd_status}, {"stats", 1, false, cmd_stats}, {"get", 2, true, cmd_get},
-    {"lookup", 2, true, cmd_lookup},  {"wait", 4, true, cmd_wait},    {"load", 2, false, cmd_load},
+    {"status", 1, false, cmd_status}, {"status", 2, true, cmd_status},
+    {"stats", 1, false, cmd_stats},   {"get", 2, true, cmd_get},
+    {"lookup", 2, true, cmd_lookup},  {"wait", 4, true, cmd_wait},
+    {"load", 2, false, cmd_load},
 };
 
 /* Runs one command line; the answer goes to c (or c starts waiting). */
@@ -310,7 +425,7 @@ static bool client_readable(struct server *s, struct client *c, int64_t now)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return true;
     if (n < 0 || (n == 0 && c->in_len == 0)) {
-        client_close(c);
+        client_close(s, c);
         return false;
     }
     char *nul = memchr(c->in + c->in_len, '\0', (size_t)n);
@@ -333,7 +448,7 @@ static bool client_readable(struct server *s, struct client *c, int64_t now)
     return true;
 }
 
-static void client_writable(struct client *c)
+static void client_writable(struct server *s, struct client *c)
 {
     while (c->out_off < c->out_len) {
         ssize_t w =
@@ -346,7 +461,7 @@ static void client_writable(struct client *c)
             break; /* the client went away: its loss */
         c->out_off += (size_t)w;
     }
-    client_close(c);
+    client_close(s, c);
 }
 
 static void client_open(struct server *s, int fd, int64_t now)
@@ -358,15 +473,28 @@ static void client_open(struct server *s, int fd, int64_t now)
     for (size_t i = 0; i < CTL_MAX_CLIENTS && c == NULL; i++)
         if (s->clients[i].fd < 0)
             c = &s->clients[i];
-    if (!peer_credentials(fd, &pid, &uid) || !uid_allowed(&s->b->cfg, uid))
+    if (!peer_credentials(fd, &pid, &uid) || !uid_allowed(&s->b->cfg, uid)) {
         refusal = "error: not allowed\n";
-    else if (c == NULL)
-        refusal = "error: busy, try again\n";
+    } else if (c == NULL) {
+        /* Full: the oldest client not waiting makes room (waits are
+         * capped to half the slots, so there always is one). */
+        c = victim_in(s, READING, NULL);
+        if (c == NULL)
+            c = victim_in(s, WRITING, NULL);
+        if (c != NULL)
+            client_push_out(s, c, "pushed out by a newer client");
+        else
+            refusal = "error: busy, try again\n";
+    }
     if (refusal == NULL) {
         struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)(c - s->clients)};
         if (epoll_ctl(s->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            *c = (struct client){.fd = fd, .phase = READING};
+            *c = (struct client){
+                .fd = fd, .pid = pid, .uid = uid, .phase = READING, .seq = ++s->accepted};
             c->deadline = now + s->b->cfg.query_timeout_ms * MS;
+            /* broker_ctl sends its line right after connecting: answer it
+             * now, before anyone else can take the slot. */
+            client_readable(s, c, now);
             return;
         }
         log_line(LOG_ALWAYS, "control: epoll_ctl: %s", strerror(errno));
@@ -391,7 +519,7 @@ static int64_t client_deadlines(struct server *s, int64_t now)
         if (c->fd >= 0 && c->deadline <= now) {
             log_line(LOG_EVENT, "control: dropped a client: its query took longer than %u ms",
                      s->b->cfg.query_timeout_ms);
-            client_close(c);
+            client_close(s, c);
         }
         if (c->fd >= 0)
             next = earliest(next, c->phase == WAITING ? earliest(c->wait_until, c->deadline)
@@ -415,6 +543,7 @@ static void changes_seen(struct server *s, int64_t now)
 static int server_init(struct server *s, struct broker *b)
 {
     *s = (struct server){.b = b, .ep = epoll_create1(EPOLL_CLOEXEC)};
+    s->out_budget = b->cfg.reply_max * 2 > OUTPUT_BUDGET ? b->cfg.reply_max * 2 : OUTPUT_BUDGET;
     for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
         s->clients[i].fd = -1;
     s->changes_fd = portreg_eventfd(b->reg);
@@ -437,7 +566,7 @@ static void server_fini(struct server *s)
 {
     for (size_t i = 0; i < CTL_MAX_CLIENTS; i++)
         if (s->clients[i].fd >= 0)
-            client_close(&s->clients[i]);
+            client_close(s, &s->clients[i]);
     acceptor_fini(&s->acc);
     close_fd(s->ep, "control");
 }
@@ -454,7 +583,9 @@ static void server_event(void *plane, int64_t tag, uint32_t events, int64_t now)
     if (tag == TAG_CHANGES) {
         changes_seen(s, now);
     } else if (tag == LOOP_TAG_LISTEN) {
-        for (int fd; (fd = acceptor_take(&s->acc, now)) >= 0;)
+        /* A few at a time: clients already taken are served between
+         * batches, and a burst of newcomers cannot push them all out. */
+        for (int k = 0, fd; k < ACCEPT_BATCH && (fd = acceptor_take(&s->acc, now)) >= 0; k++)
             client_open(s, fd, now);
     } else {
         struct client *c = &s->clients[tag];
@@ -463,9 +594,9 @@ static void server_event(void *plane, int64_t tag, uint32_t events, int64_t now)
         if (c->phase == READING)
             client_readable(s, c, now);
         else if (c->phase == WRITING)
-            client_writable(c);
+            client_writable(s, c);
         else if (events & (EPOLLHUP | EPOLLERR))
-            client_close(c); /* gave up waiting */
+            client_close(s, c); /* gave up waiting */
     }
 }
 

@@ -9,13 +9,24 @@
  *               the same uid and not held by a live connection: an id
  *               belongs to the uid that claimed it until it is untracked.
  *               -> portreg_track()
- *   ready       a BackendHttpReady frame. Its port must listen on loopback
- *               as the daemon's uid (ports.c). -> portreg_register()
+ *   ready       a BackendHttpReady frame. Its port must listen where the
+ *               data plane dials, as the daemon's uid (ports.c).
+ *               -> portreg_register(). Frames are coalesced (of the Ready
+ *               frames in one read only the last counts, and a port
+ *               already accepted is not checked again) and rate-limited
+ *               per connection (a connection over its budget is not read
+ *               until it is back within it; its hang-up is still seen)
+ *   recheck     every --recheck-ms, sock_diag (ports_tally()) re-verifies every
+ *               bound port; a daemon whose port fails is dropped, which
+ *               unbinds it
  *   hang-up     -> portreg_unbind(): the backend stays known, pending
  *   grace       a backend whose daemon stays away for --grace-ms is
  *               untracked with portreg_untrack_if() (see expire_backends())
  *   deadlines   no hello within --hello-timeout-ms, or no port report
  *               within --idle-timeout-ms of the hello: dropped
+ *   limits      a newcomer pushes out the oldest connection that has not
+ *               completed its handshake (hello and an accepted port):
+ *               a slot goes to the connection that completes it
  *
  * Only this thread changes the registry; everyone may read it.
  */
@@ -33,6 +44,11 @@
  * longer body before the frame reader allocates for it. */
 #define DAEMON_MAX_BODY PORTREG_ID_MAX
 #define MS              INT64_C(1000000)
+/* Frames a connection may send: FRAME_BURST at once, then one per
+ * FRAME_INTERVAL. A daemon needs two (hello, ready) and one per change of
+ * port; a flood is read no faster than this. */
+#define FRAME_BURST    64
+#define FRAME_INTERVAL (1000 * MS / 64)
 
 struct backend {
     bool used;
@@ -51,7 +67,12 @@ struct conn {
     portreg_frame_reader_t frames;
     struct backend *backend; /* NULL until the hello */
     bool reported;           /* has had a port accepted */
+    uint16_t port;           /* the port accepted, re-verified by recheck_ports() */
     int64_t accepted_at, hello_at;
+    /* The frame budget: when the sender will be within its rate again
+     * (virtual time); while paused_until is set, its fd is watched for a
+     * hang-up only. */
+    int64_t budget_at, paused_until;
 };
 
 /* Connections and backends live in two flat arrays, searched linearly:
@@ -66,6 +87,9 @@ struct plane {
     unsigned nconns;
     struct backend *backends; /* cfg->max_ids slots */
     size_t nbackends;
+    struct ports *ports;
+    struct port_claim *claims; /* cfg->max_conns, for recheck_ports() */
+    int64_t recheck_at;
 };
 
 static void publish_gauges(struct plane *p)
@@ -75,12 +99,12 @@ static void publish_gauges(struct plane *p)
 }
 
 /* "zccache (pid 12 uid 1000)", or "(pid 12 uid 1000)" before the hello. */
-static const char *who(const struct conn *c, char out[ID_TEXT_MAX + 48])
+static const char *who(const struct conn *c, char out[ID_LOG_MAX + 48])
 {
-    char text[ID_TEXT_MAX] = "";
+    char text[ID_LOG_MAX] = "";
     if (c->backend != NULL)
-        id_text(c->backend->id, c->backend->id_len, text);
-    snprintf(out, ID_TEXT_MAX + 48, "%s%s(pid %d uid %u)", text, *text ? " " : "", (int)c->pid,
+        id_log_text(c->backend->id, c->backend->id_len, text);
+    snprintf(out, ID_LOG_MAX + 48, "%s%s(pid %d uid %u)", text, *text ? " " : "", (int)c->pid,
              (unsigned)c->uid);
     return out;
 }
@@ -88,18 +112,18 @@ static const char *who(const struct conn *c, char out[ID_TEXT_MAX + 48])
 /* Logs a transition this thread just made, with the state it left. */
 static void log_transition(struct plane *p, const struct backend *bk, const char *what)
 {
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     portreg_state_t st = {0};
     int rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
     if (rc != 0)
-        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_text(bk->id, bk->id_len, text), what,
+        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_log_text(bk->id, bk->id_len, text), what,
                  portreg_strerror(rc));
     else if (st.status == PORTREG_BOUND)
         log_line(LOG_EVENT, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
-                 id_text(bk->id, bk->id_len, text), what, st.port, st.version);
+                 id_log_text(bk->id, bk->id_len, text), what, st.port, st.version);
     else
         log_line(LOG_EVENT, "daemons: %-10s %-26s -> %s v%" PRIu32,
-                 id_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
+                 id_log_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
 }
 
 static struct backend *find_backend(struct plane *p, const void *id, size_t len)
@@ -110,6 +134,14 @@ static struct backend *find_backend(struct plane *p, const void *id, size_t len)
             return bk;
     }
     return NULL;
+}
+
+static size_t backends_of(const struct plane *p, uid_t uid)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->cfg->max_ids; i++)
+        n += p->backends[i].used && p->backends[i].owner == uid;
+    return n;
 }
 
 static void backend_free(struct plane *p, struct backend *bk)
@@ -124,7 +156,7 @@ static void backend_free(struct plane *p, struct backend *bk)
  * left, for expire_backends(). */
 static void backend_disconnected(struct plane *p, struct backend *bk, int64_t now)
 {
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     portreg_state_t st;
     bk->conn = NULL;
     bk->disconnected_at = now;
@@ -133,7 +165,7 @@ static void backend_disconnected(struct plane *p, struct backend *bk, int64_t no
         rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
     if (rc != 0) {
         /* Cannot happen with a valid id; if it did, do not guess. */
-        log_line(LOG_ALWAYS, "daemons: unbind %s: %s", id_text(bk->id, bk->id_len, text),
+        log_line(LOG_ALWAYS, "daemons: unbind %s: %s", id_log_text(bk->id, bk->id_len, text),
                  portreg_strerror(rc));
         st.version = 0;
     }
@@ -145,7 +177,7 @@ static void backend_disconnected(struct plane *p, struct backend *bk, int64_t no
  * goes away, not the backends: leave their states alone (now == 0). */
 static void conn_close(struct plane *p, struct conn *c, const char *reason, int64_t now)
 {
-    char peer[ID_TEXT_MAX + 48];
+    char peer[ID_LOG_MAX + 48];
     struct backend *bk = c->backend;
     if (reason != NULL)
         log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
@@ -164,30 +196,37 @@ static void conn_close(struct plane *p, struct conn *c, const char *reason, int6
  * broker's record of the id, NULL if it has none. A new id is tracked
  * here, so that a refusal leaves nothing behind. */
 static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t *body, size_t len,
-                                 struct backend **bk, char why[ID_TEXT_MAX + 96])
+                                 struct backend **bk, char why[ID_LOG_MAX + 96])
 {
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     if (len == 0)
         return "hello with an empty id";
-    id_text((const char *)body, len, text);
+    id_log_text((const char *)body, len, text);
     *bk = find_backend(p, body, len);
-    if (*bk != NULL && (*bk)->conn != NULL) {
+    const struct route *route = route_of(p->cfg, body, len);
+    if (route != NULL && route->owner != c->uid) {
+        /* The data plane sends traffic there: only its configured uid. */
+        snprintf(why, ID_LOG_MAX + 96, "%s is reserved for uid %u", text, (unsigned)route->owner);
+    } else if (*bk != NULL && (*bk)->conn != NULL) {
         /* Two live daemons under one id would unbind each other. */
-        snprintf(why, ID_TEXT_MAX + 96, "%s is already connected (pid %d)", text,
+        snprintf(why, ID_LOG_MAX + 96, "%s is already connected (pid %d)", text,
                  (int)(*bk)->conn->pid);
     } else if (*bk != NULL && (*bk)->owner != c->uid) {
-        snprintf(why, ID_TEXT_MAX + 96, "%s belongs to uid %u until it is untracked", text,
+        snprintf(why, ID_LOG_MAX + 96, "%s belongs to uid %u until it is untracked", text,
                  (unsigned)(*bk)->owner);
     } else if (*bk != NULL) {
         return NULL; /* its owner, back within the grace period */
     } else if (p->nbackends == p->cfg->max_ids) {
-        snprintf(why, ID_TEXT_MAX + 96, "hello %s: the broker keeps %zu backends at most", text,
+        snprintf(why, ID_LOG_MAX + 96, "hello %s: the broker keeps %zu backends at most", text,
                  p->cfg->max_ids);
+    } else if (backends_of(p, c->uid) >= p->cfg->max_ids_per_uid) {
+        snprintf(why, ID_LOG_MAX + 96, "hello %s: uid %u keeps %zu backends at most", text,
+                 (unsigned)c->uid, p->cfg->max_ids_per_uid);
     } else {
         int rc = portreg_track(p->b->reg, (const char *)body, len);
         if (rc == 0)
             return NULL;
-        snprintf(why, ID_TEXT_MAX + 96, "track %s: %s (%s)", text, portreg_err_name(rc),
+        snprintf(why, ID_LOG_MAX + 96, "track %s: %s (%s)", text, portreg_err_name(rc),
                  portreg_strerror(rc));
     }
     return why;
@@ -196,7 +235,7 @@ static const char *hello_refusal(struct plane *p, struct conn *c, const uint8_t 
 /* The hello: c claims an id. False: drop c (logged here). */
 static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_t len)
 {
-    char peer[ID_TEXT_MAX + 48], why[ID_TEXT_MAX + 96];
+    char peer[ID_LOG_MAX + 48], why[ID_LOG_MAX + 96];
     struct backend *bk = NULL;
     const char *refusal = hello_refusal(p, c, body, len, &bk, why);
     if (refusal != NULL) {
@@ -220,40 +259,64 @@ static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_
     return true;
 }
 
-/* A BackendHttpReady from c. False: drop c (logged here); the registry is
+/* The port c reported last (coalesced: of the frames of one read, only
+ * the last counts). False: drop c (logged here); the registry is
  * unchanged unless the port was registered. */
-static bool on_ready(struct plane *p, struct conn *c, const uint8_t *body, size_t len)
+static bool on_port(struct plane *p, struct conn *c, uint16_t port)
 {
-    char peer[ID_TEXT_MAX + 48], why[128], what[40];
+    char peer[ID_LOG_MAX + 48], why[128], what[40];
     struct backend *bk = c->backend;
-    uint16_t port;
-    int rc = portreg_decode_port(body, len, &port);
-    if (rc != 0) {
-        log_line(LOG_EVENT, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
-                 portreg_err_name(rc), portreg_strerror(rc));
-        return false;
-    }
-    if (port_owned_by(port, c->uid, why, sizeof why) != 0) {
+    if (c->reported && port == c->port)
+        return true; /* nothing new: recheck_ports() keeps verifying it */
+    if (port_owned_by(p->ports, port, c->uid, why, sizeof why) != 0) {
         log_line(LOG_EVENT, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
         return false;
     }
-    rc = portreg_register(p->b->reg, bk->id, bk->id_len, port, NULL);
+    int rc = portreg_register(p->b->reg, bk->id, bk->id_len, port, NULL);
     if (rc != 0) {
         log_line(LOG_EVENT, "daemons: dropped %s: register port %u: %s", who(c, peer), port,
                  portreg_strerror(rc));
         return false;
     }
     c->reported = true;
+    c->port = port;
+    if (p->recheck_at == 0)
+        p->recheck_at = now_ns() + (int64_t)p->cfg->recheck_ms * MS;
     snprintf(what, sizeof what, "reported port %u", port);
     log_transition(p, bk, what);
     return true;
 }
 
+/* Watches c for everything (on) or for its hang-up only. */
+static void conn_watch(struct plane *p, struct conn *c, bool on)
+{
+    struct epoll_event ev = {.events = on ? EPOLLIN | EPOLLRDHUP : EPOLLRDHUP,
+                             .data.u64 = (uint64_t)(c - p->conns)};
+    if (epoll_ctl(p->ep, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        log_line(LOG_ALWAYS, "daemons: epoll_ctl: %s", strerror(errno));
+}
+
+/* Charges c for frames; past its budget, stops reading it for a while. */
+static void charge_frames(struct plane *p, struct conn *c, unsigned frames, int64_t now)
+{
+    if (c->budget_at < now)
+        c->budget_at = now;
+    c->budget_at += (int64_t)frames * FRAME_INTERVAL;
+    int64_t ahead = c->budget_at - now - FRAME_BURST * FRAME_INTERVAL;
+    if (ahead > 0 && c->paused_until == 0) {
+        c->paused_until = now + ahead;
+        conn_watch(p, c, false);
+    }
+}
+
 /* Reads what c has sent. NULL: keep it; otherwise why to drop it. */
-static const char *conn_readable(struct plane *p, struct conn *c)
+static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
 {
     static char why[96];
+    char peer[ID_LOG_MAX + 48];
     uint8_t buf[4096];
+    unsigned frames = 0;
+    uint16_t port = 0;
     ssize_t n = read(c->fd, buf, sizeof buf);
     if (n < 0)
         return errno == EAGAIN || errno == EINTR ? NULL : strerror(errno);
@@ -278,10 +341,24 @@ static const char *conn_readable(struct plane *p, struct conn *c)
                      portreg_strerror(rc));
             return why;
         }
-        if (rc == 1 &&
-            !(c->backend == NULL ? on_hello(p, c, body, body_len) : on_ready(p, c, body, body_len)))
-            return ""; /* the handler logged why */
+        if (rc != 1)
+            continue;
+        frames++;
+        if (c->backend == NULL) {
+            if (!on_hello(p, c, body, body_len))
+                return ""; /* on_hello() logged why */
+            continue;
+        }
+        rc = portreg_decode_port(body, body_len, &port);
+        if (rc != 0) {
+            log_line(LOG_EVENT, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
+                     portreg_err_name(rc), portreg_strerror(rc));
+            return "";
+        }
     }
+    if (port != 0 && !on_port(p, c, port))
+        return ""; /* on_port() logged why */
+    charge_frames(p, c, frames, now);
     return NULL;
 }
 
@@ -294,9 +371,11 @@ static unsigned conns_of(const struct plane *p, uid_t uid)
 }
 
 /* Frees a slot for a newcomer of uid, pushing out the oldest connection
- * (of that uid, when the uid is at its own limit) that has not said hello:
- * silent connections cannot lock daemons out, they only shorten each
- * other's wait. False: every slot is held by a daemon that said hello. */
+ * (of that uid, when the uid is at its own limit) that has not completed
+ * its handshake: first those that have not said hello, then those that
+ * have not had a port accepted. Connections that stop halfway cannot lock
+ * daemons out; they only shorten each other's wait. False: every slot is
+ * held by a daemon with an accepted port. */
 static bool make_room(struct plane *p, uid_t uid, int64_t now)
 {
     bool uid_full = conns_of(p, uid) >= p->cfg->max_conns_per_uid;
@@ -305,13 +384,19 @@ static bool make_room(struct plane *p, uid_t uid, int64_t now)
     struct conn *oldest = NULL;
     for (unsigned i = 0; i < p->cfg->max_conns; i++) {
         struct conn *c = &p->conns[i];
-        if (c->fd >= 0 && c->backend == NULL && (!uid_full || c->uid == uid) &&
-            (oldest == NULL || c->accepted_at < oldest->accepted_at))
+        if (c->fd < 0 || c->reported || (uid_full && c->uid != uid))
+            continue;
+        bool earlier_stage = oldest != NULL && (c->backend == NULL) != (oldest->backend == NULL);
+        if (oldest == NULL || (earlier_stage && c->backend == NULL) ||
+            (!earlier_stage && c->accepted_at < oldest->accepted_at))
             oldest = c;
     }
     if (oldest == NULL)
         return false;
-    conn_close(p, oldest, "pushed out by a newer connection before its hello", now);
+    conn_close(p, oldest,
+               oldest->backend == NULL ? "pushed out by a newer connection before its hello"
+                                       : "pushed out by a newer connection before its port report",
+               now);
     return true;
 }
 
@@ -336,13 +421,14 @@ static void conn_open(struct plane *p, int fd, int64_t now)
         struct conn *c = &p->conns[i];
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = i};
         if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            *c = (struct conn){.fd = fd, .pid = pid, .uid = uid, .accepted_at = now};
+            *c = (struct conn){
+                .fd = fd, .pid = pid, .uid = uid, .accepted_at = now, .budget_at = now};
             portreg_frame_reader_init(&c->frames, DAEMON_MAX_BODY);
             p->nconns++;
             publish_gauges(p);
             /* A daemon sends its hello right after connecting: read it now
              * rather than a turn of the loop later. */
-            const char *why = conn_readable(p, c);
+            const char *why = conn_readable(p, c, now);
             if (why != NULL)
                 conn_close(p, c, *why ? why : NULL, now);
             return;
@@ -352,14 +438,20 @@ static void conn_open(struct plane *p, int fd, int64_t now)
     close_fd(fd, "daemons");
 }
 
-/* Drops connections past their deadline; returns the next deadline (0:
- * none). */
+/* Drops connections past their deadline and resumes reading those back
+ * within their frame budget; returns the next deadline (0: none). */
 static int64_t enforce_deadlines(struct plane *p, int64_t now)
 {
     const int64_t hello = p->cfg->hello_timeout_ms * MS, idle = p->cfg->idle_timeout_ms * MS;
     int64_t next = 0;
     for (unsigned i = 0; i < p->cfg->max_conns; i++) {
         struct conn *c = &p->conns[i];
+        if (c->fd >= 0 && c->paused_until != 0 && c->paused_until <= now) {
+            c->paused_until = 0;
+            conn_watch(p, c, true);
+        }
+        if (c->fd >= 0 && c->paused_until != 0)
+            next = earliest(next, c->paused_until);
         if (c->fd < 0 || c->reported)
             continue; /* a reporting daemon may stay silent: its connection is its lease */
         int64_t due = c->backend == NULL ? c->accepted_at + hello : c->hello_at + idle;
@@ -370,6 +462,47 @@ static int64_t enforce_deadlines(struct plane *p, int64_t now)
             next = due;
     }
     return next;
+}
+
+/*
+ * Re-verifies every accepted port, every --recheck-ms, with one
+ * ports_tally() for all of them: a daemon whose port no longer passes (it closed
+ * its listener, or died and another process took the port) is dropped,
+ * which unbinds its backend. A port lost is therefore routed for at most
+ * one period plus one turn of the loop; no turn is long, since frames are
+ * rate-limited and coalesced. A query that fails twice in a row is taken
+ * as a failed check for every port: the broker does not route what it
+ * cannot verify.
+ */
+static int64_t recheck_ports(struct plane *p, int64_t now)
+{
+    if (now < p->recheck_at)
+        return p->recheck_at;
+    size_t n = 0;
+    for (unsigned i = 0; i < p->cfg->max_conns; i++)
+        if (p->conns[i].fd >= 0 && p->conns[i].reported)
+            p->claims[n++] =
+                (struct port_claim){.port = p->conns[i].port, .uid = p->conns[i].uid, .tag = i};
+    if (n == 0) {
+        p->recheck_at = 0; /* on_port() starts it again: an idle broker sleeps */
+        return 0;
+    }
+    p->recheck_at = now + (int64_t)p->cfg->recheck_ms * MS;
+    char why[128], reason[160];
+    bool failed = ports_tally(p->ports, p->claims, n, why, sizeof why) != 0 &&
+                  ports_tally(p->ports, p->claims, n, why, sizeof why) != 0;
+    for (size_t k = 0; k < n; k++) {
+        struct conn *c = &p->conns[p->claims[k].tag];
+        if (failed) {
+            snprintf(reason, sizeof reason, "cannot verify port %u: %s", c->port, why);
+        } else if (claim_verdict(&p->claims[k], why, sizeof why) != 0) {
+            snprintf(reason, sizeof reason, "lost port %u: %s", c->port, why);
+        } else {
+            continue;
+        }
+        conn_close(p, c, reason, now);
+    }
+    return p->recheck_at;
 }
 
 /*
@@ -391,7 +524,7 @@ static int64_t expire_backends(struct plane *p, int64_t now)
 {
     const int64_t grace = p->cfg->grace_ms * MS;
     int64_t next = 0;
-    char text[ID_TEXT_MAX];
+    char text[ID_LOG_MAX];
     for (size_t i = 0; i < p->cfg->max_ids; i++) {
         struct backend *bk = &p->backends[i];
         if (!bk->used || bk->conn != NULL)
@@ -403,7 +536,7 @@ static int64_t expire_backends(struct plane *p, int64_t now)
         }
         portreg_state_t cur;
         int rc = portreg_untrack_if(p->b->reg, bk->id, bk->id_len, bk->version_at_disconnect, &cur);
-        id_text(bk->id, bk->id_len, text);
+        id_log_text(bk->id, bk->id_len, text);
         if (rc == 0) {
             log_line(LOG_EVENT, "daemons: %-10s %-26s -> untracked", text, "away past grace");
             backend_free(p, bk);
@@ -426,7 +559,9 @@ static int plane_init(struct plane *p, struct broker *b)
     *p = (struct plane){.b = b, .cfg = &b->cfg, .ep = -1};
     p->conns = calloc(p->cfg->max_conns, sizeof *p->conns);
     p->backends = calloc(p->cfg->max_ids, sizeof *p->backends);
-    if (p->conns == NULL || p->backends == NULL) {
+    p->claims = calloc(p->cfg->max_conns, sizeof *p->claims);
+    p->ports = ports_open();
+    if (p->conns == NULL || p->backends == NULL || p->claims == NULL || p->ports == NULL) {
         log_line(LOG_ALWAYS, "daemons: out of memory");
         return -1;
     }
@@ -450,19 +585,21 @@ static void plane_fini(struct plane *p)
     close_fd(p->ep, "daemons");
     free(p->conns);
     free(p->backends);
+    free(p->claims);
+    ports_close(p->ports);
 }
 
 static int64_t plane_tick(void *plane, int64_t now)
 {
     struct plane *p = plane;
     int64_t next = earliest(enforce_deadlines(p, now), expire_backends(p, now));
+    next = earliest(next, recheck_ports(p, now));
     return earliest(next, acceptor_tick(&p->acc, now));
 }
 
 static void plane_event(void *plane, int64_t tag, uint32_t events, int64_t now)
 {
     struct plane *p = plane;
-    (void)events;
     if (tag == LOOP_TAG_LISTEN) {
         /* A few at a time, so that connections already accepted are read
          * between batches. */
@@ -471,7 +608,12 @@ static void plane_event(void *plane, int64_t tag, uint32_t events, int64_t now)
         return;
     }
     struct conn *c = &p->conns[tag];
-    const char *why = c->fd >= 0 ? conn_readable(p, c) : NULL;
+    const char *why = NULL;
+    if (c->fd >= 0 && c->paused_until != 0)
+        why = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ? ""
+                                                            : NULL; /* hung up: no more reading */
+    else if (c->fd >= 0)
+        why = conn_readable(p, c, now);
     if (why != NULL)
         conn_close(p, c, *why ? why : NULL, now);
 }

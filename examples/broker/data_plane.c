@@ -23,6 +23,8 @@
 #include <string.h>
 
 #define BATCH 1024
+/* Requests queued at most: a few seconds of work, whoever asks. */
+#define QUEUE_MAX (100 * 1000 * 1000)
 
 struct data_thread {
     /* Statistics, each on its own cache line so that threads do not slow
@@ -73,7 +75,8 @@ static void *handler(void *arg)
     for (uint64_t n; (n = take_batch(dp)) > 0;) {
         for (uint64_t i = 0; i < n; i++) {
             uint16_t port;
-            /* A real handler would now connect to 127.0.0.1:port. */
+            /* A real handler would now connect to DATA_PLANE_ADDR:port, where
+             * the daemon plane verified the daemon listens. */
             hits += portreg_handle_lookup(dp->routes[next++ % cfg->nroutes], &port);
             lookups++;
         }
@@ -117,15 +120,19 @@ struct data_plane *data_plane_start(struct broker *b, unsigned threads, int *err
     return dp;
 }
 
-bool data_plane_submit(struct data_plane *dp, uint64_t n)
+int data_plane_submit(struct data_plane *dp, uint64_t n, uint64_t *queued)
 {
     if (dp->nthreads == 0 || dp->b->cfg.nroutes == 0)
-        return false;
+        return -1;
     pthread_mutex_lock(&dp->lock);
-    dp->queued += n;
-    pthread_cond_broadcast(&dp->work);
+    bool room = n <= QUEUE_MAX - dp->queued;
+    if (room) {
+        dp->queued += n;
+        pthread_cond_broadcast(&dp->work);
+    }
+    *queued = dp->queued;
     pthread_mutex_unlock(&dp->lock);
-    return true;
+    return room ? 0 : -2;
 }
 
 void data_plane_totals(struct data_plane *dp, uint64_t *lookups, uint64_t *hits)

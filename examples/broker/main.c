@@ -43,18 +43,24 @@ static void usage(FILE *f)
             "  --allow-uid UID|NAME      also accept daemons and queries of this user\n"
             "                            (repeatable; the broker's own uid always is)\n"
             "  --readers N               data-plane threads (default 2; 0..%d)\n"
-            "  --route ID                an id the data plane resolves (repeatable, %d at most)\n"
+            "  --route ID[@UID|@NAME]    an id the data plane resolves (repeatable, %d at most);\n"
+            "                            only daemons of UID (default: the broker's) may claim it\n"
             "  --ready-fd FD             write \"ready\\n\" to FD and close it once listening\n"
             "  --interval-ms MS          at most one status line per MS (default 1000)\n"
             "  --hello-timeout-ms MS     connect to hello (default 2000)\n"
             "  --idle-timeout-ms MS      hello to port report (default 30000)\n"
             "  --grace-ms MS             disconnected to untracked (default 60000)\n"
             "  --max-conns N             daemon connections in all (default 256)\n"
-            "  --max-conns-per-uid N     daemon connections of one uid (default 64)\n"
+            "  --max-conns-per-uid N     daemon connections of one uid (default 64, or\n"
+            "                            --max-conns / allowed uids if less)\n"
             "  --max-ids N               backends kept (default 1024)\n"
+            "  --max-ids-per-uid N       backends one uid may hold (default --max-ids /\n"
+            "                            allowed uids)\n"
             "  --log-rate N              event log lines per second (default 100)\n"
-            "  --reply-max BYTES         longest control answer (default 1048576)\n"
-            "  --query-timeout-ms MS     one control query, wait time excluded (default 2000)\n",
+            "  --reply-max BYTES         longest control answer, 4096 at least (default\n"
+            "                            1048576); status comes in pages of this size\n"
+            "  --query-timeout-ms MS     one control query, wait time excluded (default 2000)\n"
+            "  --recheck-ms MS           verify bound ports again this often (default 100)\n",
             MAX_READERS, MAX_ROUTES);
 }
 
@@ -90,6 +96,49 @@ static bool parse_count(const char *s, unsigned long max, unsigned *out)
     return true;
 }
 
+/* ID, or ID@UID / ID@NAME (split at the last '@'; write an '@' in an id
+ * as \x40). */
+static bool parse_route(const char *arg, struct route *r)
+{
+    char id[ID_TEXT_MAX + 1];
+    const char *at = strrchr(arg, '@');
+    size_t n = at == NULL ? strlen(arg) : (size_t)(at - arg);
+    if (n >= sizeof id)
+        return false;
+    memcpy(id, arg, n);
+    id[n] = '\0';
+    r->owner = geteuid();
+    return id_parse(id, r->id, &r->len) && (at == NULL || parse_uid(at + 1, &r->owner));
+}
+
+/* Each allowed uid gets its share of the connection and id limits, so
+ * that no uid can fill what another needs. False: the shares given
+ * overbook a limit (said on stderr). */
+static bool share_limits(struct broker_config *cfg, bool conns_per_uid_given)
+{
+    size_t uids = 1;
+    for (size_t i = 1; i < cfg->nallowed; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i; j++)
+            seen |= cfg->allowed_uids[j] == cfg->allowed_uids[i];
+        uids += !seen;
+    }
+    if (!conns_per_uid_given && cfg->max_conns_per_uid > cfg->max_conns / uids)
+        cfg->max_conns_per_uid = (unsigned)(cfg->max_conns / uids);
+    if (cfg->max_ids_per_uid == 0)
+        cfg->max_ids_per_uid = cfg->max_ids / uids;
+    if (cfg->max_conns_per_uid == 0 || cfg->max_ids_per_uid == 0 ||
+        (size_t)cfg->max_conns_per_uid * uids > cfg->max_conns ||
+        cfg->max_ids_per_uid * uids > cfg->max_ids) {
+        fprintf(stderr,
+                "broker: %zu uids with %u connections and %zu ids each overbook --max-conns %u "
+                "or --max-ids %zu: one uid could take what another needs\n",
+                uids, cfg->max_conns_per_uid, cfg->max_ids_per_uid, cfg->max_conns, cfg->max_ids);
+        return false;
+    }
+    return true;
+}
+
 /* One option. False: a bad value. */
 static bool apply_option(struct broker_config *cfg, int o, const char *arg)
 {
@@ -108,8 +157,7 @@ static bool apply_option(struct broker_config *cfg, int o, const char *arg)
     case 'r':
         return parse_ulong(arg, MAX_READERS, &v) && (cfg->readers = (unsigned)v, true);
     case 'R':
-        return cfg->nroutes < MAX_ROUTES &&
-               id_parse(arg, cfg->routes[cfg->nroutes].id, &cfg->routes[cfg->nroutes].len) &&
+        return cfg->nroutes < MAX_ROUTES && parse_route(arg, &cfg->routes[cfg->nroutes]) &&
                ++cfg->nroutes;
     case 'f':
         return parse_ulong(arg, 1 << 20, &v) && (cfg->ready_fd = (int)v, true);
@@ -123,16 +171,20 @@ static bool apply_option(struct broker_config *cfg, int o, const char *arg)
         return parse_ms(arg, &cfg->grace_ms);
     case 'q':
         return parse_ms(arg, &cfg->query_timeout_ms);
+    case 'k':
+        return parse_ms(arg, &cfg->recheck_ms);
     case 'm':
         return parse_count(arg, 1 << 16, &cfg->max_conns);
     case 'M':
         return parse_count(arg, 1 << 16, &cfg->max_conns_per_uid);
     case 'n':
         return parse_count(arg, 1 << 20, &u) && (cfg->max_ids = u, true);
+    case 'N':
+        return parse_count(arg, 1 << 20, &u) && (cfg->max_ids_per_uid = u, true);
     case 'L':
         return parse_count(arg, 1 << 20, &cfg->log_rate);
     case 'x':
-        return parse_count(arg, 1 << 30, &u) && (cfg->reply_max = u, true);
+        return parse_count(arg, 1 << 30, &u) && u >= 4096 && (cfg->reply_max = u, true);
     }
     return false;
 }
@@ -153,11 +205,14 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
                                          {"max-conns", 1, NULL, 'm'},
                                          {"max-conns-per-uid", 1, NULL, 'M'},
                                          {"max-ids", 1, NULL, 'n'},
+                                         {"max-ids-per-uid", 1, NULL, 'N'},
                                          {"log-rate", 1, NULL, 'L'},
                                          {"reply-max", 1, NULL, 'x'},
                                          {"query-timeout-ms", 1, NULL, 'q'},
+                                         {"recheck-ms", 1, NULL, 'k'},
                                          {"help", 0, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    bool conns_per_uid_given = false;
     *cfg = (struct broker_config){.readers = 2,
                                   .ready_fd = -1,
                                   .interval_ms = 1000,
@@ -170,6 +225,7 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
                                   .log_rate = 100,
                                   .reply_max = 1 << 20,
                                   .query_timeout_ms = 2000,
+                                  .recheck_ms = 100,
                                   .allowed_uids = {geteuid()},
                                   .nallowed = 1};
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
@@ -177,6 +233,7 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
             usage(stdout);
             return 1;
         }
+        conns_per_uid_given |= o == 'M';
         if (o == '?' || !apply_option(cfg, o, optarg)) {
             for (size_t i = 0; o != '?' && opts[i].name != NULL; i++)
                 if (opts[i].val == o)
@@ -189,13 +246,13 @@ static int parse_options(struct broker_config *cfg, int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    return 0;
+    return share_limits(cfg, conns_per_uid_given) ? 0 : 2;
 }
 
 /* One line: head, then the first STATUS_SHOWN backends sorted by id. */
 static void print_status(struct broker *b, const char *head)
 {
-    char line[STATUS_SHOWN * (ID_TEXT_MAX + 32) + 256], text[ID_TEXT_MAX];
+    char line[STATUS_SHOWN * (ID_LOG_MAX + 32) + 256], text[ID_LOG_MAX];
     size_t n = (size_t)snprintf(line, sizeof line, "%s", head);
     portreg_snapshot_t snap = {0};
     int rc = portreg_snapshot(b->reg, &snap);
@@ -205,7 +262,7 @@ static void print_status(struct broker *b, const char *head)
         n += (size_t)snprintf(line + n, sizeof line - n, " | no backends");
     for (size_t i = 0; i < snap.count && i < STATUS_SHOWN; i++) {
         const portreg_entry_t *e = &snap.entries[i];
-        const char *id = id_text(e->id, e->id_len, text);
+        const char *id = id_log_text(e->id, e->id_len, text);
         if (e->state.status == PORTREG_BOUND)
             n += (size_t)snprintf(line + n, sizeof line - n, " | %s bound:%u v%" PRIu32, id,
                                   e->state.port, e->state.version);
@@ -258,10 +315,16 @@ static void status_loop(struct broker *b, int sig_fd)
  * only through the signalfd that main polls: no async handler anywhere. */
 static int block_signals(void)
 {
+    /* Every signal whose default would end the broker without removing
+     * its sockets, but for the faults a program raises on itself. A
+     * blocked signal is delivered even if ignored when we were started. */
+    static const int stops[] = {SIGINT,    SIGTERM, SIGHUP,  SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM,
+                                SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGIO,   SIGPWR,  SIGSTKFLT};
     sigset_t set;
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR || sigemptyset(&set) != 0 ||
-        sigaddset(&set, SIGINT) != 0 || sigaddset(&set, SIGTERM) != 0 ||
-        sigaddset(&set, SIGHUP) != 0 || (errno = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0) {
+    bool ok = signal(SIGPIPE, SIG_IGN) != SIG_ERR && sigemptyset(&set) == 0;
+    for (size_t i = 0; ok && i < sizeof stops / sizeof stops[0]; i++)
+        ok = sigaddset(&set, stops[i]) == 0;
+    if (!ok || (errno = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0) {
         perror("broker: signals");
         return -1;
     }
@@ -276,8 +339,9 @@ static portreg_t *create_registry(const struct broker_config *cfg)
     portreg_options_t opts;
     portreg_options_init(&opts);
     /* The registry refuses ids beyond this (PORTREG_EFULL) on its own; the
-     * daemon plane keeps the same bound for its ownership records. */
-    opts.max_ids = cfg->max_ids;
+     * daemon plane keeps --max-ids for its ownership records, and each
+     * route's handle may hold a slot of its own (an untracked route). */
+    opts.max_ids = cfg->max_ids + cfg->nroutes; /* a route's handle holds a slot of its own */
     portreg_t *reg = portreg_create(&opts);
     if (reg == NULL)
         perror("broker: portreg_create");
@@ -325,13 +389,15 @@ static int setup(struct broker *b)
 
 static int start_threads(struct broker *b, pthread_t *daemons, pthread_t *control)
 {
+    /* The data plane first: the control thread reads b->data, which
+     * pthread_create() then publishes to it. */
     int err = log_start(b->cfg.log_rate);
+    if (err == 0 && b->cfg.readers > 0)
+        b->data = data_plane_start(b, b->cfg.readers, &err);
     if (err == 0)
         err = pthread_create(daemons, NULL, daemon_plane, b);
     if (err == 0)
         err = pthread_create(control, NULL, control_server, b);
-    if (err == 0 && b->cfg.readers > 0)
-        b->data = data_plane_start(b, b->cfg.readers, &err);
     if (err != 0)
         fprintf(stderr, "broker: starting threads: %s\n", strerror(err));
     return err;

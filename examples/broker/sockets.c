@@ -4,6 +4,10 @@
  * The broker's two Unix sockets live in a directory only its owner can
  * enter (0700) and are themselves 0600, whatever the umask: file modes
  * are the first gate, SO_PEERCRED (checked by the callers) the second.
+ * The directory must be ours, and so must every directory above it be
+ * root's or ours, writable by others only with the sticky bit (as /tmp):
+ * otherwise someone could rename it away after the check and put their
+ * own in its place.
  * A socket file left behind by a broker that was killed is replaced; one
  * that still answers belongs to a live broker and is left alone.
  */
@@ -12,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -32,6 +37,50 @@ void close_fd(int fd, const char *what)
         log_line(LOG_ALWAYS, "%s: close: %s", what, strerror(errno));
 }
 
+/* Every directory above dir (resolved): owned by root or us, and writable
+ * by others only with the sticky bit. 0, or -1 (said on stderr). */
+static int ancestors_check(const char *dir)
+{
+    char path[PATH_MAX], parent[PATH_MAX];
+    const char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(parent, sizeof parent, "%s", strcmp(dir, ".") == 0 ? ".." : ".");
+    else
+        snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
+    if (realpath(parent, path) == NULL) {
+        fprintf(stderr, "broker: %s: %s\n", parent, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            fprintf(stderr, "broker: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        bool owner_ok = st.st_uid == 0 || st.st_uid == geteuid();
+        bool others_write = (st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0;
+        if (!owner_ok || others_write) {
+            fprintf(stderr,
+                    "broker: %s (above the socket directory %s) is %s: the socket directory "
+                    "could be swapped for another; use a path whose every parent is owned by "
+                    "root or uid %u and writable by others only with the sticky bit\n",
+                    path, dir,
+                    !owner_ok ? "owned by another user"
+                              : "writable by others without the sticky bit",
+                    (unsigned)geteuid());
+            return -1;
+        }
+        char *up = strrchr(path, '/');
+        if (up == NULL || up == path) {
+            if (path[1] == '\0')
+                return 0; /* "/" done */
+            path[1] = '\0';
+        } else {
+            *up = '\0';
+        }
+    }
+}
+
 int socket_dir_prepare(const char *socket_path)
 {
     char dir[PATH_MAX];
@@ -45,6 +94,8 @@ int socket_dir_prepare(const char *socket_path)
     }
     memcpy(dir, slash == NULL ? "." : socket_path, n);
     dir[n] = '\0';
+    if (ancestors_check(dir) != 0)
+        return -1;
 
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "broker: mkdir %s: %s\n", dir, strerror(errno));
@@ -58,7 +109,8 @@ int socket_dir_prepare(const char *socket_path)
     if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
         fprintf(stderr,
                 "broker: %s must be a directory owned by uid %u with mode 0700 (it is %s, "
-                "uid %u, mode %04o): other users could reach or replace the sockets\n",
+                "uid %u, mode %04o): other users could reach or replace the sockets; remove it "
+                "and let the broker create it, or choose another --socket path\n",
                 dir, (unsigned)geteuid(), S_ISDIR(st.st_mode) ? "a directory" : "not a directory",
                 (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
         return -1;

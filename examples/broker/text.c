@@ -58,22 +58,45 @@ bool parse_status(const char *s, portreg_status_t *out)
 
 /* Ids are arbitrary bytes; as text, anything but printable ASCII (and the
  * backslash itself) becomes \xHH so that one id is always one token. */
-const char *id_text(const char *id, size_t len, char out[ID_TEXT_MAX])
+/* Appends byte c as text: itself, or \xHH; returns the new end. */
+static char *put_id_byte(char *p, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    char *p = out;
-    for (size_t i = 0; i < len && i < PORTREG_ID_MAX; i++) {
-        unsigned char c = (unsigned char)id[i];
-        if (c > ' ' && c < 0x7f && c != '\\') {
-            *p++ = (char)c;
-        } else {
-            *p++ = '\\';
-            *p++ = 'x';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 15];
-        }
+    if (c > ' ' && c < 0x7f && c != '\\') {
+        *p++ = (char)c;
+    } else {
+        *p++ = '\\';
+        *p++ = 'x';
+        *p++ = hex[c >> 4];
+        *p++ = hex[c & 15];
     }
+    return p;
+}
+
+const char *id_text(const char *id, size_t len, char out[ID_TEXT_MAX])
+{
+    char *p = out;
+    for (size_t i = 0; i < len && i < PORTREG_ID_MAX; i++)
+        p = put_id_byte(p, (unsigned char)id[i]);
     *p = '\0';
+    return out;
+}
+
+const char *id_log_text(const char *id, size_t len, char out[ID_LOG_MAX])
+{
+    char *p = out;
+    size_t i = 0;
+    for (; i < len && i < PORTREG_ID_MAX; i++) {
+        unsigned char c = (unsigned char)id[i];
+        size_t need = c > ' ' && c < 0x7f && c != '\\' ? 1 : 4;
+        if ((size_t)(p - out) + need > ID_LOG_KEEP)
+            break;
+        p = put_id_byte(p, c);
+    }
+    if (i < len)
+        snprintf(p, ID_LOG_MAX - (size_t)(p - out), "...(%zu bytes)", len);
+    else
+        *p = '\0';
     return out;
 }
 
@@ -127,4 +150,12 @@ bool uid_allowed(const struct broker_config *cfg, uid_t uid)
         if (cfg->allowed_uids[i] == uid)
             return true;
     return false;
+}
+
+const struct route *route_of(const struct broker_config *cfg, const void *id, size_t len)
+{
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        if (cfg->routes[i].len == len && memcmp(cfg->routes[i].id, id, len) == 0)
+            return &cfg->routes[i];
+    return NULL;
 }
