@@ -1,5 +1,5 @@
 # Thin front door for newcomers; CMake presets do the real work.
-.PHONY: all deps bench test example clean
+.PHONY: all deps bench test test-platforms example clean
 
 all: test
 
@@ -13,6 +13,11 @@ bench: deps
 # Everything CI runs: unit tests, sanitizers, stress, planted bugs, fuzzing.
 test: deps
 	bash scripts/test-all.sh
+
+# The other targets this machine can build and run: Linux aarch64 under
+# qemu, musl, the POSIX backend (README, "Platforms").
+test-platforms: deps
+	bash scripts/test-platforms.sh
 
 example: deps
 	bash examples/run-demo.sh

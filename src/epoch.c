@@ -215,8 +215,8 @@ _Thread_local struct epoch_cache portreg__epoch_tls;
  * so that a lookup does not walk. Every link is here: a slot number is
  * reused only after its registry's destroy, and the link to that one is
  * dropped (prune_links()) before the new link takes the slot. */
-static _Thread_local struct epoch_link **thread_slots __attribute__((tls_model("initial-exec")));
-static _Thread_local size_t thread_nslots __attribute__((tls_model("initial-exec")));
+static _Thread_local struct epoch_link **thread_slots PORTREG_TLS_FAST;
+static _Thread_local size_t thread_nslots PORTREG_TLS_FAST;
 
 /* A new registry joins the process-wide state: the exit key (made by the
  * first registry, never deleted), a slot number, the list of anchors. */

@@ -15,6 +15,7 @@
 #include <ck_epoch.h>
 #include <ck_pr.h>
 
+#include "os/tls.h"
 #include "portreg.h"
 
 #ifndef __has_feature
@@ -99,15 +100,15 @@ struct epoch_domain {
     pthread_cond_t wake;
 };
 
-/* The one-entry cache of the calling thread's record. initial-exec: a
- * plain %fs-relative load on the lookup path, no __tls_get_addr() call. */
+/* The one-entry cache of the calling thread's record. PORTREG_TLS_FAST
+ * (initial-exec where the C library allows it, os/tls.h): a plain
+ * thread-pointer-relative load on the lookup path. */
 struct epoch_cache {
     const struct epoch_domain *dom;
     uint64_t gen;
     struct epoch_record *r;
 };
-extern _Thread_local struct epoch_cache portreg__epoch_tls PORTREG_HIDDEN
-    __attribute__((tls_model("initial-exec")));
+extern _Thread_local struct epoch_cache portreg__epoch_tls PORTREG_HIDDEN PORTREG_TLS_FAST;
 
 PORTREG_HIDDEN struct epoch_record *portreg__epoch_record_slow(struct portreg *reg);
 

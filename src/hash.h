@@ -35,6 +35,13 @@
 #include <stdint.h>
 #include <string.h>
 
+/* 64-bit targets only: hash_mix() multiplies in 128 bits, and Concurrency
+ * Kit's ck_ht on a 32-bit target keeps 32 bits of each 64-bit hash, then
+ * compares them with all 64 (so every lookup would miss). */
+#if UINTPTR_MAX != UINT64_MAX || !defined(__SIZEOF_INT128__)
+#error "portreg needs a 64-bit target with unsigned __int128 (GCC or Clang)"
+#endif
+
 struct hash_key {
     uint64_t k[4];
 };

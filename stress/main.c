@@ -2,7 +2,7 @@
  * portreg_stress: runs the checks, prints what each one proved.
  *
  *   portreg_stress [--check NAME[,NAME...]] [--size ci|long|smoke]
- *                  [--seed N] [--threads N] [--scale X]
+ *                  [--seed N] [--threads N] [--scale X] [--rss-bound yes|no]
  *
  * Checks: exchange (chain, monotonic and version checks), iter, reclaim,
  * churn, iterinsert (iterations that insert and wait beside
@@ -138,7 +138,7 @@ static void usage(const char *argv0)
             "usage: %s [--check "
             "exchange,iter,reclaim,churn,iterinsert,waiters,eventfd,handles,exits|all]\n"
             "          [--size ci|long|smoke]\n"
-            "          [--seed N] [--threads N] [--scale X]\n",
+            "          [--seed N] [--threads N] [--scale X] [--rss-bound yes|no]\n",
             argv0);
     exit(2);
 }
@@ -158,6 +158,7 @@ int main(int argc, char **argv)
     unsigned threads = 0;
     double x = 1.0;
     bool seeded = false;
+    int rss_bound = -1; /* -1: the build decides (set_size()) */
 
     for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -177,6 +178,13 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--size") == 0) {
             size = v;
             end = (char *)v + strlen(v);
+        } else if (strcmp(a, "--rss-bound") == 0) {
+            /* "no" under an emulator, whose own memory (code translated
+             * per thread) is in the process's RSS */
+            rss_bound = strcmp(v, "yes") == 0 ? 1 : strcmp(v, "no") == 0 ? 0 : -2;
+            if (rss_bound == -2)
+                usage(argv[0]);
+            end = (char *)v + strlen(v);
         } else if (strcmp(a, "--check") == 0) {
             which = v;
             end = (char *)v + strlen(v);
@@ -187,6 +195,8 @@ int main(int argc, char **argv)
             usage(argv[0]);
     }
     set_size(&cfg, size);
+    if (rss_bound >= 0)
+        cfg.r_enforce_rss = rss_bound;
     if (threads != 0)
         set_threads(&cfg, threads);
     if (x <= 0 || x > 1000)

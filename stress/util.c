@@ -4,7 +4,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#if defined(__GLIBC__)
 #include <malloc.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,7 +113,11 @@ struct mem mem_now(void)
 
 void mem_reset_peak(void)
 {
+#if defined(__GLIBC__)
+    /* glibc keeps freed memory in its arenas; other C libraries have no
+     * such call (the peak is then a looser bound). */
     malloc_trim(0);
+#endif
     int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return;
