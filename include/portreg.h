@@ -124,10 +124,15 @@
 #ifndef PORTREG_H
 #define PORTREG_H
 
-#if !defined(__linux__)
-/* futex(2) for portreg_wait(), eventfd(2) for portreg_eventfd(), membarrier(2)
- * for read-side epochs, getrandom(2) for hash seeds. */
-#error "portreg needs Linux: futex, eventfd, membarrier and getrandom are missing"
+/* Platforms: Linux (glibc, musl) and other POSIX systems (macOS, the BSDs),
+ * 64-bit only. Every contract in this header holds on all of them, except
+ * where a declaration says what differs: portreg_eventfd() (an eventfd on
+ * Linux, a pipe elsewhere) and the read side of the epochs (plain stores
+ * with membarrier(2) on Linux; an atomic exchange per lookup elsewhere, as
+ * with portreg_options_t.no_membarrier). The build picks the backend
+ * (PORTREG_OS; "posix" may also be chosen on Linux). */
+#if defined(_WIN32)
+#error "portreg does not support Windows yet"
 #endif
 
 #include <stdbool.h>
@@ -467,7 +472,11 @@ PORTREG_API uint64_t portreg_changes(portreg_t *reg);
 /* An eventfd (EFD_NONBLOCK | EFD_CLOEXEC) that becomes readable after any
  * change, for event loops: read it (8 bytes) to re-arm, then compare
  * portreg_changes() with the value you saw last. Created on first call; the
- * same fd afterwards; closed by portreg_destroy(). Until it exists, writers
+ * same fd afterwards; closed by portreg_destroy(). With the POSIX backend
+ * (not Linux) it is the read end of a pipe instead (O_NONBLOCK, FD_CLOEXEC),
+ * one byte per change (none once the pipe is full: it is readable anyway):
+ * read until EAGAIN to re-arm. After fork() the child shares it with the
+ * parent on every backend: a change in one makes it readable in both. Until it exists, writers
  * make no system call for it. Returns the fd, or PORTREG_EINVAL,
  * PORTREG_ESYSTEM (portreg_last_errno() says why). Lock-free. examples/epoll_changes.c shows
  * the loop. */

@@ -242,6 +242,27 @@ musl_stress() {
   short_stress "$P/musl" "$STRESS_SCALE"
 }
 
+# The POSIX backend on this Linux: the whole unit suite, then the stress
+# harness, plain and under ThreadSanitizer (Criterion cannot run under
+# TSan; the main suite does the same).
+posix_build() {
+  configure "$P/posix" -DPORTREG_OS=posix && build "$P/posix"
+}
+posix_unit() {
+  ctest --test-dir "$P/posix" -L unit -j2 --timeout 900
+}
+posix_stress() {
+  short_stress "$P/posix" "$STRESS_SCALE"
+}
+posix_tsan_build() {
+  configure "$P/posix-tsan" -DPORTREG_OS=posix -DCMAKE_C_COMPILER=clang \
+    -DPORTREG_SANITIZE=thread && build "$P/posix-tsan"
+}
+posix_tsan_stress() {
+  TSAN_OPTIONS="suppressions=$ROOT/stress/tsan.supp halt_on_error=1 exitcode=66" \
+    short_stress "$P/posix-tsan" "$STRESS_SCALE"
+}
+
 run_target() {
   case $1 in
   prepare) prepare_once ;;
@@ -257,8 +278,15 @@ run_target() {
     stage "musl: unit suite" musl_unit
     stage "musl: stress" musl_stress
     ;;
+  posix)
+    stage "posix backend: build" posix_build || return
+    stage "posix backend: unit suite" posix_unit
+    stage "posix backend: stress" posix_stress
+    stage "posix backend: TSan build" posix_tsan_build || return
+    stage "posix backend: stress under TSan" posix_tsan_stress
+    ;;
   *)
-    echo "usage: $0 [prepare|aarch64|musl]..." >&2
+    echo "usage: $0 [prepare|aarch64|musl|posix]..." >&2
     exit 2
     ;;
   esac
@@ -268,7 +296,7 @@ run_target() {
 [ "${BASH_SOURCE[0]}" != "$0" ] && return 0
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(aarch64 musl)
+[ ${#targets[@]} -eq 0 ] && targets=(aarch64 musl posix)
 for t in "${targets[@]}"; do
   run_target "$t"
 done

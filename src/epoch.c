@@ -91,13 +91,11 @@
  *    key could then run the destructor on memory destroy just freed.
  */
 #include <errno.h>
-#include <linux/membarrier.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -306,22 +304,6 @@ static void hand_back(struct epoch_link *l)
     free(l);
 }
 
-/* Registers the process for expedited private membarriers, once; false
- * where the kernel (or a seccomp filter) does not offer them. */
-static bool membarrier_setup(void)
-{
-    static _Atomic int state; /* 0 unknown, 1 available, -1 not */
-    int s = atomic_load_explicit(&state, memory_order_acquire);
-    if (s == 0) {
-        long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
-        bool ok = cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
-                  syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
-        s = ok ? 1 : -1;
-        atomic_store_explicit(&state, s, memory_order_release);
-    }
-    return s > 0;
-}
-
 /* Point 2: before every scan. False (errno set) if the barrier failed. */
 static bool scan_barrier(struct epoch_domain *dom)
 {
@@ -329,7 +311,10 @@ static bool scan_barrier(struct epoch_domain *dom)
         atomic_thread_fence(memory_order_seq_cst);
         return true;
     }
-    return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    int err = portreg__os_heavy_barrier();
+    if (err != 0)
+        errno = err;
+    return err == 0;
 }
 
 enum scan_result {
@@ -426,17 +411,10 @@ static void *reclaim_main(void *arg)
     while (!dom->thread_stop) {
         if (dom->head == NULL) {
             tick_ms = RECLAIM_TICK_MS;
-            pthread_cond_wait(&dom->wake, &dom->lock);
+            portreg__os_cond_wait_until(&dom->wake, &dom->lock, -1);
         } else {
-            struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += tick_ms / 1000;
-            ts.tv_nsec += (tick_ms % 1000) * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&dom->wake, &dom->lock, &ts);
+            portreg__os_cond_wait_until(&dom->wake, &dom->lock,
+                                        portreg__os_now_ns() + tick_ms * 1000000L);
         }
         if (dom->thread_stop)
             break;
@@ -474,17 +452,11 @@ static void start_thread(struct epoch_domain *dom)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* The reclaim thread's condition variable, on CLOCK_MONOTONIC. */
+/* The reclaim thread's condition variable, for deadlines of
+ * portreg__os_now_ns(). */
 static int wake_init(struct epoch_domain *dom)
 {
-    pthread_condattr_t attr;
-    int err = pthread_condattr_init(&attr);
-    if (err != 0)
-        return err;
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    err = pthread_cond_init(&dom->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    return err;
+    return portreg__os_cond_init(&dom->wake);
 }
 
 int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
@@ -493,7 +465,7 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     static _Atomic uint64_t generations = 1;
 
     ck_epoch_init(&dom->ck);
-    dom->membarrier = membarrier && membarrier_setup();
+    dom->membarrier = membarrier && portreg__os_heavy_barrier_setup();
     dom->gen = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
     dom->head = NULL;
     dom->tail = &dom->head;

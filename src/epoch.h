@@ -15,7 +15,7 @@
 #include <ck_epoch.h>
 #include <ck_pr.h>
 
-#include "os/tls.h"
+#include "os/os.h"
 #include "portreg.h"
 
 #ifndef __has_feature

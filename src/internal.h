@@ -32,6 +32,7 @@
 
 #include "epoch.h"
 #include "hash.h"
+#include "os/os.h"
 #include "portreg.h"
 #include "state.h"
 
@@ -88,10 +89,13 @@ struct portreg {
 
     /* Updated by every applied change (lock-free writers). */
     _Alignas(64) struct books books;
-    _Atomic int efd; /* eventfd, -1 until portreg_eventfd() */
+    /* portreg_eventfd()'s notifier, both fds packed (wait.c), or
+     * NOTIFIER_NONE until the first call. */
+    _Atomic uint64_t notifier;
+#define NOTIFIER_NONE UINT64_MAX
 
     /* Writer side: guarded by the lock unless atomic. */
-    _Alignas(64) pthread_mutex_t writer;
+    _Alignas(64) struct portreg_os_lock writer;
     uint32_t version_floor; /* highest version any dropped slot had */
     size_t max_ids;         /* 0: no limit */
     uint64_t seed;          /* the next table's seed comes from it */
@@ -192,8 +196,10 @@ PORTREG_HIDDEN void portreg__table_reseed(struct portreg *reg);
 /* Destroy: frees the table and every slot, checking for open handles. */
 PORTREG_HIDDEN void portreg__table_destroy(struct portreg *reg);
 
-/* wait.c: wakes futex sleepers on s and signals the eventfd. */
+/* wait.c: wakes the sleepers on s and signals the notifier. */
 PORTREG_HIDDEN void portreg__notify_change(struct portreg *reg, struct slot *s, uint64_t old);
+/* wait.c: closes portreg_eventfd()'s notifier, if it was made (destroy). */
+PORTREG_HIDDEN void portreg__notifier_close(struct portreg *reg);
 /* Sleeps on a slot the caller keeps alive (a handle, or a waiter count it
  * holds); see wait.c. */
 PORTREG_HIDDEN int portreg__slot_wait(struct slot *s, uint32_t seen_version, int64_t timeout_ns,

@@ -5,7 +5,6 @@
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -34,7 +33,7 @@ void portreg_options_init(portreg_options_t *opts)
 static uint64_t random_seed(void)
 {
     uint64_t seed = 0;
-    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+    if (!portreg__os_random(&seed, sizeof seed))
         seed = (uint64_t)(uintptr_t)&seed ^ (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15);
     return seed != 0 ? seed : 1;
 }
@@ -74,12 +73,12 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     reg->seed_fixed = o.hash_seed != 0;
     reg->seed = reg->seed_fixed ? o.hash_seed : random_seed();
     reg->max_ids = o.max_ids;
-    atomic_init(&reg->efd, -1);
+    atomic_init(&reg->notifier, NOTIFIER_NONE);
 
     int err = portreg__epoch_init(reg, !o.no_membarrier, !o.no_reclaim_thread);
     if (err != 0)
         goto fail_epoch;
-    err = pthread_mutex_init(&reg->writer, NULL);
+    err = portreg__os_lock_init(&reg->writer);
     if (err != 0)
         goto fail_mutex;
     err = ENOMEM;
@@ -92,7 +91,7 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     return reg;
 
 fail_table:
-    pthread_mutex_destroy(&reg->writer);
+    portreg__os_lock_destroy(&reg->writer);
 fail_mutex:
     portreg__epoch_fini(reg);
 fail_epoch:
@@ -109,10 +108,8 @@ void portreg_destroy(portreg_t *reg)
      * then the live table and its slots go. */
     portreg__epoch_fini(reg);
     portreg__table_destroy(reg);
-    pthread_mutex_destroy(&reg->writer);
-    int fd = atomic_load_explicit(&reg->efd, memory_order_relaxed);
-    if (fd >= 0)
-        close(fd);
+    portreg__os_lock_destroy(&reg->writer);
+    portreg__notifier_close(reg);
     portreg__mem_free(reg, reg->raw, reg->raw_size);
 }
 

@@ -31,8 +31,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "internal.h"
 
@@ -168,43 +166,17 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s)
 
 void portreg__writer_lock(struct portreg *reg)
 {
-    pthread_mutex_lock(&reg->writer);
+    portreg__os_lock(&reg->writer);
 }
 
 bool portreg__writer_lock_until(struct portreg *reg, int64_t deadline)
 {
-    if (deadline < 0) {
-        pthread_mutex_lock(&reg->writer);
-        return true;
-    }
-    /* pthread_mutex_timedlock() takes a CLOCK_REALTIME deadline (the
-     * CLOCK_MONOTONIC variant is invisible to ThreadSanitizer): wait in
-     * slices of at most 10 ms, each checked against the monotonic
-     * deadline. A forward jump of the wall clock only ends a slice early;
-     * a backward jump during a slice stretches that slice by the jump. */
-    for (;;) {
-        struct timespec mono, wall;
-        clock_gettime(CLOCK_MONOTONIC, &mono);
-        int64_t left = deadline - ((int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec);
-        if (left <= 0)
-            return pthread_mutex_trylock(&reg->writer) == 0;
-        if (left > 10000000)
-            left = 10000000;
-        clock_gettime(CLOCK_REALTIME, &wall);
-        int64_t until = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + left;
-        wall.tv_sec = (time_t)(until / 1000000000);
-        wall.tv_nsec = (long)(until % 1000000000);
-        int rc = pthread_mutex_timedlock(&reg->writer, &wall);
-        if (rc == 0)
-            return true;
-        if (rc != ETIMEDOUT)
-            return false;
-    }
+    return portreg__os_lock_until(&reg->writer, deadline);
 }
 
 void portreg__writer_unlock(struct portreg *reg)
 {
-    pthread_mutex_unlock(&reg->writer);
+    portreg__os_unlock(&reg->writer);
     portreg__epoch_poll_if_due(reg);
 }
 
@@ -294,8 +266,7 @@ static bool probe_max_abnormal(struct portreg *reg)
 static uint64_t next_seed(struct portreg *reg)
 {
     uint64_t seed = 0;
-    if (reg->seed_fixed || getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed ||
-        seed == 0)
+    if (reg->seed_fixed || !portreg__os_random(&seed, sizeof seed) || seed == 0)
         seed = hash_splitmix(&reg->seed);
     return seed;
 }
@@ -551,7 +522,7 @@ void portreg__table_compact_if_due(struct portreg *reg)
 {
     /* trylock: an untrack never waits for the lock; if another writer
      * holds it, a later untrack or insert checks again. */
-    if (!books_compaction_due(reg) || pthread_mutex_trylock(&reg->writer) != 0)
+    if (!books_compaction_due(reg) || !portreg__os_trylock(&reg->writer))
         return;
     if (books_compaction_due(reg))
         rebuild(reg, false, NULL);

@@ -1,12 +1,14 @@
 /*
- * Waiting for a backend to change: futexes on the version half of the
- * state word, plus a registry-wide eventfd for event loops.
+ * Waiting for a backend to change: word waits (os.h: a futex on Linux) on
+ * the version half of the state word, plus a registry-wide notifier (an
+ * eventfd on Linux, a pipe elsewhere) for event loops.
  *
  * A waiter adds itself to the waiter count in the state word (low half)
  * and sleeps on the high half, which holds the version. Every applied
  * change bumps the version, so FUTEX_WAIT cannot miss one: if the change
  * came before the kernel compares, the compare fails; if after, the writer
- * saw the waiter count in the word it replaced and wakes us. Writers look
+ * saw the waiter count in the word it replaced and wakes us (os.h promises
+that portreg__os_wait32() loses no wake that follows a change). Writers look
  * at that count for free (it is in the word they just swapped) and make the
  * system call only when it is not zero.
  *
@@ -15,12 +17,7 @@
  * overflowing (state.h), so every waiter sleeps, however many there are.
  */
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include <stdint.h>
 
 #include "internal.h"
 
@@ -34,29 +31,47 @@ static uint32_t *version_half(struct slot *s)
 #endif
 }
 
+/* The notifier's two fds in one word, so that one CAS publishes both. */
+static uint64_t notifier_pack(const struct portreg_os_notifier *n)
+{
+    return (uint64_t)(uint32_t)n->poll_fd | (uint64_t)(uint32_t)n->signal_fd << 32;
+}
+
+static struct portreg_os_notifier notifier_unpack(uint64_t packed)
+{
+    struct portreg_os_notifier n = {.poll_fd = (int)(uint32_t)packed,
+                                    .signal_fd = (int)(uint32_t)(packed >> 32)};
+    return n;
+}
+
 void portreg__notify_change(struct portreg *reg, struct slot *s, uint64_t old)
 {
     books_changed(reg);
     if (st_waiters(old) != 0)
-        syscall(SYS_futex, version_half(s), FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        portreg__os_wake32(version_half(s));
     /* seq_cst: the load half of the store-buffering pair with
      * portreg_eventfd(); see books_changed(). Either this load sees the new
-     * fd and we signal it, or the creator's next read of the change count
-     * sees our increment. */
-    int fd = atomic_load_explicit(&reg->efd, memory_order_seq_cst);
-    if (fd >= 0) {
-        uint64_t one = 1;
-        /* EAGAIN means the counter is saturated: already readable. */
-        ssize_t n = write(fd, &one, sizeof one);
-        (void)n;
+     * notifier and we signal it, or the creator's next read of the change
+     * count sees our increment. */
+    uint64_t packed = atomic_load_explicit(&reg->notifier, memory_order_seq_cst);
+    if (packed != NOTIFIER_NONE) {
+        struct portreg_os_notifier n = notifier_unpack(packed);
+        portreg__os_notifier_signal(&n);
+    }
+}
+
+void portreg__notifier_close(struct portreg *reg)
+{
+    uint64_t packed = atomic_load_explicit(&reg->notifier, memory_order_relaxed);
+    if (packed != NOTIFIER_NONE) {
+        struct portreg_os_notifier n = notifier_unpack(packed);
+        portreg__os_notifier_close(&n);
     }
 }
 
 static int64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return portreg__os_now_ns();
 }
 
 /* The absolute deadline, or -1 for none: negative timeouts, and timeouts
@@ -145,16 +160,10 @@ static int wait_counted(struct portreg *reg, struct slot *s, uint64_t w0, int64_
             rc = PORTREG_ETIMEDOUT;
             break;
         }
-        struct timespec ts, *tsp = NULL;
-        if (deadline >= 0) {
-            ts.tv_sec = deadline / 1000000000;
-            ts.tv_nsec = deadline % 1000000000;
-            tsp = &ts;
-        }
-        /* Sleeps only while the version half still holds raw0. Absolute
-         * CLOCK_MONOTONIC deadline: early wake-ups do not stretch it. */
-        syscall(SYS_futex, version_half(s), FUTEX_WAIT_BITSET_PRIVATE, raw0, tsp, NULL,
-                FUTEX_BITSET_MATCH_ANY);
+        /* Sleeps only while the version half still holds raw0; may return
+         * early, hence the loop. The deadline is absolute: early wake-ups
+         * do not stretch it. */
+        portreg__os_wait32(version_half(s), raw0, deadline);
     }
     if (state != NULL)
         *state = st_public(w);
@@ -242,21 +251,22 @@ int portreg_eventfd(portreg_t *reg)
 {
     if (reg == NULL)
         return PORTREG_EINVAL;
-    int fd = atomic_load_explicit(&reg->efd, memory_order_acquire);
-    if (fd >= 0)
-        return fd;
-    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0)
-        return portreg__system_error(errno);
-    int expected = -1;
-    /* seq_cst: one fd wins (losers close theirs and use the winner's),
-     * and the publication is the store half of the store-buffering pair
-     * with portreg__notify_change(); the caller's next portreg_changes()
-     * is a seq_cst load. */
-    if (!atomic_compare_exchange_strong_explicit(&reg->efd, &expected, fd, memory_order_seq_cst,
-                                                 memory_order_acquire)) {
-        close(fd);
-        return expected;
+    uint64_t packed = atomic_load_explicit(&reg->notifier, memory_order_acquire);
+    if (packed != NOTIFIER_NONE)
+        return notifier_unpack(packed).poll_fd;
+    struct portreg_os_notifier n;
+    int err = portreg__os_notifier_open(&n);
+    if (err != 0)
+        return portreg__system_error(err);
+    uint64_t expected = NOTIFIER_NONE;
+    /* seq_cst: one notifier wins (losers close theirs and use the
+     * winner's), and the publication is the store half of the
+     * store-buffering pair with portreg__notify_change(); the caller's
+     * next portreg_changes() is a seq_cst load. */
+    if (!atomic_compare_exchange_strong_explicit(&reg->notifier, &expected, notifier_pack(&n),
+                                                 memory_order_seq_cst, memory_order_acquire)) {
+        portreg__os_notifier_close(&n);
+        return notifier_unpack(expected).poll_fd;
     }
-    return fd;
+    return n.poll_fd;
 }

@@ -35,14 +35,14 @@ static struct slot *slot_of_id(const char *id, size_t len)
  * writer stalled inside it would; true if fn returned within secs. */
 static bool runs_while_writer_lock_held(void *(*fn)(void *), void *arg, int secs)
 {
-    pthread_mutex_lock(&reg->writer);
+    portreg__os_lock(&reg->writer);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, fn, arg), 0);
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += secs;
     int joined = pthread_timedjoin_np(t, NULL, &deadline);
-    pthread_mutex_unlock(&reg->writer);
+    portreg__os_unlock(&reg->writer);
     if (joined != 0)
         pthread_join(t, NULL);
     return joined == 0;
@@ -316,7 +316,7 @@ Test(internals, a_wait_keeps_its_deadline_while_the_writer_lock_is_held)
 Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
 {
     struct bg_wait w = {.id = "x", .len = 1, .seen = 0, .timeout = 300 * 1000000LL};
-    pthread_mutex_lock(&reg->writer);
+    portreg__os_lock(&reg->writer);
     pthread_t t = bg_wait_start(&w);
     /* As the lock's holder, insert x as a register would. */
     struct slot *s;
@@ -326,7 +326,7 @@ Test(internals, a_wait_that_times_out_on_the_lock_reports_the_current_state)
     portreg__notify_change(reg, s, st_pack(PORTREG_UNTRACKED, 0, 0));
     struct timespec half_second = {0, 500000000};
     nanosleep(&half_second, NULL); /* holding the lock past the wait's deadline */
-    pthread_mutex_unlock(&reg->writer);
+    portreg__os_unlock(&reg->writer);
     pthread_join(t, NULL);
     cr_assert_eq(w.rc, 0, "%s with a stale state", portreg_err_name(w.rc));
     cr_assert_eq(w.state.status, PORTREG_BOUND);

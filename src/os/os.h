@@ -1,0 +1,124 @@
+/*
+ * The operating system, as the rest of portreg sees it. Everything that
+ * differs between systems is behind these names, and each backend is one
+ * file in this directory, chosen by the build (PORTREG_OS):
+ *
+ *   linux.c  Linux (glibc, musl): futex(2), membarrier(2), eventfd(2),
+ *            getrandom(2), pthread_mutex_timedlock(), a CLOCK_MONOTONIC
+ *            condition variable.
+ *   posix.c  any POSIX system (macOS, the BSDs; also Linux, to test it):
+ *            condition variables in a hashed table for word waits, no
+ *            asymmetric barrier, a pipe for notification, getentropy(),
+ *            a lock of a mutex, a condition variable and a flag for timed
+ *            locking. No pthread_mutex_timedlock() and no
+ *            pthread_condattr_setclock() (macOS has neither).
+ *
+ * No file outside src/os/ tests which system it is built for.
+ *
+ * Clock: every deadline here is an absolute time in nanoseconds of
+ * portreg__os_now_ns() (monotonic; -1: no deadline). Every wait may return
+ * early (a spurious wake-up, or a wake-up meant for another word): callers
+ * check their condition again in a loop, and their deadline too.
+ *
+ * Locks, condition variables, thread-exit keys and fork handlers are POSIX
+ * threads' on both backends (pthread_mutex_t, pthread_key_create(),
+ * pthread_atfork()).
+ */
+#ifndef PORTREG_OS_H
+#define PORTREG_OS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "os/tls.h"
+#include "portreg_os_config.h" /* generated: PORTREG_OS_LINUX or PORTREG_OS_POSIX */
+
+#ifndef PORTREG_HIDDEN
+#define PORTREG_HIDDEN __attribute__((visibility("hidden")))
+#endif
+
+/* Monotonic time in nanoseconds. */
+PORTREG_HIDDEN int64_t portreg__os_now_ns(void);
+
+/* Sleeps while *word holds expected, until portreg__os_wake32(word), the
+ * deadline, or a spurious wake-up. A wake that follows a change of *word
+ * is never lost: either this call sees the new value and returns at once,
+ * or the wake finds it asleep. The word is read atomically (it may be half
+ * of a 64-bit atomic). */
+PORTREG_HIDDEN void portreg__os_wait32(const uint32_t *word, uint32_t expected, int64_t deadline);
+
+/* Wakes every thread in portreg__os_wait32() on word. Call it after the
+ * change of *word that the waiters wait for. */
+PORTREG_HIDDEN void portreg__os_wake32(const uint32_t *word);
+
+/* The process-wide asymmetric barrier (Linux: membarrier's private
+ * expedited command). _setup() registers for it, once per process, and
+ * says whether it exists; the epoch read side then needs only compiler
+ * ordering, and each scan calls portreg__os_heavy_barrier() (0, or an
+ * errno value). Where it does not exist, readers fence (epoch.h). */
+PORTREG_HIDDEN bool portreg__os_heavy_barrier_setup(void);
+PORTREG_HIDDEN int portreg__os_heavy_barrier(void);
+
+/* Fills buf with len (at most 256) bytes from the system's random source
+ * without blocking; false if it has none ready. */
+PORTREG_HIDDEN bool portreg__os_random(void *buf, size_t len);
+
+/* The change notification behind portreg_eventfd(): a file descriptor that
+ * becomes readable after portreg__os_notifier_signal().
+ *   Linux: an eventfd (EFD_NONBLOCK | EFD_CLOEXEC); one 8-byte read makes
+ *          it unreadable again. poll_fd == signal_fd.
+ *   POSIX: the read end of a pipe (both ends O_NONBLOCK and FD_CLOEXEC,
+ *          set after pipe(), so a fork()+exec() in another thread at that
+ *          moment may inherit them); each signal writes one byte, so the
+ *          reader reads until EAGAIN. A full pipe drops the byte: it is
+ *          readable anyway.
+ * After fork() the child shares the object with its parent (both
+ * backends): a change in either makes it readable in both, which the
+ * other sees as a wake-up with no change. */
+struct portreg_os_notifier {
+    int poll_fd;   /* what portreg_eventfd() returns */
+    int signal_fd; /* what portreg__os_notifier_signal() writes to */
+};
+/* 0, or an errno value. */
+PORTREG_HIDDEN int portreg__os_notifier_open(struct portreg_os_notifier *n);
+/* Async-signal-safe; never blocks. */
+PORTREG_HIDDEN void portreg__os_notifier_signal(const struct portreg_os_notifier *n);
+PORTREG_HIDDEN void portreg__os_notifier_close(struct portreg_os_notifier *n);
+
+/* A mutex that can also be taken with a deadline (the writer lock).
+ * Not recursive; unlocked by the thread that locked it. */
+#if defined(PORTREG_OS_POSIX)
+struct portreg_os_lock {
+    pthread_mutex_t m; /* guards held */
+    pthread_cond_t freed;
+    bool held;
+};
+#else
+struct portreg_os_lock {
+    pthread_mutex_t m;
+};
+#endif
+/* 0, or an errno value. */
+PORTREG_HIDDEN int portreg__os_lock_init(struct portreg_os_lock *l);
+PORTREG_HIDDEN void portreg__os_lock_destroy(struct portreg_os_lock *l);
+PORTREG_HIDDEN void portreg__os_lock(struct portreg_os_lock *l);
+PORTREG_HIDDEN bool portreg__os_trylock(struct portreg_os_lock *l);
+/* True once locked; false when the deadline passed first (a deadline in
+ * the past still tries once). */
+PORTREG_HIDDEN bool portreg__os_lock_until(struct portreg_os_lock *l, int64_t deadline);
+PORTREG_HIDDEN void portreg__os_unlock(struct portreg_os_lock *l);
+
+/* A condition variable whose timed wait takes a deadline of
+ * portreg__os_now_ns() (Linux: on CLOCK_MONOTONIC; POSIX: converted to the
+ * wall clock at each wait, so a step of the wall clock backwards
+ * lengthens that wait by the step, unless the system has a relative
+ * timed wait, as macOS does). 0, or an errno value. */
+PORTREG_HIDDEN int portreg__os_cond_init(pthread_cond_t *c);
+/* Caller holds m. Returns on a signal, at the deadline (-1: none) or
+ * spuriously. */
+PORTREG_HIDDEN void portreg__os_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+                                                int64_t deadline);
+
+#endif
