@@ -1,5 +1,8 @@
 /*
  * Epoch-based reclamation: when memory that readers may hold is freed.
+ * This file holds the grace periods (points 1 to 3); the reclaim thread is
+ * in reclaim_thread.c (point 4), the per-thread records and the threads'
+ * exits in epoch_records.c (point 5), what fork() does in epoch_fork.c.
  *
  * The protocol, and why it is safe
  * --------------------------------
@@ -40,269 +43,23 @@
  *    many entries were deferred before it, waits for the grace period
  *    with no lock held and nothing detached, then frees those: an
  *    iteration that inserts beside it cannot deadlock, and fork() (whose
- *    handlers wait for a detached batch to be freed, see before_fork())
+ *    handlers wait for a detached batch to be freed, see before_fork() in epoch_fork.c)
  *    never waits for a grace period.
  *
- * 4. When memory is freed. Without help, the last batch a writer defers
- *    would wait for the next writer. So the first defer starts one reclaim
- *    thread per registry (unless portreg_options_t.no_reclaim_thread),
- *    which sleeps on a condition variable while nothing is deferred and
- *    polls every RECLAIM_TICK_MS while something is (backing off while a
- *    reader holds the grace period): memory is freed a few ticks after
- *    its readers leave, also when all writers have stopped.
- *    Writers poll as well once POLL_DEFERS entries or POLL_BYTES bytes
- *    have been deferred since the last poll, which bounds the backlog
- *    under heavy churn (by count and by bytes) when readers keep up.
  *
- * 5. Per-thread records, and threads that exit beside destroy. A thread's
- *    first call allocates a record and registers it; the thread's exit
- *    gives it back and the next new thread recycles it, so thousands of
- *    short-lived threads share a handful of records. All records are
- *    freed at destroy, including those of threads that are still running.
- *    A thread finds its records through links of its own (struct
- *    epoch_link, malloc'd; in an array indexed by the registry's slot
- *    number, so that a thread using many registries finds each in one
- *    step), and one process-wide pthread key, made once and never deleted,
- *    runs hand_back() on each link at its exit. (That destructor is the
- *    library's code, which dlclose() must not unmap while threads that
- *    used it live: the shared library is linked with -z nodelete, and the
- *    static one asks for it in what links it.)
- *    Exit and destroy may overlap, and neither waits for the other except
- *    for the few stores of one hand-back:
- *    - The link names the registry's anchor (struct epoch_anchor), which
- *      is malloc'd and reference-counted, never the registry itself: an
- *      exiting thread can always look at the anchor.
- *    - hand_back() raises anchor->exiting, then reads anchor->dead; destroy
- *      sets dead, then waits for exiting to be 0 before it frees anything.
- *      All four are sequentially consistent, so one of the two sees the
- *      other: either the thread sees dead and leaves the record (freed, or
- *      about to be) alone, or destroy sees the thread and waits while it
- *      unregisters the record, which is then still the registry's.
- *    - A thread that outlives a registry keeps its link and a reference
- *      to the anchor (a few dozen bytes) until it exits or its next first
- *      call on some registry, which drops links to dead anchors.
- *    - fork(): a thread that was inside hand_back() in the parent does not
- *      exist in the child; the child's fork handler clears every live
- *      anchor's exiting count, or destroy would wait for it forever, and
- *      sets up each registry's reclaim state for the child (it is the
- *      child's only thread then: no first call races another).
- *    A per-registry key would be simpler, but destroy would have to delete
- *    it, and a thread whose exit had already fetched its record from the
- *    key could then run the destructor on memory destroy just freed.
+ * Points 4 and 5 and fork() are argued in the files that implement them.
  */
 #include <errno.h>
 #include <sched.h>
-#include <signal.h>
-#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define POLL_DEFERS 32
 #define POLL_BYTES  ((size_t)1 << 20)
-/* The reclaim thread polls every RECLAIM_TICK_MS while memory is deferred,
- * doubling the interval up to RECLAIM_TICK_MAX_MS while a reader holds the
- * grace period back (an open iteration), so it does not interrupt every
- * core 100 times a second for nothing. */
-#define RECLAIM_TICK_MS     10
-#define RECLAIM_TICK_MAX_MS 160
-
-/* Process-wide state (point 5), under registries_lock: the exit key, the
- * live registries' anchors (so that a forked child can forget hand-backs
- * that threads it does not have were making) and the registries' slot
- * numbers (the index of a registry's link in each thread's array). fork()
- * takes the lock around itself, so the child finds the list whole. */
-static pthread_mutex_t registries_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_key_t exit_key;
-static bool exit_key_made;
-static struct epoch_anchor *live_anchors;
-static uint64_t *slots_used; /* bitmap of slot numbers */
-static size_t slots_words;
-/* Serialises a late registration of the fork handlers; fork() never takes
- * it (see fork_hook_retry()). */
-static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static int wake_init(struct epoch_domain *dom);
-
-/* fork() copies one thread. The prepare handler takes every registry's
- * run_lock and lock (after registries_lock, which keeps the list still),
- * so the child never inherits a list some thread was changing, nor a
- * detached batch that a thread it does not have was freeing (that batch
- * would leak in the child, or, if the child took it over, be freed twice).
- * The child's handler, on its only thread, sets each registry up for the
- * child before any other thread can exist there: the reclaim thread is
- * gone (the next defer starts one), the condition variable may have had
- * waiters that are gone too. */
-static void before_fork(void)
-{
-    pthread_mutex_lock(&registries_lock);
-    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
-        pthread_mutex_lock(&a->dom->run_lock);
-        pthread_mutex_lock(&a->dom->lock);
-    }
-}
-
-static void after_fork_in_parent(void)
-{
-    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
-        pthread_mutex_unlock(&a->dom->lock);
-        pthread_mutex_unlock(&a->dom->run_lock);
-    }
-    pthread_mutex_unlock(&registries_lock);
-}
-
-static void after_fork_in_child(void)
-{
-    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
-        struct epoch_domain *dom = a->dom;
-        /* Not inside a hand-back, so a count raised by a thread that was
-         * exiting in the parent would make destroy wait forever. relaxed:
-         * one thread. */
-        atomic_store_explicit(&a->exiting, 0, memory_order_relaxed);
-        if (dom->thread_started) {
-            dom->thread_started = false;
-            dom->want_thread = true;
-        }
-        wake_init(dom);
-        pthread_mutex_unlock(&dom->lock);
-        pthread_mutex_unlock(&dom->run_lock);
-    }
-    pthread_mutex_init(&registries_lock, NULL);
-    pthread_mutex_init(&fork_hook_lock, NULL); /* in case a thread held it */
-}
-
-/* Registered when the library is loaded, before any fork handler the
- * program registers later: prepare handlers run in reverse order of
- * registration and the others in order, so ours takes the lock after the
- * program's prepare handlers have taken theirs (a thread holding one of
- * their locks may be creating a registry), and the child's is released
- * before the program's child handlers run (they may create or destroy).
- * Priority 101, the first one programs may use: linked statically, the
- * library's constructor still runs before the program's own default ones
- * (which may register fork handlers). */
-static _Atomic bool fork_hook_installed;
-
-__attribute__((constructor(101))) static void install_fork_hook(void)
-{
-    bool ok = pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0;
-    atomic_store_explicit(&fork_hook_installed, ok, memory_order_relaxed);
-}
-
-/* Out of memory at load time: registers the handlers now, late but better
- * than a child whose destroy may wait forever. Not under registries_lock:
- * fork() runs the prepare handler, which takes it, under glibc's own
- * lock, which pthread_atfork() takes too. */
-static int fork_hook_retry(void)
-{
-    if (LIKELY(atomic_load_explicit(&fork_hook_installed, memory_order_relaxed)))
-        return 0;
-    pthread_mutex_lock(&fork_hook_lock);
-    if (!atomic_load_explicit(&fork_hook_installed, memory_order_relaxed) &&
-        pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0)
-        atomic_store_explicit(&fork_hook_installed, true, memory_order_relaxed);
-    pthread_mutex_unlock(&fork_hook_lock);
-    return atomic_load_explicit(&fork_hook_installed, memory_order_relaxed) ? 0 : ENOMEM;
-}
-
-_Thread_local struct epoch_cache portreg__epoch_tls;
-
-/* The calling thread's links (point 5), by their registry's slot number,
- * so that a lookup does not walk. Every link is here: a slot number is
- * reused only after its registry's destroy, and the link to that one is
- * dropped (prune_links()) before the new link takes the slot. */
-static _Thread_local struct epoch_link **thread_slots PORTREG_TLS_FAST;
-static _Thread_local size_t thread_nslots PORTREG_TLS_FAST;
-
-/* A new registry joins the process-wide state: the exit key (made by the
- * first registry, never deleted), a slot number, the list of anchors. */
-static int registry_join(struct epoch_anchor *a)
-{
-    int err = fork_hook_retry();
-    if (err != 0)
-        return err;
-    pthread_mutex_lock(&registries_lock);
-    if (!exit_key_made) {
-        err = pthread_key_create(&exit_key, portreg__epoch_thread_exit);
-        if (err != 0)
-            goto out;
-        exit_key_made = true;
-    }
-    size_t w = 0;
-    while (w < slots_words && slots_used[w] == UINT64_MAX)
-        w++;
-    if (w == slots_words) {
-        size_t n = slots_words != 0 ? 2 * slots_words : 1;
-        uint64_t *grown = realloc(slots_used, n * sizeof *grown);
-        if (grown == NULL) {
-            err = ENOMEM;
-            goto out;
-        }
-        memset(grown + slots_words, 0, (n - slots_words) * sizeof *grown);
-        slots_used = grown;
-        slots_words = n;
-    }
-    unsigned bit = (unsigned)__builtin_ctzll(~slots_used[w]);
-    slots_used[w] |= UINT64_C(1) << bit;
-    a->slot = w * 64 + bit;
-    a->prev = NULL;
-    a->next = live_anchors;
-    if (live_anchors != NULL)
-        live_anchors->prev = a;
-    live_anchors = a;
-out:
-    pthread_mutex_unlock(&registries_lock);
-    return err;
-}
-
-/* The registry leaves it; its slot number is free for the next one. */
-static void registry_leave(struct epoch_anchor *a)
-{
-    pthread_mutex_lock(&registries_lock);
-    slots_used[a->slot / 64] &= ~(UINT64_C(1) << (a->slot % 64));
-    if (a->prev != NULL)
-        a->prev->next = a->next;
-    else
-        live_anchors = a->next;
-    if (a->next != NULL)
-        a->next->prev = a->prev;
-    pthread_mutex_unlock(&registries_lock);
-}
-
-static void anchor_put(struct epoch_anchor *a)
-{
-    /* acq_rel: every holder's last use of the anchor comes before the
-     * free by whoever drops the last reference. */
-    if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1)
-        free(a);
-}
-
-/* The calling thread's exit, for one link: gives the record back to a live
- * registry, or leaves it to destroy (point 5), then drops the link. */
-static void hand_back(struct epoch_link *l)
-{
-    struct epoch_anchor *a = l->anchor;
-
-    /* seq_cst, both: the thread's half of point 5's pairing with the
-     * store of dead and the load of exiting in portreg__epoch_fini(). */
-    atomic_fetch_add_explicit(&a->exiting, 1, memory_order_seq_cst);
-#if defined(PORTREG_PLANT_EXIT_AFTER_DESTROY)
-    /* Planted bug (stress/run-planted.sh): the exit ignores destroy. */
-    if (true) {
-#else
-    if (!atomic_load_explicit(&a->dead, memory_order_seq_cst)) {
-#endif
-        TSAN_RELEASE(&l->r->rec); /* acquired by the thread that recycles it */
-        ck_epoch_unregister(&l->r->rec);
-    }
-    /* release: the unregister's stores come before destroy frees the
-     * record (its wait loads exiting with acquire). */
-    atomic_fetch_sub_explicit(&a->exiting, 1, memory_order_release);
-    anchor_put(a);
-    free(l);
-}
 
 /* Point 2: before every scan. False (errno set) if the barrier failed. */
 static bool scan_barrier(struct epoch_domain *dom)
@@ -345,7 +102,7 @@ static enum scan_result scan(struct epoch_domain *dom, unsigned e)
 }
 
 /* Frees a detached list, oldest first. */
-static void run_entries(struct epoch_domain *dom, struct epoch_entry *e)
+void portreg__epoch_run_entries(struct epoch_domain *dom, struct epoch_entry *e)
 {
     while (e != NULL) {
         struct epoch_entry *next = e->next;
@@ -381,7 +138,7 @@ static struct epoch_entry *detach_until(struct epoch_domain *dom, struct epoch_e
 
 /* Points 1 and 3: one non-blocking step. Caller holds dom->lock. Returns
  * the entries that are safe to free, detached. */
-static struct epoch_entry *poll_locked(struct epoch_domain *dom)
+struct epoch_entry *portreg__epoch_poll_locked(struct epoch_domain *dom)
 {
     dom->defers_since_poll = 0;
     dom->bytes_since_poll = 0;
@@ -400,63 +157,6 @@ static struct epoch_entry *poll_locked(struct epoch_domain *dom)
     while (stop != NULL && e - stop->epoch >= 2)
         stop = stop->next;
     return detach_until(dom, stop);
-}
-
-static void *reclaim_main(void *arg)
-{
-    struct epoch_domain *dom = arg;
-    long tick_ms = RECLAIM_TICK_MS;
-
-    pthread_mutex_lock(&dom->lock);
-    while (!dom->thread_stop) {
-        if (dom->head == NULL) {
-            tick_ms = RECLAIM_TICK_MS;
-            portreg__os_cond_wait_until(&dom->wake, &dom->lock, -1);
-        } else {
-            portreg__os_cond_wait_until(&dom->wake, &dom->lock,
-                                        portreg__os_now_ns() + tick_ms * 1000000L);
-        }
-        if (dom->thread_stop)
-            break;
-        /* run_lock comes first (see before_fork()). */
-        pthread_mutex_unlock(&dom->lock);
-        pthread_mutex_lock(&dom->run_lock);
-        pthread_mutex_lock(&dom->lock);
-        unsigned before = ck_pr_load_uint(&dom->ck.epoch);
-        struct epoch_entry *ready = poll_locked(dom);
-        bool progress = ready != NULL || ck_pr_load_uint(&dom->ck.epoch) != before;
-        tick_ms = progress
-                      ? RECLAIM_TICK_MS
-                      : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
-        pthread_mutex_unlock(&dom->lock);
-        run_entries(dom, ready);
-        pthread_mutex_unlock(&dom->run_lock);
-        pthread_mutex_lock(&dom->lock);
-    }
-    pthread_mutex_unlock(&dom->lock);
-    return NULL;
-}
-
-/* Caller holds dom->lock. The thread blocks every signal: a library
- * thread must not take the application's signals. On failure the
- * registry goes on without it (writers and portreg_reclaim() still free). */
-static void start_thread(struct epoch_domain *dom)
-{
-    sigset_t all, old;
-
-    dom->want_thread = false;
-    sigfillset(&all);
-    if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
-        return;
-    dom->thread_started = pthread_create(&dom->thread, NULL, reclaim_main, dom) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* The reclaim thread's condition variable, for deadlines of
- * portreg__os_now_ns(). */
-static int wake_init(struct epoch_domain *dom)
-{
-    return portreg__os_cond_init(&dom->wake);
 }
 
 int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
@@ -483,10 +183,10 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     err = pthread_mutex_init(&dom->lock, NULL);
     if (err != 0)
         goto fail_mutex;
-    err = wake_init(dom);
+    err = portreg__reclaim_wake_init(dom);
     if (err != 0)
         goto fail_cond;
-    err = registry_join(dom->anchor);
+    err = portreg__epoch_registry_join(dom->anchor);
     if (err != 0)
         goto fail_join;
     return 0;
@@ -510,24 +210,18 @@ void portreg__epoch_fini(struct portreg *reg)
 
     /* Point 5: from here on an exiting thread leaves its record alone; one
      * that got in before waits for nothing and takes a few stores. seq_cst:
-     * pairs with hand_back(). */
+     * pairs with hand_back() (epoch_records.c). */
     atomic_store_explicit(&a->dead, true, memory_order_seq_cst);
     while (atomic_load_explicit(&a->exiting, memory_order_seq_cst) != 0)
         sched_yield();
 
-    if (dom->thread_started) {
-        pthread_mutex_lock(&dom->lock);
-        dom->thread_stop = true;
-        pthread_cond_signal(&dom->wake);
-        pthread_mutex_unlock(&dom->lock);
-        pthread_join(dom->thread, NULL);
-    }
+    portreg__reclaim_thread_stop(dom);
     /* No thread is in a section: everything deferred can go. */
     pthread_mutex_lock(&dom->run_lock);
     pthread_mutex_lock(&dom->lock);
     struct epoch_entry *all = detach_until(dom, NULL);
     pthread_mutex_unlock(&dom->lock);
-    run_entries(dom, all);
+    portreg__epoch_run_entries(dom, all);
     pthread_mutex_unlock(&dom->run_lock);
 
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
@@ -538,11 +232,11 @@ void portreg__epoch_fini(struct portreg *reg)
     if (portreg__epoch_tls.dom == dom)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     /* Off the list before its locks go: the fork handlers take them. */
-    registry_leave(a);
+    portreg__epoch_registry_leave(a);
     pthread_cond_destroy(&dom->wake);
     pthread_mutex_destroy(&dom->lock);
     pthread_mutex_destroy(&dom->run_lock);
-    anchor_put(a);
+    portreg__epoch_anchor_put(a);
 }
 
 void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
@@ -566,7 +260,7 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     dom->defers_since_poll++;
     dom->bytes_since_poll += bytes;
     if (dom->want_thread)
-        start_thread(dom);
+        portreg__reclaim_thread_start(dom);
     if (was_empty && dom->thread_started)
         pthread_cond_signal(&dom->wake);
     pthread_mutex_unlock(&dom->lock);
@@ -592,9 +286,9 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
      * only once enough has piled up (the reclaim thread does the rest). */
     if (!dom->membarrier || dom->defers_since_poll >= POLL_DEFERS ||
         dom->bytes_since_poll >= POLL_BYTES)
-        ready = poll_locked(dom);
+        ready = portreg__epoch_poll_locked(dom);
     pthread_mutex_unlock(&dom->lock);
-    run_entries(dom, ready);
+    portreg__epoch_run_entries(dom, ready);
     pthread_mutex_unlock(&dom->run_lock);
 }
 
@@ -609,16 +303,6 @@ static void backoff(unsigned *round)
     unsigned us = *round < 1024 ? *round : 1000;
     struct timespec ts = {0, (long)us * 1000};
     nanosleep(&ts, NULL);
-}
-
-struct epoch_link *portreg__epoch_link_of(const struct epoch_domain *dom)
-{
-    size_t i = dom->anchor->slot;
-    /* A link in the slot may be to a destroyed registry whose number this
-     * one reuses: its anchor is another (it lives while the link does). */
-    if (i < thread_nslots && thread_slots[i] != NULL && thread_slots[i]->anchor == dom->anchor)
-        return thread_slots[i];
-    return NULL;
 }
 
 /* True if the calling thread is inside a read section of dom (found by its
@@ -672,119 +356,7 @@ int portreg__epoch_reclaim(struct portreg *reg)
         stop = stop->next;
     struct epoch_entry *ready = detach_until(dom, stop);
     pthread_mutex_unlock(&dom->lock);
-    run_entries(dom, ready);
+    portreg__epoch_run_entries(dom, ready);
     pthread_mutex_unlock(&dom->run_lock);
     return 0;
-}
-
-/* Records are cache-line aligned (ck_epoch_record_t says so); the
- * allocator hooks promise only malloc's alignment, so over-allocate. */
-struct epoch_record *portreg__epoch_record_new(struct portreg *reg)
-{
-    size_t align = alignof(struct epoch_record);
-    size_t raw_size = sizeof(struct epoch_record) + align - 1;
-    void *raw = portreg__mem_alloc(reg, raw_size);
-    if (raw == NULL)
-        return NULL;
-    struct epoch_record *r =
-        (struct epoch_record *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
-    memset(r, 0, sizeof *r);
-    r->raw = raw;
-    r->raw_size = raw_size;
-    TSAN_RELEASE(&r->rec); /* acquired by scan(); libck publishes it */
-    ck_epoch_register(&reg->epoch.ck, &r->rec, NULL);
-    return r;
-}
-
-/* Drops the calling thread's links to registries that are gone. */
-static void prune_links(void)
-{
-    for (size_t i = 0; i < thread_nslots; i++) {
-        struct epoch_link *l = thread_slots[i];
-        /* acquire: pairs with destroy's store; the anchor is ours to read. */
-        if (l != NULL && atomic_load_explicit(&l->anchor->dead, memory_order_acquire)) {
-            thread_slots[i] = NULL;
-            anchor_put(l->anchor);
-            free(l);
-        }
-    }
-}
-
-struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
-{
-    struct epoch_domain *dom = &reg->epoch;
-    struct epoch_link *l = portreg__epoch_link_of(dom);
-
-    if (l == NULL) {
-        /* First, so that the thread's exit frees whatever this call
-         * allocates for it, also when a later step fails. glibc clears a
-         * key's value before it runs the destructor: set it again if this
-         * thread's exit has begun (another destructor called us), so that
-         * its hand-backs run once more. */
-        if (pthread_getspecific(exit_key) == NULL &&
-            pthread_setspecific(exit_key, &thread_slots) != 0)
-            return NULL;
-        prune_links();
-        size_t slot = dom->anchor->slot;
-        if (slot >= thread_nslots) {
-            size_t n = thread_nslots != 0 ? 2 * thread_nslots : 8;
-            while (n <= slot)
-                n *= 2;
-            struct epoch_link **grown = realloc(thread_slots, n * sizeof *grown);
-            if (grown == NULL)
-                return NULL;
-            memset(grown + thread_nslots, 0, (n - thread_nslots) * sizeof *grown);
-            thread_slots = grown;
-            thread_nslots = n;
-        }
-        l = malloc(sizeof *l);
-        if (l == NULL)
-            return NULL;
-        /* A record a finished thread gave back, else a new one. */
-        ck_epoch_record_t *rec = ck_epoch_recycle(&dom->ck, NULL);
-        /* TSan: the handover from the exited owner happens inside libck;
-         * pairs with the release in hand_back(). */
-        if (rec != NULL)
-            TSAN_ACQUIRE(rec);
-        l->r = rec != NULL ? (struct epoch_record *)(void *)rec : portreg__epoch_record_new(reg);
-        if (l->r == NULL) {
-            free(l);
-            return NULL;
-        }
-        /* The allocator hook that made the record may itself have called
-         * into this registry on this thread, and that nested first call
-         * has linked a record already (thread_slots may have moved, too):
-         * keep that one, give this one back. */
-        struct epoch_link *nested = portreg__epoch_link_of(dom);
-        if (UNLIKELY(nested != NULL)) {
-            TSAN_RELEASE(&l->r->rec); /* as in hand_back() */
-            ck_epoch_unregister(&l->r->rec);
-            free(l);
-            l = nested;
-        } else {
-            /* relaxed: the registry's own reference keeps the anchor alive. */
-            atomic_fetch_add_explicit(&dom->anchor->refs, 1, memory_order_relaxed);
-            l->anchor = dom->anchor;
-            thread_slots[slot] = l;
-        }
-    }
-    portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, l->r};
-    return l->r;
-}
-
-/* The process-wide key's destructor: the thread is exiting. Its records
- * are outside any section (an iteration left open at thread exit is a
- * caller bug). */
-void portreg__epoch_thread_exit(void *unused)
-{
-    (void)unused;
-    struct epoch_link **slots = thread_slots;
-    size_t n = thread_nslots;
-    thread_slots = NULL;
-    thread_nslots = 0;
-    portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
-    for (size_t i = 0; i < n; i++)
-        if (slots[i] != NULL)
-            hand_back(slots[i]);
-    free(slots);
 }

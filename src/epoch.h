@@ -1,6 +1,8 @@
 /*
  * The epoch protocol: begin, end, defer, poll and reclaim. epoch.c opens
- * with the argument for why it is safe; this header holds the two inline
+ * with the argument for why it is safe (grace periods), reclaim_thread.c,
+ * epoch_records.c and epoch_fork.c with theirs (the reclaim thread,
+ * per-thread records and exits, fork()); this header holds the two inline
  * functions the lookup path needs and the interface the writers use.
  */
 #ifndef PORTREG_EPOCH_H
@@ -48,13 +50,13 @@ struct epoch_record {
 
 /* The part of a registry that a thread's exit may touch: it lives (in
  * malloc's memory, not the registry's allocator) until the registry and
- * every thread tied to it have let go. epoch.c explains the hand-back. */
+ * every thread tied to it have let go. epoch_records.c explains the hand-back. */
 struct epoch_anchor {
     _Atomic size_t refs;              /* the registry's, plus one per link */
     _Atomic unsigned exiting;         /* threads handing a record back right now */
     _Atomic bool dead;                /* portreg_destroy() has begun */
     size_t slot;                      /* the registry's index in each thread's links */
-    struct epoch_anchor *prev, *next; /* live registries, for fork (epoch.c) */
+    struct epoch_anchor *prev, *next; /* live registries, for fork (epoch_fork.c) */
     struct epoch_domain *dom;         /* while on that list: for the fork handlers */
 };
 
@@ -81,7 +83,7 @@ struct epoch_domain {
     ck_epoch_t ck;
     bool membarrier;             /* readers enter with plain stores; see epoch.c */
     uint64_t gen;                /* unique per registry: guards the thread caches */
-    struct epoch_anchor *anchor; /* what exiting threads may touch (epoch.c) */
+    struct epoch_anchor *anchor; /* what exiting threads may touch (epoch_records.c) */
 
     /* Held from detaching a batch until it has been freed, so that fork()
      * (whose handlers take it) never copies a batch half freed or owned
@@ -93,7 +95,7 @@ struct epoch_domain {
     _Atomic size_t pending_bytes;
     size_t bytes_since_poll;
     unsigned defers_since_poll;
-    /* The reclaim thread (see epoch.c): started on the first defer. */
+    /* The reclaim thread (reclaim_thread.c): started on the first defer. */
     bool want_thread, thread_started, thread_stop;
     uint64_t defers; /* entries deferred so far: the next one's seq */
     pthread_t thread;
@@ -149,12 +151,12 @@ static inline void epoch_begin(struct epoch_domain *dom, struct epoch_record *r)
 static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
 {
     /* TSan: release before the section ends; every deferred free
-     * acquires it (epoch.c, run_entries()). */
+     * acquires it (epoch.c, portreg__epoch_run_entries()). */
     TSAN_RELEASE(dom);
     ck_epoch_end(&r->rec, NULL);
 }
 
-/* epoch.c */
+/* epoch.c: grace periods (points 1 to 3). */
 PORTREG_HIDDEN int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread);
 /* Destroy: no thread is in a section; frees every deferred entry, stops
  * the reclaim thread and frees every record. */
@@ -169,6 +171,30 @@ PORTREG_HIDDEN void portreg__epoch_poll_if_due(struct portreg *reg);
  * frees everything deferred before the call. Holds no lock while waiting.
  * PORTREG_EINVAL from inside a read section (it would wait for itself). */
 PORTREG_HIDDEN int portreg__epoch_reclaim(struct portreg *reg);
+/* One non-blocking step of points 1 and 3; caller holds dom->lock. The
+ * entries that are safe to free, detached. */
+PORTREG_HIDDEN struct epoch_entry *portreg__epoch_poll_locked(struct epoch_domain *dom);
+/* Frees a detached list, oldest first. */
+PORTREG_HIDDEN void portreg__epoch_run_entries(struct epoch_domain *dom, struct epoch_entry *e);
+
+/* reclaim_thread.c: the reclaim thread (point 4). */
+/* The condition variable it sleeps on (also re-made in a forked child). */
+PORTREG_HIDDEN int portreg__reclaim_wake_init(struct epoch_domain *dom);
+/* Caller holds dom->lock. On failure the registry goes on without it. */
+PORTREG_HIDDEN void portreg__reclaim_thread_start(struct epoch_domain *dom);
+PORTREG_HIDDEN void portreg__reclaim_thread_stop(struct epoch_domain *dom);
+
+/* epoch_records.c: per-thread records and the threads' exits (point 5). */
+/* Process-wide: every live registry's anchor, under the lock; the fork
+ * handlers (epoch_fork.c) hold the lock across fork(). */
+PORTREG_HIDDEN extern pthread_mutex_t portreg__registries_lock;
+PORTREG_HIDDEN extern struct epoch_anchor *portreg__live_anchors;
+/* A new registry joins the process-wide state (a slot number, the list of
+ * anchors); 0 or an errno value. Leave undoes it. */
+PORTREG_HIDDEN int portreg__epoch_registry_join(struct epoch_anchor *a);
+PORTREG_HIDDEN void portreg__epoch_registry_leave(struct epoch_anchor *a);
+/* Drops a reference to a; the last one frees it. */
+PORTREG_HIDDEN void portreg__epoch_anchor_put(struct epoch_anchor *a);
 PORTREG_HIDDEN struct epoch_record *portreg__epoch_record_new(struct portreg *reg);
 /* What runs at the calling thread's exit (the process-wide key's
  * destructor): hands each of its records back to its registry, or drops it
@@ -178,5 +204,9 @@ PORTREG_HIDDEN void portreg__epoch_thread_exit(void *unused);
 /* The calling thread's tie to dom (its record is inside), or NULL. For
  * the white-box tests. */
 PORTREG_HIDDEN struct epoch_link *portreg__epoch_link_of(const struct epoch_domain *dom);
+
+/* epoch_fork.c: registers the fork handlers if loading the library could
+ * not (out of memory then); 0 or ENOMEM. */
+PORTREG_HIDDEN int portreg__epoch_fork_hook_retry(void);
 
 #endif

@@ -114,9 +114,7 @@ struct portreg {
     size_t raw_size;
 };
 
-/* registry.c: allocation through the registry's hooks. */
-PORTREG_HIDDEN void *portreg__mem_alloc(struct portreg *reg, size_t size);
-PORTREG_HIDDEN void portreg__mem_free(struct portreg *reg, void *ptr, size_t size);
+#include "alloc.h" /* allocation through the registry's hooks */
 
 /* The current table. Acquire: pairs with the release in table_publish()
  * (table.c), so the new table's fields are visible before we use them. */

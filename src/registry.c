@@ -1,5 +1,5 @@
 /*
- * Registry lifetime, allocation and statistics.
+ * Registry lifetime and statistics.
  */
 #include <errno.h>
 #include <stdalign.h>
@@ -7,22 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "internal.h"
 
 #define DEFAULT_CAPACITY 64
-
-void *portreg__mem_alloc(struct portreg *reg, size_t size)
-{
-    return reg->alloc != NULL ? reg->alloc(reg->alloc_ctx, size) : malloc(size);
-}
-
-void portreg__mem_free(struct portreg *reg, void *ptr, size_t size)
-{
-    if (reg->free != NULL)
-        reg->free(reg->alloc_ctx, ptr, size);
-    else
-        free(ptr);
-}
 
 void portreg_options_init(portreg_options_t *opts)
 {

@@ -20,9 +20,9 @@
  * early (a spurious wake-up, or a wake-up meant for another word): callers
  * check their condition again in a loop, and their deadline too.
  *
- * Locks, condition variables, thread-exit keys and fork handlers are POSIX
- * threads' on both backends (pthread_mutex_t, pthread_key_create(),
- * pthread_atfork()).
+ * Locks and condition variables are POSIX threads' on both backends
+ * (pthread_mutex_t, pthread_cond_t), and so are thread-exit keys and fork
+ * handlers (os/pthread.c).
  */
 #ifndef PORTREG_OS_H
 #define PORTREG_OS_H
@@ -120,5 +120,20 @@ PORTREG_HIDDEN int portreg__os_cond_init(pthread_cond_t *c);
  * spuriously. */
 PORTREG_HIDDEN void portreg__os_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
                                                 int64_t deadline);
+
+/* A thread-local value with a function that runs at the thread's exit
+ * when the value is not NULL (POSIX: a pthread key; the value is NULL
+ * again while the function runs, and setting it there runs the function
+ * once more). Never deleted. 0, or an errno value. */
+typedef pthread_key_t portreg_os_key;
+PORTREG_HIDDEN int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *));
+PORTREG_HIDDEN void *portreg__os_key_get(portreg_os_key k);
+PORTREG_HIDDEN int portreg__os_key_set(portreg_os_key k, const void *v);
+
+/* Handlers fork() runs (POSIX: pthread_atfork(); prepare handlers in
+ * reverse order of registration, the others in order). 0, or an errno
+ * value. */
+PORTREG_HIDDEN int portreg__os_atfork(void (*prepare)(void), void (*parent)(void),
+                                      void (*child)(void));
 
 #endif

@@ -1,0 +1,25 @@
+/*
+ * What both POSIX backends (linux, posix) take from POSIX threads as it
+ * is: thread-exit keys and fork handlers (os.h).
+ */
+#include "os/os.h"
+
+int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *))
+{
+    return pthread_key_create(k, at_thread_exit);
+}
+
+void *portreg__os_key_get(portreg_os_key k)
+{
+    return pthread_getspecific(k);
+}
+
+int portreg__os_key_set(portreg_os_key k, const void *v)
+{
+    return pthread_setspecific(k, v);
+}
+
+int portreg__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    return pthread_atfork(prepare, parent, child);
+}
