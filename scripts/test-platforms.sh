@@ -9,7 +9,9 @@
 #   posix    the POSIX backend (PORTREG_OS=posix) on this Linux: the whole
 #            unit suite, the stress harness and the stress harness under
 #            ThreadSanitizer
-# Usage: scripts/test-platforms.sh [prepare|aarch64|musl|posix]...
+#   rust     the Rust crates' tests with portreg-sys building libportreg
+#            (and Concurrency Kit) itself: its bundled feature
+# Usage: scripts/test-platforms.sh [prepare|aarch64|musl|posix|rust]...
 # (no argument: all of them). Everything it fetches or builds lives under
 # build/platforms, so a second run reuses it. Needs root (or sudo) only to
 # install missing host packages and to enable binfmt_misc for qemu.
@@ -263,6 +265,24 @@ posix_tsan_stress() {
     short_stress "$P/posix-tsan" "$STRESS_SCALE"
 }
 
+# The Rust crates against a libportreg that portreg-sys builds itself
+# (its bundled feature), Concurrency Kit included: nothing installed.
+rust_bundled() {
+  local cargo
+  cargo=$(command -v cargo || echo "${CARGO_HOME:-$HOME/.cargo}/bin/cargo")
+  if [ ! -x "$cargo" ]; then
+    echo "skipped: cargo not found"
+    return 0
+  fi
+  (cd "$ROOT/bindings/rust" &&
+    env -u PORTREG_LIB_DIR -u PORTREG_INCLUDE_DIR CARGO_TARGET_DIR="$P/rust-bundled" \
+      PORTREG_CMAKE_ARGS=-DPORTREG_CK=bundled PORTREG_CK_SOURCE="$(ck_tarball)" \
+      PATH="$(dirname "$cargo"):$PATH" \
+      "$cargo" test --offline --workspace --features portreg-sys/bundled 2>&1 |
+    grep -E "^(test result|error)|FAILED|panicked"
+    exit "${PIPESTATUS[0]}")
+}
+
 run_target() {
   case $1 in
   prepare) prepare_once ;;
@@ -285,8 +305,12 @@ run_target() {
     stage "posix backend: TSan build" posix_tsan_build || return
     stage "posix backend: stress under TSan" posix_tsan_stress
     ;;
+  rust)
+    prepare_once || return
+    stage "rust: portreg-sys builds libportreg itself (bundled)" rust_bundled
+    ;;
   *)
-    echo "usage: $0 [prepare|aarch64|musl|posix]..." >&2
+    echo "usage: $0 [prepare|aarch64|musl|posix|rust]..." >&2
     exit 2
     ;;
   esac
@@ -296,7 +320,7 @@ run_target() {
 [ "${BASH_SOURCE[0]}" != "$0" ] && return 0
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(aarch64 musl posix)
+[ ${#targets[@]} -eq 0 ] && targets=(aarch64 musl posix rust)
 for t in "${targets[@]}"; do
   run_target "$t"
 done

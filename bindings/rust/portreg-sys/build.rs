@@ -5,7 +5,14 @@
 //!    optionally `PORTREG_INCLUDE_DIR` (holding `portreg.h`; default
 //!    `$PORTREG_LIB_DIR/../include`), for a build tree or an unusual prefix;
 //! 2. otherwise the `pkg-config` command (`pkg-config portreg`), which also
-//!    honours `PKG_CONFIG_PATH`.
+//!    honours `PKG_CONFIG_PATH`;
+//! 3. with the `bundled` feature, neither: the `cmake` command builds the
+//!    library from the C sources (the repository around this crate, or
+//!    `PORTREG_SOURCE_DIR`) into `OUT_DIR` and installs it there. CMake
+//!    options pass through `PORTREG_CMAKE_ARGS` (space-separated, e.g.
+//!    `-DCMAKE_TOOLCHAIN_FILE=...` for a cross build) and
+//!    `PORTREG_CK_SOURCE` (Concurrency Kit's tarball, where no package
+//!    exists and the build cannot download).
 //!
 //! The library directory is written into the run path of this package's
 //! binaries and passed on to dependents as `DEP_PORTREG_LIB_DIR` (the
@@ -50,12 +57,69 @@ fn pkg_config_var(var: &str) -> Option<PathBuf> {
     }
 }
 
+/// Builds and installs libportreg with cmake; its lib and include dirs.
+fn build_bundled() -> (PathBuf, PathBuf) {
+    let source = match env::var_os("PORTREG_SOURCE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.."),
+    };
+    if !source.join("CMakeLists.txt").exists() || !source.join("include/portreg.h").exists() {
+        fail(&format!(
+            "bundled: {} holds no portreg sources (set PORTREG_SOURCE_DIR)",
+            source.display()
+        ));
+    }
+    for dir in ["src", "include", "proto", "cmake"] {
+        println!("cargo:rerun-if-changed={}", source.join(dir).display());
+    }
+    println!("cargo:rerun-if-changed={}", source.join("CMakeLists.txt").display());
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let (build, prefix) = (out.join("build"), out.join("install"));
+    let mut configure = Command::new("cmake");
+    configure
+        .arg("-S")
+        .arg(&source)
+        .arg("-B")
+        .arg(&build)
+        .arg("-DCMAKE_BUILD_TYPE=Release")
+        .arg("-DCMAKE_INSTALL_LIBDIR=lib")
+        .arg(format!("-DCMAKE_INSTALL_PREFIX={}", prefix.display()));
+    if let Some(ck) = env::var_os("PORTREG_CK_SOURCE") {
+        configure.arg(format!("-DPORTREG_CK_SOURCE={}", Path::new(&ck).display()));
+    }
+    if let Ok(args) = env::var("PORTREG_CMAKE_ARGS") {
+        configure.args(args.split_whitespace());
+    }
+    let jobs = env::var("NUM_JOBS").unwrap_or_else(|_| "2".into());
+    for (what, cmd) in [
+        ("configure", &mut configure),
+        ("build", Command::new("cmake").arg("--build").arg(&build).args(["-j", &jobs])),
+        ("install", Command::new("cmake").arg("--install").arg(&build)),
+    ] {
+        match cmd.status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => fail(&format!("bundled: cmake {what} failed ({s})")),
+            Err(e) => fail(&format!("bundled: cannot run cmake ({e})")),
+        }
+    }
+    (prefix.join("lib"), prefix.join("include"))
+}
+
 fn main() {
-    for var in ["PORTREG_LIB_DIR", "PORTREG_INCLUDE_DIR", "PKG_CONFIG_PATH"] {
+    for var in [
+        "PORTREG_LIB_DIR",
+        "PORTREG_INCLUDE_DIR",
+        "PKG_CONFIG_PATH",
+        "PORTREG_SOURCE_DIR",
+        "PORTREG_CMAKE_ARGS",
+        "PORTREG_CK_SOURCE",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
 
+    let bundled = env::var_os("CARGO_FEATURE_BUNDLED").is_some();
     let (lib_dir, include_dir) = match env::var_os("PORTREG_LIB_DIR") {
+        _ if bundled => build_bundled(),
         Some(lib) => {
             let lib = PathBuf::from(lib);
             let include = env::var_os("PORTREG_INCLUDE_DIR")
