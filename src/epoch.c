@@ -177,10 +177,10 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     atomic_init(&dom->anchor->exiting, 0);
     atomic_init(&dom->anchor->dead, false);
     dom->anchor->dom = dom;
-    int err = pthread_mutex_init(&dom->run_lock, NULL);
+    int err = portreg__os_mutex_init(&dom->run_lock);
     if (err != 0)
         goto fail_run_lock;
-    err = pthread_mutex_init(&dom->lock, NULL);
+    err = portreg__os_mutex_init(&dom->lock);
     if (err != 0)
         goto fail_mutex;
     err = portreg__reclaim_wake_init(dom);
@@ -192,11 +192,11 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     return 0;
 
 fail_join:
-    pthread_cond_destroy(&dom->wake);
+    portreg__os_cond_destroy(&dom->wake);
 fail_cond:
-    pthread_mutex_destroy(&dom->lock);
+    portreg__os_mutex_destroy(&dom->lock);
 fail_mutex:
-    pthread_mutex_destroy(&dom->run_lock);
+    portreg__os_mutex_destroy(&dom->run_lock);
 fail_run_lock:
     free(dom->anchor);
     return err;
@@ -217,12 +217,12 @@ void portreg__epoch_fini(struct portreg *reg)
 
     portreg__reclaim_thread_stop(dom);
     /* No thread is in a section: everything deferred can go. */
-    pthread_mutex_lock(&dom->run_lock);
-    pthread_mutex_lock(&dom->lock);
+    portreg__os_mutex_lock(&dom->run_lock);
+    portreg__os_mutex_lock(&dom->lock);
     struct epoch_entry *all = detach_until(dom, NULL);
-    pthread_mutex_unlock(&dom->lock);
+    portreg__os_mutex_unlock(&dom->lock);
     portreg__epoch_run_entries(dom, all);
-    pthread_mutex_unlock(&dom->run_lock);
+    portreg__os_mutex_unlock(&dom->run_lock);
 
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
     {
@@ -233,9 +233,9 @@ void portreg__epoch_fini(struct portreg *reg)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     /* Off the list before its locks go: the fork handlers take them. */
     portreg__epoch_registry_leave(a);
-    pthread_cond_destroy(&dom->wake);
-    pthread_mutex_destroy(&dom->lock);
-    pthread_mutex_destroy(&dom->run_lock);
+    portreg__os_cond_destroy(&dom->wake);
+    portreg__os_mutex_destroy(&dom->lock);
+    portreg__os_mutex_destroy(&dom->run_lock);
     portreg__epoch_anchor_put(a);
 }
 
@@ -249,7 +249,7 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     e->bytes = bytes;
     /* The unlink (a store) before the tag (a load): see point 1. */
     atomic_thread_fence(memory_order_seq_cst);
-    pthread_mutex_lock(&dom->lock);
+    portreg__os_mutex_lock(&dom->lock);
     e->epoch = ck_pr_load_uint(&dom->ck.epoch);
     e->seq = dom->defers++;
     bool was_empty = dom->head == NULL;
@@ -262,8 +262,8 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     if (dom->want_thread)
         portreg__reclaim_thread_start(dom);
     if (was_empty && dom->thread_started)
-        pthread_cond_signal(&dom->wake);
-    pthread_mutex_unlock(&dom->lock);
+        portreg__os_cond_signal(&dom->wake);
+    portreg__os_mutex_unlock(&dom->lock);
 }
 
 void portreg__epoch_poll_if_due(struct portreg *reg)
@@ -274,10 +274,10 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
         return;
     /* trylock: whoever holds a lock is freeing, deferring or polling
      * already. */
-    if (pthread_mutex_trylock(&dom->run_lock) != 0)
+    if (!portreg__os_mutex_trylock(&dom->run_lock))
         return;
-    if (pthread_mutex_trylock(&dom->lock) != 0) {
-        pthread_mutex_unlock(&dom->run_lock);
+    if (!portreg__os_mutex_trylock(&dom->lock)) {
+        portreg__os_mutex_unlock(&dom->run_lock);
         return;
     }
     struct epoch_entry *ready = NULL;
@@ -287,9 +287,9 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
     if (!dom->membarrier || dom->defers_since_poll >= POLL_DEFERS ||
         dom->bytes_since_poll >= POLL_BYTES)
         ready = portreg__epoch_poll_locked(dom);
-    pthread_mutex_unlock(&dom->lock);
+    portreg__os_mutex_unlock(&dom->lock);
     portreg__epoch_run_entries(dom, ready);
-    pthread_mutex_unlock(&dom->run_lock);
+    portreg__os_mutex_unlock(&dom->run_lock);
 }
 
 /* Backs off while a reader holds up the grace period: yields first, then
@@ -321,11 +321,11 @@ int portreg__epoch_reclaim(struct portreg *reg)
     if (in_section(dom))
         return PORTREG_EINVAL;
     atomic_thread_fence(memory_order_seq_cst);
-    pthread_mutex_lock(&dom->lock);
+    portreg__os_mutex_lock(&dom->lock);
     unsigned target = ck_pr_load_uint(&dom->ck.epoch);
     uint64_t before = dom->defers; /* what was deferred before this call */
     bool none = dom->head == NULL;
-    pthread_mutex_unlock(&dom->lock);
+    portreg__os_mutex_unlock(&dom->lock);
     if (none)
         return 0;
 
@@ -349,14 +349,14 @@ int portreg__epoch_reclaim(struct portreg *reg)
     /* Everything deferred before the call is free to go: tagged target or
      * earlier, or deferred before a scan that found no reader. Others may
      * have freed some of it meanwhile. */
-    pthread_mutex_lock(&dom->run_lock);
-    pthread_mutex_lock(&dom->lock);
+    portreg__os_mutex_lock(&dom->run_lock);
+    portreg__os_mutex_lock(&dom->lock);
     struct epoch_entry *stop = dom->head;
     while (stop != NULL && stop->seq < before)
         stop = stop->next;
     struct epoch_entry *ready = detach_until(dom, stop);
-    pthread_mutex_unlock(&dom->lock);
+    portreg__os_mutex_unlock(&dom->lock);
     portreg__epoch_run_entries(dom, ready);
-    pthread_mutex_unlock(&dom->run_lock);
+    portreg__os_mutex_unlock(&dom->run_lock);
     return 0;
 }

@@ -8,7 +8,6 @@
 #ifndef PORTREG_EPOCH_H
 #define PORTREG_EPOCH_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -88,8 +87,8 @@ struct epoch_domain {
     /* Held from detaching a batch until it has been freed, so that fork()
      * (whose handlers take it) never copies a batch half freed or owned
      * by a thread the child does not have. Taken before lock. */
-    _Alignas(64) pthread_mutex_t run_lock;
-    pthread_mutex_t lock;
+    _Alignas(64) portreg_os_mutex run_lock;
+    portreg_os_mutex lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
     _Atomic size_t pending;           /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;
@@ -98,8 +97,8 @@ struct epoch_domain {
     /* The reclaim thread (reclaim_thread.c): started on the first defer. */
     bool want_thread, thread_started, thread_stop;
     uint64_t defers; /* entries deferred so far: the next one's seq */
-    pthread_t thread;
-    pthread_cond_t wake;
+    portreg_os_thread thread;
+    portreg_os_cond wake;
 };
 
 /* The one-entry cache of the calling thread's record. PORTREG_TLS_FAST
@@ -187,7 +186,7 @@ PORTREG_HIDDEN void portreg__reclaim_thread_stop(struct epoch_domain *dom);
 /* epoch_records.c: per-thread records and the threads' exits (point 5). */
 /* Process-wide: every live registry's anchor, under the lock; the fork
  * handlers (epoch_fork.c) hold the lock across fork(). */
-PORTREG_HIDDEN extern pthread_mutex_t portreg__registries_lock;
+PORTREG_HIDDEN extern portreg_os_mutex portreg__registries_lock;
 PORTREG_HIDDEN extern struct epoch_anchor *portreg__live_anchors;
 /* A new registry joins the process-wide state (a slot number, the list of
  * anchors); 0 or an errno value. Leave undoes it. */

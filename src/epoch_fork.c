@@ -10,7 +10,7 @@
 
 /* Serialises a late registration of the fork handlers; fork() never takes
  * it (see fork_hook_retry()). */
-static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER;
+static portreg_os_mutex fork_hook_lock = PORTREG_OS_MUTEX_INITIALIZER;
 
 /* fork() copies one thread. The prepare handler takes every registry's
  * run_lock and lock (after portreg__registries_lock, which keeps the list still),
@@ -23,20 +23,20 @@ static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER;
  * waiters that are gone too. */
 static void before_fork(void)
 {
-    pthread_mutex_lock(&portreg__registries_lock);
+    portreg__os_mutex_lock(&portreg__registries_lock);
     for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next) {
-        pthread_mutex_lock(&a->dom->run_lock);
-        pthread_mutex_lock(&a->dom->lock);
+        portreg__os_mutex_lock(&a->dom->run_lock);
+        portreg__os_mutex_lock(&a->dom->lock);
     }
 }
 
 static void after_fork_in_parent(void)
 {
     for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next) {
-        pthread_mutex_unlock(&a->dom->lock);
-        pthread_mutex_unlock(&a->dom->run_lock);
+        portreg__os_mutex_unlock(&a->dom->lock);
+        portreg__os_mutex_unlock(&a->dom->run_lock);
     }
-    pthread_mutex_unlock(&portreg__registries_lock);
+    portreg__os_mutex_unlock(&portreg__registries_lock);
 }
 
 static void after_fork_in_child(void)
@@ -52,11 +52,11 @@ static void after_fork_in_child(void)
             dom->want_thread = true;
         }
         portreg__reclaim_wake_init(dom);
-        pthread_mutex_unlock(&dom->lock);
-        pthread_mutex_unlock(&dom->run_lock);
+        portreg__os_mutex_unlock(&dom->lock);
+        portreg__os_mutex_unlock(&dom->run_lock);
     }
-    pthread_mutex_init(&portreg__registries_lock, NULL);
-    pthread_mutex_init(&fork_hook_lock, NULL); /* in case a thread held it */
+    portreg__os_mutex_init(&portreg__registries_lock);
+    portreg__os_mutex_init(&fork_hook_lock); /* in case a thread held it */
 }
 
 /* Registered when the library is loaded, before any fork handler the
@@ -84,10 +84,10 @@ int portreg__epoch_fork_hook_retry(void)
 {
     if (LIKELY(atomic_load_explicit(&fork_hook_installed, memory_order_relaxed)))
         return 0;
-    pthread_mutex_lock(&fork_hook_lock);
+    portreg__os_mutex_lock(&fork_hook_lock);
     if (!atomic_load_explicit(&fork_hook_installed, memory_order_relaxed) &&
         portreg__os_atfork(before_fork, after_fork_in_parent, after_fork_in_child) == 0)
         atomic_store_explicit(&fork_hook_installed, true, memory_order_relaxed);
-    pthread_mutex_unlock(&fork_hook_lock);
+    portreg__os_mutex_unlock(&fork_hook_lock);
     return atomic_load_explicit(&fork_hook_installed, memory_order_relaxed) ? 0 : ENOMEM;
 }

@@ -50,7 +50,7 @@
  * that threads it does not have were making) and the registries' slot
  * numbers (the index of a registry's link in each thread's array). fork()
  * takes the lock around itself, so the child finds the list whole. */
-pthread_mutex_t portreg__registries_lock = PTHREAD_MUTEX_INITIALIZER;
+portreg_os_mutex portreg__registries_lock = PORTREG_OS_MUTEX_INITIALIZER;
 static portreg_os_key exit_key;
 static bool exit_key_made;
 struct epoch_anchor *portreg__live_anchors;
@@ -72,7 +72,7 @@ int portreg__epoch_registry_join(struct epoch_anchor *a)
     int err = portreg__epoch_fork_hook_retry();
     if (err != 0)
         return err;
-    pthread_mutex_lock(&portreg__registries_lock);
+    portreg__os_mutex_lock(&portreg__registries_lock);
     if (!exit_key_made) {
         err = portreg__os_key_create(&exit_key, portreg__epoch_thread_exit);
         if (err != 0)
@@ -102,14 +102,14 @@ int portreg__epoch_registry_join(struct epoch_anchor *a)
         portreg__live_anchors->prev = a;
     portreg__live_anchors = a;
 out:
-    pthread_mutex_unlock(&portreg__registries_lock);
+    portreg__os_mutex_unlock(&portreg__registries_lock);
     return err;
 }
 
 /* The registry leaves it; its slot number is free for the next one. */
 void portreg__epoch_registry_leave(struct epoch_anchor *a)
 {
-    pthread_mutex_lock(&portreg__registries_lock);
+    portreg__os_mutex_lock(&portreg__registries_lock);
     slots_used[a->slot / 64] &= ~(UINT64_C(1) << (a->slot % 64));
     if (a->prev != NULL)
         a->prev->next = a->next;
@@ -117,7 +117,7 @@ void portreg__epoch_registry_leave(struct epoch_anchor *a)
         portreg__live_anchors = a->next;
     if (a->next != NULL)
         a->next->prev = a->prev;
-    pthread_mutex_unlock(&portreg__registries_lock);
+    portreg__os_mutex_unlock(&portreg__registries_lock);
 }
 
 void portreg__epoch_anchor_put(struct epoch_anchor *a)

@@ -21,7 +21,6 @@
 #ifndef PORTREG_INTERNAL_H
 #define PORTREG_INTERNAL_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>

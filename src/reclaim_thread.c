@@ -17,8 +17,6 @@
  * forked child has no reclaim thread: its fork handler (epoch_fork.c) asks
  * the next defer to start one.
  */
-#include <signal.h>
-
 #include "internal.h"
 
 /* The reclaim thread polls every RECLAIM_TICK_MS while memory is deferred,
@@ -33,7 +31,7 @@ static void *reclaim_main(void *arg)
     struct epoch_domain *dom = arg;
     long tick_ms = RECLAIM_TICK_MS;
 
-    pthread_mutex_lock(&dom->lock);
+    portreg__os_mutex_lock(&dom->lock);
     while (!dom->thread_stop) {
         if (dom->head == NULL) {
             tick_ms = RECLAIM_TICK_MS;
@@ -45,21 +43,21 @@ static void *reclaim_main(void *arg)
         if (dom->thread_stop)
             break;
         /* run_lock comes first (see before_fork()). */
-        pthread_mutex_unlock(&dom->lock);
-        pthread_mutex_lock(&dom->run_lock);
-        pthread_mutex_lock(&dom->lock);
+        portreg__os_mutex_unlock(&dom->lock);
+        portreg__os_mutex_lock(&dom->run_lock);
+        portreg__os_mutex_lock(&dom->lock);
         unsigned before = ck_pr_load_uint(&dom->ck.epoch);
         struct epoch_entry *ready = portreg__epoch_poll_locked(dom);
         bool progress = ready != NULL || ck_pr_load_uint(&dom->ck.epoch) != before;
         tick_ms = progress
                       ? RECLAIM_TICK_MS
                       : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
-        pthread_mutex_unlock(&dom->lock);
+        portreg__os_mutex_unlock(&dom->lock);
         portreg__epoch_run_entries(dom, ready);
-        pthread_mutex_unlock(&dom->run_lock);
-        pthread_mutex_lock(&dom->lock);
+        portreg__os_mutex_unlock(&dom->run_lock);
+        portreg__os_mutex_lock(&dom->lock);
     }
-    pthread_mutex_unlock(&dom->lock);
+    portreg__os_mutex_unlock(&dom->lock);
     return NULL;
 }
 
@@ -68,14 +66,8 @@ static void *reclaim_main(void *arg)
  * registry goes on without it (writers and portreg_reclaim() still free). */
 void portreg__reclaim_thread_start(struct epoch_domain *dom)
 {
-    sigset_t all, old;
-
     dom->want_thread = false;
-    sigfillset(&all);
-    if (pthread_sigmask(SIG_SETMASK, &all, &old) != 0)
-        return;
-    dom->thread_started = pthread_create(&dom->thread, NULL, reclaim_main, dom) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    dom->thread_started = portreg__os_thread_start(&dom->thread, reclaim_main, dom) == 0;
 }
 
 /* The reclaim thread's condition variable, for deadlines of
@@ -90,9 +82,9 @@ void portreg__reclaim_thread_stop(struct epoch_domain *dom)
 {
     if (!dom->thread_started)
         return;
-    pthread_mutex_lock(&dom->lock);
+    portreg__os_mutex_lock(&dom->lock);
     dom->thread_stop = true;
-    pthread_cond_signal(&dom->wake);
-    pthread_mutex_unlock(&dom->lock);
-    pthread_join(dom->thread, NULL);
+    portreg__os_cond_signal(&dom->wake);
+    portreg__os_mutex_unlock(&dom->lock);
+    portreg__os_thread_join(dom->thread);
 }

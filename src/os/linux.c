@@ -149,7 +149,7 @@ void portreg__os_unlock(struct portreg_os_lock *l)
     pthread_mutex_unlock(&l->m);
 }
 
-int portreg__os_cond_init(pthread_cond_t *c)
+int portreg__os_cond_init(portreg_os_cond *c)
 {
     pthread_condattr_t attr;
     int err = pthread_condattr_init(&attr);
@@ -161,7 +161,7 @@ int portreg__os_cond_init(pthread_cond_t *c)
     return err;
 }
 
-void portreg__os_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline)
+void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_t deadline)
 {
     if (deadline < 0) {
         pthread_cond_wait(c, m);

@@ -20,9 +20,8 @@
  * early (a spurious wake-up, or a wake-up meant for another word): callers
  * check their condition again in a loop, and their deadline too.
  *
- * Locks and condition variables are POSIX threads' on both backends
- * (pthread_mutex_t, pthread_cond_t), and so are thread-exit keys and fork
- * handlers (os/pthread.c).
+ * Mutexes, condition variables, threads, thread-exit keys and fork
+ * handlers are POSIX threads' on both backends (below, and os/pthread.c).
  */
 #ifndef PORTREG_OS_H
 #define PORTREG_OS_H
@@ -110,16 +109,63 @@ PORTREG_HIDDEN bool portreg__os_trylock(struct portreg_os_lock *l);
 PORTREG_HIDDEN bool portreg__os_lock_until(struct portreg_os_lock *l, int64_t deadline);
 PORTREG_HIDDEN void portreg__os_unlock(struct portreg_os_lock *l);
 
-/* A condition variable whose timed wait takes a deadline of
- * portreg__os_now_ns() (Linux: on CLOCK_MONOTONIC; POSIX: converted to the
- * wall clock at each wait, so a step of the wall clock backwards
- * lengthens that wait by the step, unless the system has a relative
- * timed wait, as macOS does). 0, or an errno value. */
-PORTREG_HIDDEN int portreg__os_cond_init(pthread_cond_t *c);
+/* A mutex, a condition variable and a thread: POSIX threads' on both
+ * backends (inline below), so that no file outside src/os/ names them.
+ * PORTREG_OS_MUTEX_INITIALIZER makes a static mutex. _init functions
+ * return 0 or an errno value; a mutex may be initialised again in a
+ * forked child, whatever its state was in the parent. */
+typedef pthread_mutex_t portreg_os_mutex;
+typedef pthread_cond_t portreg_os_cond;
+typedef pthread_t portreg_os_thread;
+#define PORTREG_OS_MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+
+static inline int portreg__os_mutex_init(portreg_os_mutex *m)
+{
+    return pthread_mutex_init(m, NULL);
+}
+static inline void portreg__os_mutex_destroy(portreg_os_mutex *m)
+{
+    pthread_mutex_destroy(m);
+}
+static inline void portreg__os_mutex_lock(portreg_os_mutex *m)
+{
+    pthread_mutex_lock(m);
+}
+static inline bool portreg__os_mutex_trylock(portreg_os_mutex *m)
+{
+    return pthread_mutex_trylock(m) == 0;
+}
+static inline void portreg__os_mutex_unlock(portreg_os_mutex *m)
+{
+    pthread_mutex_unlock(m);
+}
+
+/* The timed wait takes a deadline of portreg__os_now_ns() (Linux: the
+ * condition variable is on CLOCK_MONOTONIC; POSIX: the deadline is
+ * converted to the wall clock at each wait, so a step of the wall clock
+ * backwards lengthens that wait by the step, unless the system has a
+ * relative timed wait, as macOS does). */
+PORTREG_HIDDEN int portreg__os_cond_init(portreg_os_cond *c);
+static inline void portreg__os_cond_destroy(portreg_os_cond *c)
+{
+    pthread_cond_destroy(c);
+}
+static inline void portreg__os_cond_signal(portreg_os_cond *c)
+{
+    pthread_cond_signal(c);
+}
 /* Caller holds m. Returns on a signal, at the deadline (-1: none) or
  * spuriously. */
-PORTREG_HIDDEN void portreg__os_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m,
+PORTREG_HIDDEN void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m,
                                                 int64_t deadline);
+
+/* Starts fn(arg) on a new thread that blocks every signal (a library's
+ * thread must not take the application's signals). 0, or an errno value. */
+PORTREG_HIDDEN int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg);
+static inline void portreg__os_thread_join(portreg_os_thread t)
+{
+    pthread_join(t, NULL);
+}
 
 /* A thread-local value with a function that runs at the thread's exit
  * when the value is not NULL (POSIX: a pthread key; the value is NULL

@@ -50,7 +50,7 @@ static struct timespec to_timespec(int64_t ns)
 }
 
 /* Caller holds m. */
-void portreg__os_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline)
+void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_t deadline)
 {
     if (deadline < 0) {
         pthread_cond_wait(c, m);
@@ -71,7 +71,7 @@ void portreg__os_cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t 
 #endif
 }
 
-int portreg__os_cond_init(pthread_cond_t *c)
+int portreg__os_cond_init(portreg_os_cond *c)
 {
     return pthread_cond_init(c, NULL);
 }

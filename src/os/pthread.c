@@ -2,7 +2,21 @@
  * What both POSIX backends (linux, posix) take from POSIX threads as it
  * is: thread-exit keys and fork handlers (os.h).
  */
+#include <signal.h>
+
 #include "os/os.h"
+
+int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    int err = pthread_sigmask(SIG_SETMASK, &all, &old);
+    if (err != 0)
+        return err;
+    err = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return err;
+}
 
 int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *))
 {
