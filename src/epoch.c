@@ -130,29 +130,27 @@ static pthread_mutex_t fork_hook_lock = PTHREAD_MUTEX_INITIALIZER;
 static int wake_init(struct epoch_domain *dom);
 
 /* fork() copies one thread. The prepare handler takes every registry's
- * run_lock and lock (after registries_lock, which keeps the list still),
- * so the child never inherits a list some thread was changing, nor a
- * detached batch that a thread it does not have was freeing (that batch
- * would leak in the child, or, if the child took it over, be freed twice).
- * The child's handler, on its only thread, sets each registry up for the
- * child before any other thread can exist there: the reclaim thread is
- * gone (the next defer starts one), the condition variable may have had
- * waiters that are gone too. */
+ * lock (after registries_lock, which keeps the list still), so the child
+ * never inherits a list some thread was changing. It never waits for a
+ * free in progress: that runs the allocator's hook, which may take a lock
+ * that a fork handler registered after ours holds already. The child's
+ * handler, on its only thread, sets each registry up for the child before
+ * any other thread can exist there: the reclaim thread is gone (the next
+ * defer starts one), the condition variable may have had waiters that are
+ * gone too, and so is a thread that was freeing entries (the ones it had
+ * not begun are still on the ready list; the one it was inside, the child
+ * cannot tell how far it got, so it keeps it allocated). */
 static void before_fork(void)
 {
     pthread_mutex_lock(&registries_lock);
-    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
-        pthread_mutex_lock(&a->dom->run_lock);
+    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next)
         pthread_mutex_lock(&a->dom->lock);
-    }
 }
 
 static void after_fork_in_parent(void)
 {
-    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next) {
+    for (struct epoch_anchor *a = live_anchors; a != NULL; a = a->next)
         pthread_mutex_unlock(&a->dom->lock);
-        pthread_mutex_unlock(&a->dom->run_lock);
-    }
     pthread_mutex_unlock(&registries_lock);
 }
 
@@ -168,9 +166,10 @@ static void after_fork_in_child(void)
             dom->thread_started = false;
             dom->want_thread = true;
         }
+        dom->running = false;
+        dom->current = NULL;
         wake_init(dom);
         pthread_mutex_unlock(&dom->lock);
-        pthread_mutex_unlock(&dom->run_lock);
     }
     pthread_mutex_init(&registries_lock, NULL);
     pthread_mutex_init(&fork_hook_lock, NULL); /* in case a thread held it */
@@ -359,15 +358,50 @@ static enum scan_result scan(struct epoch_domain *dom, unsigned e)
     return active ? SCAN_CURRENT : SCAN_IDLE;
 }
 
-/* Frees a detached list, oldest first. */
-static void run_entries(struct epoch_domain *dom, struct epoch_entry *e)
+/* The domain whose entries the calling thread is freeing (run_ready()):
+ * a free hook that calls portreg_reclaim() on it is refused, not left to
+ * wait for itself. */
+static _Thread_local const struct epoch_domain *freeing_for;
+
+/* Puts a detached list, which is past its grace period, on the ready list.
+ * Caller holds dom->lock. */
+static void ready_append(struct epoch_domain *dom, struct epoch_entry *list)
 {
-    while (e != NULL) {
-        struct epoch_entry *next = e->next;
+    if (list == NULL)
+        return;
+    *dom->ready_tail = list;
+    while (list->next != NULL)
+        list = list->next;
+    dom->ready_tail = &list->next;
+}
+
+/* Caller holds dom->lock; returns without it. Frees the ready entries
+ * oldest first, one at a time, each with no lock held: a free runs the
+ * allocator's hook, which may take any lock (one a fork handler takes, or
+ * this registry's own through a call back into it). One thread at a time
+ * does it; others leave the entries to it. */
+static void run_ready(struct epoch_domain *dom)
+{
+    if (dom->running) {
+        pthread_mutex_unlock(&dom->lock);
+        return;
+    }
+    dom->running = true;
+    for (struct epoch_entry *e; (e = dom->ready) != NULL;) {
+        dom->ready = e->next;
+        if (dom->ready == NULL)
+            dom->ready_tail = &dom->ready;
+        dom->current = e;
+        pthread_mutex_unlock(&dom->lock);
+        freeing_for = dom;
         TSAN_ACQUIRE(dom); /* pairs with epoch_end() */
         e->free(e);
-        e = next;
+        freeing_for = NULL;
+        pthread_mutex_lock(&dom->lock);
+        dom->current = NULL;
     }
+    dom->running = false;
+    pthread_mutex_unlock(&dom->lock);
 }
 
 /* Takes entries off the front of the list up to (not including) stop. */
@@ -440,19 +474,14 @@ static void *reclaim_main(void *arg)
         }
         if (dom->thread_stop)
             break;
-        /* run_lock comes first (see before_fork()). */
-        pthread_mutex_unlock(&dom->lock);
-        pthread_mutex_lock(&dom->run_lock);
-        pthread_mutex_lock(&dom->lock);
         unsigned before = ck_pr_load_uint(&dom->ck.epoch);
         struct epoch_entry *ready = poll_locked(dom);
         bool progress = ready != NULL || ck_pr_load_uint(&dom->ck.epoch) != before;
         tick_ms = progress
                       ? RECLAIM_TICK_MS
                       : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
-        pthread_mutex_unlock(&dom->lock);
-        run_entries(dom, ready);
-        pthread_mutex_unlock(&dom->run_lock);
+        ready_append(dom, ready);
+        run_ready(dom);
         pthread_mutex_lock(&dom->lock);
     }
     pthread_mutex_unlock(&dom->lock);
@@ -505,10 +534,9 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     atomic_init(&dom->anchor->exiting, 0);
     atomic_init(&dom->anchor->dead, false);
     dom->anchor->dom = dom;
-    int err = pthread_mutex_init(&dom->run_lock, NULL);
-    if (err != 0)
-        goto fail_run_lock;
-    err = pthread_mutex_init(&dom->lock, NULL);
+    dom->ready = NULL;
+    dom->ready_tail = &dom->ready;
+    int err = pthread_mutex_init(&dom->lock, NULL);
     if (err != 0)
         goto fail_mutex;
     err = wake_init(dom);
@@ -524,8 +552,6 @@ fail_join:
 fail_cond:
     pthread_mutex_destroy(&dom->lock);
 fail_mutex:
-    pthread_mutex_destroy(&dom->run_lock);
-fail_run_lock:
     free(dom->anchor);
     return err;
 }
@@ -551,12 +577,9 @@ void portreg__epoch_fini(struct portreg *reg)
         pthread_join(dom->thread, NULL);
     }
     /* No thread is in a section: everything deferred can go. */
-    pthread_mutex_lock(&dom->run_lock);
     pthread_mutex_lock(&dom->lock);
-    struct epoch_entry *all = detach_until(dom, NULL);
-    pthread_mutex_unlock(&dom->lock);
-    run_entries(dom, all);
-    pthread_mutex_unlock(&dom->run_lock);
+    ready_append(dom, detach_until(dom, NULL));
+    run_ready(dom);
 
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
     {
@@ -569,7 +592,6 @@ void portreg__epoch_fini(struct portreg *reg)
     registry_leave(a);
     pthread_cond_destroy(&dom->wake);
     pthread_mutex_destroy(&dom->lock);
-    pthread_mutex_destroy(&dom->run_lock);
     anchor_put(a);
 }
 
@@ -606,24 +628,16 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
 
     if (atomic_load_explicit(&dom->pending, memory_order_relaxed) == 0)
         return;
-    /* trylock: whoever holds a lock is freeing, deferring or polling
-     * already. */
-    if (pthread_mutex_trylock(&dom->run_lock) != 0)
+    /* trylock: whoever holds the lock is deferring or polling already. */
+    if (pthread_mutex_trylock(&dom->lock) != 0)
         return;
-    if (pthread_mutex_trylock(&dom->lock) != 0) {
-        pthread_mutex_unlock(&dom->run_lock);
-        return;
-    }
-    struct epoch_entry *ready = NULL;
     /* Without membarrier a poll is cheap (a fence and a scan): every
      * time. With it, each poll interrupts every core running our threads:
      * only once enough has piled up (the reclaim thread does the rest). */
     if (!dom->membarrier || dom->defers_since_poll >= POLL_DEFERS ||
         dom->bytes_since_poll >= POLL_BYTES)
-        ready = poll_locked(dom);
-    pthread_mutex_unlock(&dom->lock);
-    run_entries(dom, ready);
-    pthread_mutex_unlock(&dom->run_lock);
+        ready_append(dom, poll_locked(dom));
+    run_ready(dom);
 }
 
 /* Backs off while a reader holds up the grace period: yields first, then
@@ -662,20 +676,20 @@ int portreg__epoch_reclaim(struct portreg *reg)
     struct epoch_domain *dom = &reg->epoch;
     unsigned round = 0;
 
-    if (in_section(dom))
+    /* Inside a read section, or inside a free of this registry (an
+     * allocator hook calling back): what it waits for is the caller. */
+    if (in_section(dom) || freeing_for == dom)
         return PORTREG_EINVAL;
     atomic_thread_fence(memory_order_seq_cst);
     pthread_mutex_lock(&dom->lock);
     unsigned target = ck_pr_load_uint(&dom->ck.epoch);
     uint64_t before = dom->defers; /* what was deferred before this call */
-    bool none = dom->head == NULL;
+    bool none = dom->head == NULL && dom->ready == NULL && !dom->running;
     pthread_mutex_unlock(&dom->lock);
     if (none)
         return 0;
 
-    /* Point 3: wait with no lock held, and with nothing detached: a batch
-     * parked here would be one that fork() cannot wait for (the grace
-     * period may need a thread that calls fork() to leave its section). */
+    /* Point 3: wait with no lock held. */
     for (;;) {
         if (!scan_barrier(dom))
             return portreg__system_error(errno);
@@ -690,19 +704,27 @@ int portreg__epoch_reclaim(struct portreg *reg)
         else
             backoff(&round);
     }
-    /* Everything deferred before the call is free to go: tagged target or
+    /* Everything deferred before the call may go now: tagged target or
      * earlier, or deferred before a scan that found no reader. Others may
-     * have freed some of it meanwhile. */
-    pthread_mutex_lock(&dom->run_lock);
-    pthread_mutex_lock(&dom->lock);
-    struct epoch_entry *stop = dom->head;
-    while (stop != NULL && stop->seq < before)
-        stop = stop->next;
-    struct epoch_entry *ready = detach_until(dom, stop);
-    pthread_mutex_unlock(&dom->lock);
-    run_entries(dom, ready);
-    pthread_mutex_unlock(&dom->run_lock);
-    return 0;
+     * have freed some of it meanwhile, or be freeing it: then wait for
+     * them to finish, which leaves nothing of it on any list. */
+    for (round = 0;; backoff(&round)) {
+        pthread_mutex_lock(&dom->lock);
+        struct epoch_entry *stop = dom->head;
+        while (stop != NULL && stop->seq < before)
+            stop = stop->next;
+        ready_append(dom, detach_until(dom, stop));
+        if (!dom->running) {
+            run_ready(dom);
+            return 0;
+        }
+        bool owed = dom->current != NULL && dom->current->seq < before;
+        for (struct epoch_entry *e = dom->ready; e != NULL && !owed; e = e->next)
+            owed = e->seq < before;
+        pthread_mutex_unlock(&dom->lock);
+        if (!owed)
+            return 0;
+    }
 }
 
 /* Records are cache-line aligned (ck_epoch_record_t says so); the

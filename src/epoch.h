@@ -82,13 +82,15 @@ struct epoch_domain {
     uint64_t gen;                /* unique per registry: guards the thread caches */
     struct epoch_anchor *anchor; /* what exiting threads may touch (epoch.c) */
 
-    /* Held from detaching a batch until it has been freed, so that fork()
-     * (whose handlers take it) never copies a batch half freed or owned
-     * by a thread the child does not have. Taken before lock. */
-    _Alignas(64) pthread_mutex_t run_lock;
-    pthread_mutex_t lock;
+    _Alignas(64) pthread_mutex_t lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
-    _Atomic size_t pending;           /* entries deferred, not yet freed */
+    /* Past their grace period, waiting to be freed, one at a time, by the
+     * thread that set `running` (see run_ready()); `current` is the one
+     * whose free is under way. */
+    struct epoch_entry *ready, **ready_tail;
+    struct epoch_entry *current;
+    bool running;
+    _Atomic size_t pending; /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;
     size_t bytes_since_poll;
     unsigned defers_since_poll;
@@ -148,7 +150,7 @@ static inline void epoch_begin(struct epoch_domain *dom, struct epoch_record *r)
 static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
 {
     /* TSan: release before the section ends; every deferred free
-     * acquires it (epoch.c, run_entries()). */
+     * acquires it (epoch.c, run_ready()). */
     TSAN_RELEASE(dom);
     ck_epoch_end(&r->rec, NULL);
 }
