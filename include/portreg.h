@@ -77,8 +77,13 @@
  *   Threads of the parent that were exiting are forgotten. One that was
  *   inside a lookup or an iteration stays inside it in the child, where it
  *   holds back every later grace period: deferred memory then waits for
- *   portreg_destroy() (a child that execs at once is not affected). The
- *   library's fork handlers hold a lock of its own across the fork; it
+ *   portreg_destroy() (a child that execs at once is not affected). One
+ *   that was freeing deferred memory leaves the child the one block (or
+ *   compaction's batch) it was inside: the child cannot tell how far that
+ *   free got, and fork() never waits for an allocator hook. Any number of
+ *   the child's threads may then call in at once. The library's fork
+ *   handlers hold its own locks across the fork (never while a hook
+ *   runs); it
  *   registers them when it is loaded, from a constructor of priority 101.
  *   Fork handlers registered after that may create and destroy
  *   registries. Ones registered before it must not, nor may a thread that
@@ -256,9 +261,10 @@ typedef struct {
      * yet compacted away, wait placeholders and ids held by handles. An
      * insert that would exceed it first compacts the table, then fails
      * with PORTREG_EFULL and changes nothing. The compaction runs only if
-     * at least 1/16 of max_ids could go, so churn at the limit costs O(1)
-     * amortized per insert. Ids already held can always change state.
-     * 0: no limit. */
+     * at least 1/16 of max_ids could go (or is untracked and was inserted
+     * since the last compaction, or 1/16 of max_ids inserts were refused
+     * since), so churn at the limit costs O(1) amortized per insert. Ids
+     * already held can always change state. 0: no limit. */
     size_t max_ids;
     /* false (default): the registry starts one helper thread the first
      * time it defers memory; while memory is deferred it tries to free it
@@ -502,8 +508,10 @@ PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);
 /* Frees all memory deferred before the call, waiting for the readers in
  * an epoch section now to leave it. Never needed for correctness. Holds no
  * lock while it waits, so other calls (inserts included, from iterations
- * too) go on meanwhile. Returns 0, PORTREG_EINVAL (reg NULL, or called
- * inside an iteration on this thread: it would wait for itself) or
+ * too) go on meanwhile; if another thread is freeing some of that memory,
+ * it waits for it to finish. Returns 0, PORTREG_EINVAL (reg NULL, or
+ * called inside an iteration on this thread, or from an allocator hook
+ * while it frees this registry's memory: it would wait for itself) or
  * PORTREG_ESYSTEM (membarrier(2) failed; nothing was freed). Blocking. */
 PORTREG_API int portreg_reclaim(portreg_t *reg);
 

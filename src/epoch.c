@@ -101,15 +101,50 @@ static enum scan_result scan(struct epoch_domain *dom, unsigned e)
     return active ? SCAN_CURRENT : SCAN_IDLE;
 }
 
-/* Frees a detached list, oldest first. */
-void portreg__epoch_run_entries(struct epoch_domain *dom, struct epoch_entry *e)
+/* The domain whose entries the calling thread is freeing (portreg__epoch_run_ready()):
+ * a free hook that calls portreg_reclaim() on it is refused, not left to
+ * wait for itself. */
+static _Thread_local const struct epoch_domain *freeing_for;
+
+/* Puts a detached list, which is past its grace period, on the ready list.
+ * Caller holds dom->lock. */
+void portreg__epoch_ready_append(struct epoch_domain *dom, struct epoch_entry *list)
 {
-    while (e != NULL) {
-        struct epoch_entry *next = e->next;
+    if (list == NULL)
+        return;
+    *dom->ready_tail = list;
+    while (list->next != NULL)
+        list = list->next;
+    dom->ready_tail = &list->next;
+}
+
+/* Caller holds dom->lock; returns without it. Frees the ready entries
+ * oldest first, one at a time, each with no lock held: a free runs the
+ * allocator's hook, which may take any lock (one a fork handler takes, or
+ * this registry's own through a call back into it). One thread at a time
+ * does it; others leave the entries to it. */
+void portreg__epoch_run_ready(struct epoch_domain *dom)
+{
+    if (dom->running) {
+        portreg__os_mutex_unlock(&dom->lock);
+        return;
+    }
+    dom->running = true;
+    for (struct epoch_entry *e; (e = dom->ready) != NULL;) {
+        dom->ready = e->next;
+        if (dom->ready == NULL)
+            dom->ready_tail = &dom->ready;
+        dom->current = e;
+        portreg__os_mutex_unlock(&dom->lock);
+        freeing_for = dom;
         TSAN_ACQUIRE(dom); /* pairs with epoch_end() */
         e->free(e);
-        e = next;
+        freeing_for = NULL;
+        portreg__os_mutex_lock(&dom->lock);
+        dom->current = NULL;
     }
+    dom->running = false;
+    portreg__os_mutex_unlock(&dom->lock);
 }
 
 /* Takes entries off the front of the list up to (not including) stop. */
@@ -177,10 +212,9 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     atomic_init(&dom->anchor->exiting, 0);
     atomic_init(&dom->anchor->dead, false);
     dom->anchor->dom = dom;
-    int err = portreg__os_mutex_init(&dom->run_lock);
-    if (err != 0)
-        goto fail_run_lock;
-    err = portreg__os_mutex_init(&dom->lock);
+    dom->ready = NULL;
+    dom->ready_tail = &dom->ready;
+    int err = portreg__os_mutex_init(&dom->lock);
     if (err != 0)
         goto fail_mutex;
     err = portreg__reclaim_wake_init(dom);
@@ -196,8 +230,6 @@ fail_join:
 fail_cond:
     portreg__os_mutex_destroy(&dom->lock);
 fail_mutex:
-    portreg__os_mutex_destroy(&dom->run_lock);
-fail_run_lock:
     free(dom->anchor);
     return err;
 }
@@ -210,19 +242,16 @@ void portreg__epoch_fini(struct portreg *reg)
 
     /* Point 5: from here on an exiting thread leaves its record alone; one
      * that got in before waits for nothing and takes a few stores. seq_cst:
-     * pairs with hand_back() (epoch_records.c). */
+     * pairs with hand_back(). */
     atomic_store_explicit(&a->dead, true, memory_order_seq_cst);
     while (atomic_load_explicit(&a->exiting, memory_order_seq_cst) != 0)
         sched_yield();
 
     portreg__reclaim_thread_stop(dom);
     /* No thread is in a section: everything deferred can go. */
-    portreg__os_mutex_lock(&dom->run_lock);
     portreg__os_mutex_lock(&dom->lock);
-    struct epoch_entry *all = detach_until(dom, NULL);
-    portreg__os_mutex_unlock(&dom->lock);
-    portreg__epoch_run_entries(dom, all);
-    portreg__os_mutex_unlock(&dom->run_lock);
+    portreg__epoch_ready_append(dom, detach_until(dom, NULL));
+    portreg__epoch_run_ready(dom);
 
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
     {
@@ -235,7 +264,6 @@ void portreg__epoch_fini(struct portreg *reg)
     portreg__epoch_registry_leave(a);
     portreg__os_cond_destroy(&dom->wake);
     portreg__os_mutex_destroy(&dom->lock);
-    portreg__os_mutex_destroy(&dom->run_lock);
     portreg__epoch_anchor_put(a);
 }
 
@@ -272,24 +300,16 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
 
     if (atomic_load_explicit(&dom->pending, memory_order_relaxed) == 0)
         return;
-    /* trylock: whoever holds a lock is freeing, deferring or polling
-     * already. */
-    if (!portreg__os_mutex_trylock(&dom->run_lock))
+    /* trylock: whoever holds the lock is deferring or polling already. */
+    if (!portreg__os_mutex_trylock(&dom->lock))
         return;
-    if (!portreg__os_mutex_trylock(&dom->lock)) {
-        portreg__os_mutex_unlock(&dom->run_lock);
-        return;
-    }
-    struct epoch_entry *ready = NULL;
     /* Without membarrier a poll is cheap (a fence and a scan): every
      * time. With it, each poll interrupts every core running our threads:
      * only once enough has piled up (the reclaim thread does the rest). */
     if (!dom->membarrier || dom->defers_since_poll >= POLL_DEFERS ||
         dom->bytes_since_poll >= POLL_BYTES)
-        ready = portreg__epoch_poll_locked(dom);
-    portreg__os_mutex_unlock(&dom->lock);
-    portreg__epoch_run_entries(dom, ready);
-    portreg__os_mutex_unlock(&dom->run_lock);
+        portreg__epoch_ready_append(dom, portreg__epoch_poll_locked(dom));
+    portreg__epoch_run_ready(dom);
 }
 
 /* Backs off while a reader holds up the grace period: yields first, then
@@ -318,20 +338,20 @@ int portreg__epoch_reclaim(struct portreg *reg)
     struct epoch_domain *dom = &reg->epoch;
     unsigned round = 0;
 
-    if (in_section(dom))
+    /* Inside a read section, or inside a free of this registry (an
+     * allocator hook calling back): what it waits for is the caller. */
+    if (in_section(dom) || freeing_for == dom)
         return PORTREG_EINVAL;
     atomic_thread_fence(memory_order_seq_cst);
     portreg__os_mutex_lock(&dom->lock);
     unsigned target = ck_pr_load_uint(&dom->ck.epoch);
     uint64_t before = dom->defers; /* what was deferred before this call */
-    bool none = dom->head == NULL;
+    bool none = dom->head == NULL && dom->ready == NULL && !dom->running;
     portreg__os_mutex_unlock(&dom->lock);
     if (none)
         return 0;
 
-    /* Point 3: wait with no lock held, and with nothing detached: a batch
-     * parked here would be one that fork() cannot wait for (the grace
-     * period may need a thread that calls fork() to leave its section). */
+    /* Point 3: wait with no lock held. */
     for (;;) {
         if (!scan_barrier(dom))
             return portreg__system_error(errno);
@@ -346,17 +366,25 @@ int portreg__epoch_reclaim(struct portreg *reg)
         else
             backoff(&round);
     }
-    /* Everything deferred before the call is free to go: tagged target or
+    /* Everything deferred before the call may go now: tagged target or
      * earlier, or deferred before a scan that found no reader. Others may
-     * have freed some of it meanwhile. */
-    portreg__os_mutex_lock(&dom->run_lock);
-    portreg__os_mutex_lock(&dom->lock);
-    struct epoch_entry *stop = dom->head;
-    while (stop != NULL && stop->seq < before)
-        stop = stop->next;
-    struct epoch_entry *ready = detach_until(dom, stop);
-    portreg__os_mutex_unlock(&dom->lock);
-    portreg__epoch_run_entries(dom, ready);
-    portreg__os_mutex_unlock(&dom->run_lock);
-    return 0;
+     * have freed some of it meanwhile, or be freeing it: then wait for
+     * them to finish, which leaves nothing of it on any list. */
+    for (round = 0;; backoff(&round)) {
+        portreg__os_mutex_lock(&dom->lock);
+        struct epoch_entry *stop = dom->head;
+        while (stop != NULL && stop->seq < before)
+            stop = stop->next;
+        portreg__epoch_ready_append(dom, detach_until(dom, stop));
+        if (!dom->running) {
+            portreg__epoch_run_ready(dom);
+            return 0;
+        }
+        bool owed = dom->current != NULL && dom->current->seq < before;
+        for (struct epoch_entry *e = dom->ready; e != NULL && !owed; e = e->next)
+            owed = e->seq < before;
+        portreg__os_mutex_unlock(&dom->lock);
+        if (!owed)
+            return 0;
+    }
 }

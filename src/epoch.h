@@ -84,13 +84,15 @@ struct epoch_domain {
     uint64_t gen;                /* unique per registry: guards the thread caches */
     struct epoch_anchor *anchor; /* what exiting threads may touch (epoch_records.c) */
 
-    /* Held from detaching a batch until it has been freed, so that fork()
-     * (whose handlers take it) never copies a batch half freed or owned
-     * by a thread the child does not have. Taken before lock. */
-    _Alignas(64) portreg_os_mutex run_lock;
-    portreg_os_mutex lock;
+    _Alignas(64) portreg_os_mutex lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
-    _Atomic size_t pending;           /* entries deferred, not yet freed */
+    /* Past their grace period, waiting to be freed, one at a time, by the
+     * thread that set `running` (see portreg__epoch_run_ready()); `current`
+     * is the one whose free is under way. */
+    struct epoch_entry *ready, **ready_tail;
+    struct epoch_entry *current;
+    bool running;
+    _Atomic size_t pending; /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;
     size_t bytes_since_poll;
     unsigned defers_since_poll;
@@ -150,7 +152,7 @@ static inline void epoch_begin(struct epoch_domain *dom, struct epoch_record *r)
 static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
 {
     /* TSan: release before the section ends; every deferred free
-     * acquires it (epoch.c, portreg__epoch_run_entries()). */
+     * acquires it (epoch.c, portreg__epoch_run_ready()). */
     TSAN_RELEASE(dom);
     ck_epoch_end(&r->rec, NULL);
 }
@@ -173,8 +175,12 @@ PORTREG_HIDDEN int portreg__epoch_reclaim(struct portreg *reg);
 /* One non-blocking step of points 1 and 3; caller holds dom->lock. The
  * entries that are safe to free, detached. */
 PORTREG_HIDDEN struct epoch_entry *portreg__epoch_poll_locked(struct epoch_domain *dom);
-/* Frees a detached list, oldest first. */
-PORTREG_HIDDEN void portreg__epoch_run_entries(struct epoch_domain *dom, struct epoch_entry *e);
+/* Puts a detached list, past its grace period, on the ready list. Caller
+ * holds dom->lock. */
+PORTREG_HIDDEN void portreg__epoch_ready_append(struct epoch_domain *dom, struct epoch_entry *list);
+/* Caller holds dom->lock; returns without it. Frees the ready entries, one
+ * at a time with no lock held, unless another thread is at it. */
+PORTREG_HIDDEN void portreg__epoch_run_ready(struct epoch_domain *dom);
 
 /* reclaim_thread.c: the reclaim thread (point 4). */
 /* The condition variable it sleeps on (also re-made in a forked child). */

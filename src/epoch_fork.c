@@ -13,29 +13,27 @@
 static portreg_os_mutex fork_hook_lock = PORTREG_OS_MUTEX_INITIALIZER;
 
 /* fork() copies one thread. The prepare handler takes every registry's
- * run_lock and lock (after portreg__registries_lock, which keeps the list still),
- * so the child never inherits a list some thread was changing, nor a
- * detached batch that a thread it does not have was freeing (that batch
- * would leak in the child, or, if the child took it over, be freed twice).
- * The child's handler, on its only thread, sets each registry up for the
- * child before any other thread can exist there: the reclaim thread is
- * gone (the next defer starts one), the condition variable may have had
- * waiters that are gone too. */
+ * lock (after portreg__registries_lock, which keeps the list still), so the child
+ * never inherits a list some thread was changing. It never waits for a
+ * free in progress: that runs the allocator's hook, which may take a lock
+ * that a fork handler registered after ours holds already. The child's
+ * handler, on its only thread, sets each registry up for the child before
+ * any other thread can exist there: the reclaim thread is gone (the next
+ * defer starts one), the condition variable may have had waiters that are
+ * gone too, and so is a thread that was freeing entries (the ones it had
+ * not begun are still on the ready list; the one it was inside, the child
+ * cannot tell how far it got, so it keeps it allocated). */
 static void before_fork(void)
 {
     portreg__os_mutex_lock(&portreg__registries_lock);
-    for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next) {
-        portreg__os_mutex_lock(&a->dom->run_lock);
+    for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next)
         portreg__os_mutex_lock(&a->dom->lock);
-    }
 }
 
 static void after_fork_in_parent(void)
 {
-    for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next) {
+    for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next)
         portreg__os_mutex_unlock(&a->dom->lock);
-        portreg__os_mutex_unlock(&a->dom->run_lock);
-    }
     portreg__os_mutex_unlock(&portreg__registries_lock);
 }
 
@@ -51,9 +49,10 @@ static void after_fork_in_child(void)
             dom->thread_started = false;
             dom->want_thread = true;
         }
+        dom->running = false;
+        dom->current = NULL;
         portreg__reclaim_wake_init(dom);
         portreg__os_mutex_unlock(&dom->lock);
-        portreg__os_mutex_unlock(&dom->run_lock);
     }
     portreg__os_mutex_init(&portreg__registries_lock);
     portreg__os_mutex_init(&fork_hook_lock); /* in case a thread held it */

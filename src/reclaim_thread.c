@@ -42,19 +42,14 @@ static void *reclaim_main(void *arg)
         }
         if (dom->thread_stop)
             break;
-        /* run_lock comes first (see before_fork()). */
-        portreg__os_mutex_unlock(&dom->lock);
-        portreg__os_mutex_lock(&dom->run_lock);
-        portreg__os_mutex_lock(&dom->lock);
         unsigned before = ck_pr_load_uint(&dom->ck.epoch);
         struct epoch_entry *ready = portreg__epoch_poll_locked(dom);
         bool progress = ready != NULL || ck_pr_load_uint(&dom->ck.epoch) != before;
         tick_ms = progress
                       ? RECLAIM_TICK_MS
                       : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
-        portreg__os_mutex_unlock(&dom->lock);
-        portreg__epoch_run_entries(dom, ready);
-        portreg__os_mutex_unlock(&dom->run_lock);
+        portreg__epoch_ready_append(dom, ready);
+        portreg__epoch_run_ready(dom);
         portreg__os_mutex_lock(&dom->lock);
     }
     portreg__os_mutex_unlock(&dom->lock);

@@ -448,11 +448,19 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     if (books_compaction_due(reg))
         rebuild(reg, false, NULL);
     if (reg->max_ids != 0 && books_read(&reg->books.slots) >= reg->max_ids) {
-        /* Compact if enough could go; a handle closed since the last
-         * rebuild is not counted as droppable until the next one, so also
-         * rebuild once per max_ids / FULL_COMPACT_DIV refusals. */
+        /* Compact if enough could go. A handle closed since the last
+         * rebuild is not counted as droppable until the next one (see
+         * books_compaction_due()), so also when enough of the table is
+         * untracked and as many slots were inserted since the last
+         * rebuild (they pay for it), and at the latest once per
+         * max_ids / FULL_COMPACT_DIV refusals. */
         size_t dead = books_read(&reg->books.dead), stuck = books_read(&reg->books.stuck);
+        size_t slots = books_read(&reg->books.slots);
+        size_t base = books_read(&reg->books.slots_after_rebuild);
+        size_t inserted = slots > base ? slots - base : 0;
         if ((dead > stuck && (dead - stuck) * FULL_COMPACT_DIV >= reg->max_ids) ||
+            (dead * FULL_COMPACT_DIV >= reg->max_ids &&
+             inserted * FULL_COMPACT_DIV >= reg->max_ids) ||
             ++reg->full_refusals * FULL_COMPACT_DIV >= reg->max_ids) {
             reg->full_refusals = 0;
             rebuild(reg, false, NULL);
