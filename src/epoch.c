@@ -134,14 +134,15 @@ void portreg__epoch_run_ready(struct epoch_domain *dom)
         dom->ready = e->next;
         if (dom->ready == NULL)
             dom->ready_tail = &dom->ready;
-        dom->current = e;
+        dom->current_seq = e->seq;
+        dom->freeing = true;
         portreg__os_mutex_unlock(&dom->lock);
         freeing_for = dom;
         TSAN_ACQUIRE(dom); /* pairs with epoch_end() */
         e->free(e);
         freeing_for = NULL;
         portreg__os_mutex_lock(&dom->lock);
-        dom->current = NULL;
+        dom->freeing = false;
     }
     dom->running = false;
     portreg__os_mutex_unlock(&dom->lock);
@@ -380,7 +381,7 @@ int portreg__epoch_reclaim(struct portreg *reg)
             portreg__epoch_run_ready(dom);
             return 0;
         }
-        bool owed = dom->current != NULL && dom->current->seq < before;
+        bool owed = dom->freeing && dom->current_seq < before;
         for (struct epoch_entry *e = dom->ready; e != NULL && !owed; e = e->next)
             owed = e->seq < before;
         portreg__os_mutex_unlock(&dom->lock);

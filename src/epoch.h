@@ -87,10 +87,12 @@ struct epoch_domain {
     _Alignas(64) portreg_os_mutex lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
     /* Past their grace period, waiting to be freed, one at a time, by the
-     * thread that set `running` (see portreg__epoch_run_ready()); `current`
-     * is the one whose free is under way. */
+     * thread that set `running` (see portreg__epoch_run_ready()); while
+     * `freeing`, the entry whose free is under way had `current_seq` (its
+     * memory may be gone: only its number is kept). */
     struct epoch_entry *ready, **ready_tail;
-    struct epoch_entry *current;
+    uint64_t current_seq;
+    bool freeing;
     bool running;
     _Atomic size_t pending; /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;

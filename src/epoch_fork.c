@@ -50,7 +50,7 @@ static void after_fork_in_child(void)
             dom->want_thread = true;
         }
         dom->running = false;
-        dom->current = NULL;
+        dom->freeing = false;
         portreg__reclaim_wake_init(dom);
         portreg__os_mutex_unlock(&dom->lock);
     }
