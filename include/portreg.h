@@ -511,7 +511,7 @@ PORTREG_API int portreg_stats(portreg_t *reg, portreg_stats_t *stats);
  * too) go on meanwhile; if another thread is freeing some of that memory,
  * it waits for it to finish. Returns 0, PORTREG_EINVAL (reg NULL, or
  * called inside an iteration on this thread, or from an allocator hook
- * while it frees this registry's memory: it would wait for itself) or
+ * while it frees a registry's memory: it could wait for itself) or
  * PORTREG_ESYSTEM (membarrier(2) failed; nothing was freed). Blocking. */
 PORTREG_API int portreg_reclaim(portreg_t *reg);
 

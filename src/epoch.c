@@ -101,50 +101,49 @@ static enum scan_result scan(struct epoch_domain *dom, unsigned e)
     return active ? SCAN_CURRENT : SCAN_IDLE;
 }
 
-/* The domain whose entries the calling thread is freeing (portreg__epoch_run_ready()):
- * a free hook that calls portreg_reclaim() on it is refused, not left to
- * wait for itself. */
-static _Thread_local const struct epoch_domain *freeing_for;
+/* The innermost batch this thread is freeing (a free hook may free
+ * another registry's memory, or call back into this one): refused calls
+ * and the fork handlers walk the chain through outer. */
+static _Thread_local struct epoch_freer *freeing;
 
-/* Puts a detached list, which is past its grace period, on the ready list.
- * Caller holds dom->lock. */
-void portreg__epoch_ready_append(struct epoch_domain *dom, struct epoch_entry *list)
+struct epoch_freer *portreg__epoch_freeing(void)
 {
-    if (list == NULL)
-        return;
-    *dom->ready_tail = list;
-    while (list->next != NULL)
-        list = list->next;
-    dom->ready_tail = &list->next;
+    return freeing;
 }
 
-/* Caller holds dom->lock; returns without it. Frees the ready entries
- * oldest first, one at a time, each with no lock held: a free runs the
- * allocator's hook, which may take any lock (one a fork handler takes, or
- * this registry's own through a call back into it). One thread at a time
- * does it; others leave the entries to it. */
-void portreg__epoch_run_ready(struct epoch_domain *dom)
+void portreg__epoch_free_batch(struct epoch_domain *dom, struct epoch_entry *list)
 {
-    if (dom->running) {
+    if (list == NULL) {
         portreg__os_mutex_unlock(&dom->lock);
         return;
     }
-    dom->running = true;
-    for (struct epoch_entry *e; (e = dom->ready) != NULL;) {
-        dom->ready = e->next;
-        if (dom->ready == NULL)
-            dom->ready_tail = &dom->ready;
-        dom->current_seq = e->seq;
-        dom->freeing = true;
+    /* Each thread frees what it took off the list (writers too, so the
+     * backlog stays bounded when the hooks are slow). The entries stay
+     * visible in dom->freers until they are freed: portreg_reclaim() can
+     * wait for them, and a child of fork() takes back those not begun. */
+    struct epoch_freer f = {.rest = list, .dom = dom, .outer = freeing, .next = dom->freers};
+    dom->freers = &f;
+    for (struct epoch_entry *e; (e = f.rest) != NULL;) {
+        f.rest = e->next;
+        f.current_seq = e->seq;
+        f.current_bytes = e->bytes;
+        f.busy = true;
         portreg__os_mutex_unlock(&dom->lock);
-        freeing_for = dom;
+        /* No lock held: the allocator's hook may take any lock, one a
+         * fork handler takes or this registry's own (a call back). */
+        freeing = &f;
         TSAN_ACQUIRE(dom); /* pairs with epoch_end() */
         e->free(e);
-        freeing_for = NULL;
+        freeing = f.outer;
         portreg__os_mutex_lock(&dom->lock);
-        dom->freeing = false;
+        f.busy = false;
+        atomic_fetch_sub_explicit(&dom->pending, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&dom->pending_bytes, f.current_bytes, memory_order_relaxed);
     }
-    dom->running = false;
+    struct epoch_freer **p = &dom->freers;
+    while (*p != &f)
+        p = &(*p)->next;
+    *p = f.next;
     portreg__os_mutex_unlock(&dom->lock);
 }
 
@@ -152,24 +151,16 @@ void portreg__epoch_run_ready(struct epoch_domain *dom)
 static struct epoch_entry *detach_until(struct epoch_domain *dom, struct epoch_entry *stop)
 {
     struct epoch_entry *first = dom->head, *e;
-    size_t n = 0, bytes = 0;
 
     if (first == stop)
         return NULL;
-    for (e = first;; e = e->next) {
-        n++;
-        bytes += e->bytes;
-        if (e->next == stop) {
-            e->next = NULL;
-            break;
-        }
-    }
+    for (e = first; e->next != stop; e = e->next)
+        ;
+    e->next = NULL;
     dom->head = stop;
     if (stop == NULL)
         dom->tail = &dom->head;
-    atomic_fetch_sub_explicit(&dom->pending, n, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
-    return first;
+    return first; /* pending until portreg__epoch_free_batch() frees it */
 }
 
 /* Points 1 and 3: one non-blocking step. Caller holds dom->lock. Returns
@@ -213,8 +204,6 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     atomic_init(&dom->anchor->exiting, 0);
     atomic_init(&dom->anchor->dead, false);
     dom->anchor->dom = dom;
-    dom->ready = NULL;
-    dom->ready_tail = &dom->ready;
     int err = portreg__os_mutex_init(&dom->lock);
     if (err != 0)
         goto fail_mutex;
@@ -251,8 +240,7 @@ void portreg__epoch_fini(struct portreg *reg)
     portreg__reclaim_thread_stop(dom);
     /* No thread is in a section: everything deferred can go. */
     portreg__os_mutex_lock(&dom->lock);
-    portreg__epoch_ready_append(dom, detach_until(dom, NULL));
-    portreg__epoch_run_ready(dom);
+    portreg__epoch_free_batch(dom, detach_until(dom, NULL));
 
     CK_STACK_FOREACH_SAFE(&dom->ck.records, cursor, next)
     {
@@ -288,11 +276,17 @@ void portreg__epoch_defer(struct portreg *reg, struct epoch_entry *e,
     atomic_fetch_add_explicit(&dom->pending_bytes, bytes, memory_order_relaxed);
     dom->defers_since_poll++;
     dom->bytes_since_poll += bytes;
-    if (dom->want_thread)
-        portreg__reclaim_thread_start(dom);
+    /* The thread is created with no lock held: creating it may allocate,
+     * and an allocator may take its own lock in a fork handler, which
+     * runs before ours takes dom->lock. */
+    bool start = dom->want_thread;
+    dom->want_thread = false;
+    dom->thread_starting |= start;
     if (was_empty && dom->thread_started)
         portreg__os_cond_signal(&dom->wake);
     portreg__os_mutex_unlock(&dom->lock);
+    if (start)
+        portreg__reclaim_thread_start(dom);
 }
 
 void portreg__epoch_poll_if_due(struct portreg *reg)
@@ -304,13 +298,14 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
     /* trylock: whoever holds the lock is deferring or polling already. */
     if (!portreg__os_mutex_trylock(&dom->lock))
         return;
+    struct epoch_entry *ready = NULL;
     /* Without membarrier a poll is cheap (a fence and a scan): every
      * time. With it, each poll interrupts every core running our threads:
      * only once enough has piled up (the reclaim thread does the rest). */
     if (!dom->membarrier || dom->defers_since_poll >= POLL_DEFERS ||
         dom->bytes_since_poll >= POLL_BYTES)
-        portreg__epoch_ready_append(dom, portreg__epoch_poll_locked(dom));
-    portreg__epoch_run_ready(dom);
+        ready = portreg__epoch_poll_locked(dom);
+    portreg__epoch_free_batch(dom, ready);
 }
 
 /* Backs off while a reader holds up the grace period: yields first, then
@@ -339,15 +334,16 @@ int portreg__epoch_reclaim(struct portreg *reg)
     struct epoch_domain *dom = &reg->epoch;
     unsigned round = 0;
 
-    /* Inside a read section, or inside a free of this registry (an
-     * allocator hook calling back): what it waits for is the caller. */
-    if (in_section(dom) || freeing_for == dom)
+    /* Inside a read section, it would wait for itself. Inside an allocator
+     * hook that frees (any registry's memory), it could wait for a thread
+     * that waits for the caller's own batch. */
+    if (in_section(dom) || freeing != NULL)
         return PORTREG_EINVAL;
     atomic_thread_fence(memory_order_seq_cst);
     portreg__os_mutex_lock(&dom->lock);
     unsigned target = ck_pr_load_uint(&dom->ck.epoch);
     uint64_t before = dom->defers; /* what was deferred before this call */
-    bool none = dom->head == NULL && dom->ready == NULL && !dom->running;
+    bool none = dom->head == NULL && dom->freers == NULL;
     portreg__os_mutex_unlock(&dom->lock);
     if (none)
         return 0;
@@ -368,22 +364,20 @@ int portreg__epoch_reclaim(struct portreg *reg)
             backoff(&round);
     }
     /* Everything deferred before the call may go now: tagged target or
-     * earlier, or deferred before a scan that found no reader. Others may
-     * have freed some of it meanwhile, or be freeing it: then wait for
-     * them to finish, which leaves nothing of it on any list. */
+     * earlier, or deferred before a scan that found no reader. Free what
+     * is still on the list; then wait for any of it other threads are
+     * freeing (each batch is in defer order: its first entry tells). */
+    portreg__os_mutex_lock(&dom->lock);
+    struct epoch_entry *stop = dom->head;
+    while (stop != NULL && stop->seq < before)
+        stop = stop->next;
+    portreg__epoch_free_batch(dom, detach_until(dom, stop));
     for (round = 0;; backoff(&round)) {
+        bool owed = false;
         portreg__os_mutex_lock(&dom->lock);
-        struct epoch_entry *stop = dom->head;
-        while (stop != NULL && stop->seq < before)
-            stop = stop->next;
-        portreg__epoch_ready_append(dom, detach_until(dom, stop));
-        if (!dom->running) {
-            portreg__epoch_run_ready(dom);
-            return 0;
-        }
-        bool owed = dom->freeing && dom->current_seq < before;
-        for (struct epoch_entry *e = dom->ready; e != NULL && !owed; e = e->next)
-            owed = e->seq < before;
+        for (struct epoch_freer *f = dom->freers; f != NULL && !owed; f = f->next)
+            owed =
+                (f->busy && f->current_seq < before) || (f->rest != NULL && f->rest->seq < before);
         portreg__os_mutex_unlock(&dom->lock);
         if (!owed)
             return 0;

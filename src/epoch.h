@@ -75,6 +75,18 @@ struct epoch_entry {
     uint64_t seq;   /* its place in the registry's order of defers */
 };
 
+/* A thread freeing a batch of entries past their grace period, one at a
+ * time with no lock held (epoch.c). Lives on that thread's stack. */
+struct epoch_freer {
+    struct epoch_entry *rest; /* not begun yet, in defer order */
+    bool busy;                /* inside the free of the entry below */
+    uint64_t current_seq;     /* ... whose memory may be gone: its number */
+    size_t current_bytes;     /* and its size are kept here */
+    struct epoch_freer *next; /* the domain's freers */
+    const struct epoch_domain *dom;
+    struct epoch_freer *outer; /* this thread's enclosing free (a hook's) */
+};
+
 /* The registry's part of the protocol. Readers touch only ck.epoch (and
  * their own record); everything below `deferred` belongs to defer, poll
  * and reclaim, under `lock` unless atomic. */
@@ -86,21 +98,17 @@ struct epoch_domain {
 
     _Alignas(64) portreg_os_mutex lock;
     struct epoch_entry *head, **tail; /* FIFO: epochs never decrease */
-    /* Past their grace period, waiting to be freed, one at a time, by the
-     * thread that set `running` (see portreg__epoch_run_ready()); while
-     * `freeing`, the entry whose free is under way had `current_seq` (its
-     * memory may be gone: only its number is kept). */
-    struct epoch_entry *ready, **ready_tail;
-    uint64_t current_seq;
-    bool freeing;
-    bool running;
+    /* The threads freeing batches they took off that list (free_batch()
+     * in epoch.c): linked here, from their stacks, while they run. */
+    struct epoch_freer *freers;
     _Atomic size_t pending; /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;
     size_t bytes_since_poll;
     unsigned defers_since_poll;
     /* The reclaim thread (reclaim_thread.c): started on the first defer. */
     bool want_thread, thread_started, thread_stop;
-    uint64_t defers; /* entries deferred so far: the next one's seq */
+    bool thread_starting; /* a defer is creating it, with no lock held */
+    uint64_t defers;      /* entries deferred so far: the next one's seq */
     portreg_os_thread thread;
     portreg_os_cond wake;
 };
@@ -154,7 +162,7 @@ static inline void epoch_begin(struct epoch_domain *dom, struct epoch_record *r)
 static inline void epoch_end(struct epoch_domain *dom, struct epoch_record *r)
 {
     /* TSan: release before the section ends; every deferred free
-     * acquires it (epoch.c, portreg__epoch_run_ready()). */
+     * acquires it (epoch.c, portreg__epoch_free_batch()). */
     TSAN_RELEASE(dom);
     ck_epoch_end(&r->rec, NULL);
 }
@@ -177,12 +185,12 @@ PORTREG_HIDDEN int portreg__epoch_reclaim(struct portreg *reg);
 /* One non-blocking step of points 1 and 3; caller holds dom->lock. The
  * entries that are safe to free, detached. */
 PORTREG_HIDDEN struct epoch_entry *portreg__epoch_poll_locked(struct epoch_domain *dom);
-/* Puts a detached list, past its grace period, on the ready list. Caller
- * holds dom->lock. */
-PORTREG_HIDDEN void portreg__epoch_ready_append(struct epoch_domain *dom, struct epoch_entry *list);
-/* Caller holds dom->lock; returns without it. Frees the ready entries, one
- * at a time with no lock held, unless another thread is at it. */
-PORTREG_HIDDEN void portreg__epoch_run_ready(struct epoch_domain *dom);
+/* Caller holds dom->lock; returns without it. Frees a batch taken off the
+ * list (past its grace period), oldest first, one entry at a time with no
+ * lock held. */
+PORTREG_HIDDEN void portreg__epoch_free_batch(struct epoch_domain *dom, struct epoch_entry *list);
+/* The innermost batch the calling thread is freeing, or NULL. */
+PORTREG_HIDDEN struct epoch_freer *portreg__epoch_freeing(void);
 
 /* reclaim_thread.c: the reclaim thread (point 4). */
 /* The condition variable it sleeps on (also re-made in a forked child). */

@@ -20,8 +20,8 @@ static portreg_os_mutex fork_hook_lock = PORTREG_OS_MUTEX_INITIALIZER;
  * handler, on its only thread, sets each registry up for the child before
  * any other thread can exist there: the reclaim thread is gone (the next
  * defer starts one), the condition variable may have had waiters that are
- * gone too, and so is a thread that was freeing entries (the ones it had
- * not begun are still on the ready list; the one it was inside, the child
+ * gone too, and so are threads that were freeing batches (the entries they
+ * had not begun go back on the list; the one each was inside, the child
  * cannot tell how far it got, so it keeps it allocated). */
 static void before_fork(void)
 {
@@ -37,6 +37,56 @@ static void after_fork_in_parent(void)
     portreg__os_mutex_unlock(&portreg__registries_lock);
 }
 
+/* Merges two lists in defer order. */
+static struct epoch_entry *merge_by_seq(struct epoch_entry *a, struct epoch_entry *b)
+{
+    struct epoch_entry *head = NULL, **tail = &head;
+    while (a != NULL && b != NULL) {
+        struct epoch_entry **least = a->seq < b->seq ? &a : &b;
+        *tail = *least;
+        tail = &(*least)->next;
+        *least = (*least)->next;
+    }
+    *tail = a != NULL ? a : b;
+    return head;
+}
+
+/* The child's only thread: batches other threads were freeing have no one
+ * to finish them. The entries they had not begun go back to the front of
+ * the list (they came off its front, so they are older than what is on it
+ * and stay in defer order); the one each was inside is lost to the child.
+ * The forking thread's own batches (a free hook that forked) go on. */
+static void take_back_batches(struct epoch_domain *dom)
+{
+    struct epoch_entry *back = NULL;
+    struct epoch_freer **p = &dom->freers;
+    while (*p != NULL) {
+        struct epoch_freer *f = *p;
+        bool ours = false;
+        for (struct epoch_freer *c = portreg__epoch_freeing(); c != NULL && !ours; c = c->outer)
+            ours = c == f;
+        if (ours) {
+            p = &f->next;
+            continue;
+        }
+        if (f->busy) {
+            atomic_fetch_sub_explicit(&dom->pending, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&dom->pending_bytes, f->current_bytes, memory_order_relaxed);
+        }
+        back = merge_by_seq(back, f->rest);
+        *p = f->next;
+    }
+    if (back == NULL)
+        return;
+    struct epoch_entry *last = back;
+    while (last->next != NULL)
+        last = last->next;
+    last->next = dom->head;
+    if (dom->head == NULL)
+        dom->tail = &last->next;
+    dom->head = back;
+}
+
 static void after_fork_in_child(void)
 {
     for (struct epoch_anchor *a = portreg__live_anchors; a != NULL; a = a->next) {
@@ -49,8 +99,11 @@ static void after_fork_in_child(void)
             dom->thread_started = false;
             dom->want_thread = true;
         }
-        dom->running = false;
-        dom->freeing = false;
+        if (dom->thread_starting) {
+            dom->thread_starting = false;
+            dom->want_thread = true;
+        }
+        take_back_batches(dom);
         portreg__reclaim_wake_init(dom);
         portreg__os_mutex_unlock(&dom->lock);
     }

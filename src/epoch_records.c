@@ -72,6 +72,8 @@ int portreg__epoch_registry_join(struct epoch_anchor *a)
     int err = portreg__epoch_fork_hook_retry();
     if (err != 0)
         return err;
+    uint64_t *spare = NULL, *old = NULL;
+    size_t spare_words = 0;
     portreg__os_mutex_lock(&portreg__registries_lock);
     if (!exit_key_made) {
         err = portreg__os_key_create(&exit_key, portreg__epoch_thread_exit);
@@ -79,19 +81,33 @@ int portreg__epoch_registry_join(struct epoch_anchor *a)
             goto out;
         exit_key_made = true;
     }
-    size_t w = 0;
-    while (w < slots_words && slots_used[w] == UINT64_MAX)
-        w++;
-    if (w == slots_words) {
-        size_t n = slots_words != 0 ? 2 * slots_words : 1;
-        uint64_t *grown = realloc(slots_used, n * sizeof *grown);
-        if (grown == NULL) {
+    size_t w;
+    for (;;) {
+        w = 0;
+        while (w < slots_words && slots_used[w] == UINT64_MAX)
+            w++;
+        if (w < slots_words)
+            break;
+        if (spare_words > slots_words) { /* grown meanwhile by no one: ours */
+            memcpy(spare, slots_used, slots_words * sizeof *spare);
+            memset(spare + slots_words, 0, (spare_words - slots_words) * sizeof *spare);
+            old = slots_used;
+            slots_used = spare;
+            slots_words = spare_words;
+            spare = NULL;
+            continue;
+        }
+        /* Allocate with the lock released: an allocator may take its own
+         * lock in a fork handler, which runs before ours takes this one. */
+        spare_words = slots_words != 0 ? 2 * slots_words : 1;
+        portreg__os_mutex_unlock(&portreg__registries_lock);
+        free(spare);
+        spare = malloc(spare_words * sizeof *spare);
+        portreg__os_mutex_lock(&portreg__registries_lock);
+        if (spare == NULL) {
             err = ENOMEM;
             goto out;
         }
-        memset(grown + slots_words, 0, (n - slots_words) * sizeof *grown);
-        slots_used = grown;
-        slots_words = n;
     }
     unsigned bit = (unsigned)__builtin_ctzll(~slots_used[w]);
     slots_used[w] |= UINT64_C(1) << bit;
@@ -103,6 +119,8 @@ int portreg__epoch_registry_join(struct epoch_anchor *a)
     portreg__live_anchors = a;
 out:
     portreg__os_mutex_unlock(&portreg__registries_lock);
+    free(spare);
+    free(old);
     return err;
 }
 

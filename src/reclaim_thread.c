@@ -48,21 +48,28 @@ static void *reclaim_main(void *arg)
         tick_ms = progress
                       ? RECLAIM_TICK_MS
                       : (tick_ms * 2 > RECLAIM_TICK_MAX_MS ? RECLAIM_TICK_MAX_MS : tick_ms * 2);
-        portreg__epoch_ready_append(dom, ready);
-        portreg__epoch_run_ready(dom);
+        portreg__epoch_free_batch(dom, ready);
         portreg__os_mutex_lock(&dom->lock);
     }
     portreg__os_mutex_unlock(&dom->lock);
     return NULL;
 }
 
-/* Caller holds dom->lock. The thread blocks every signal: a library
- * thread must not take the application's signals. On failure the
- * registry goes on without it (writers and portreg_reclaim() still free). */
+/* Called with no lock held, by the defer that set thread_starting (so
+ * only one). The thread blocks every signal: a library thread must not
+ * take the application's signals. On failure the registry goes on without
+ * it (writers and portreg_reclaim() still free). */
 void portreg__reclaim_thread_start(struct epoch_domain *dom)
 {
-    dom->want_thread = false;
-    dom->thread_started = portreg__os_thread_start(&dom->thread, reclaim_main, dom) == 0;
+    portreg_os_thread t;
+    bool ok = portreg__os_thread_start(&t, reclaim_main, dom) == 0;
+    portreg__os_mutex_lock(&dom->lock);
+    dom->thread = t;
+    dom->thread_started = ok;
+    dom->thread_starting = false;
+    if (ok && dom->head != NULL)
+        portreg__os_cond_signal(&dom->wake);
+    portreg__os_mutex_unlock(&dom->lock);
 }
 
 /* The reclaim thread's condition variable, for deadlines of
@@ -75,7 +82,7 @@ int portreg__reclaim_wake_init(struct epoch_domain *dom)
 /* Destroy: stops the thread, if it runs, and waits for it. */
 void portreg__reclaim_thread_stop(struct epoch_domain *dom)
 {
-    if (!dom->thread_started)
+    if (!dom->thread_started) /* destroy runs alone: no defer is starting it */
         return;
     portreg__os_mutex_lock(&dom->lock);
     dom->thread_stop = true;
