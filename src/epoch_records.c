@@ -89,7 +89,8 @@ int portreg__epoch_registry_join(struct epoch_anchor *a)
         if (w < slots_words)
             break;
         if (spare_words > slots_words) { /* grown meanwhile by no one: ours */
-            memcpy(spare, slots_used, slots_words * sizeof *spare);
+            if (slots_words != 0)        /* memcpy() from NULL is undefined */
+                memcpy(spare, slots_used, slots_words * sizeof *spare);
             memset(spare + slots_words, 0, (spare_words - slots_words) * sizeof *spare);
             old = slots_used;
             slots_used = spare;
