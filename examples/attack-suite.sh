@@ -394,6 +394,55 @@ check_port_loss() {
   stop_broker "$bpid" TERM
 }
 
+# cpu_ns PID: CPU time of all of PID's threads, in ns (schedstat).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {print n + 0}'; }
+
+# check_cost SOCK: the broker's CPU time per port check (ns) over a 2 s
+# window, in $cost; the checks made in it in $checks.
+check_cost() {
+  local c0 t0 c1 t1
+  c0=$(stat_of "$1" port_checks)
+  t0=$(cpu_ns "$bpid")
+  sleep 2
+  c1=$(stat_of "$1" port_checks)
+  t1=$(cpu_ns "$bpid")
+  checks=$((c1 - c0))
+  ((checks > 0)) || fail "no port checks in 2 s"
+  cost=$(((t1 - t0) / checks))
+}
+
+check_listener_farm() {
+  echo "== listeners in another network namespace do not make port checks dearer"
+  if ! unshare -rn true 2>/dev/null; then
+    echo "SKIP: unprivileged user and network namespaces (unshare -rn) are unavailable here"
+    return
+  fi
+  local sock=$tmp/farm/b.sock base i
+  start_broker farm "$sock" --recheck-ms 10
+  for i in $(seq 0 15); do
+    held "fd$i" "$daemon" --socket "$sock" --id "fd$i"
+  done
+  q "$sock" wait fd15 bound 10000
+  for i in $(seq 0 14); do q "$sock" wait "fd$i" bound 10000; done
+  check_cost "$sock"
+  base=$cost
+  echo "   measured: 16 bound ports, rechecked every 10 ms: $((cost / 1000)) us of broker CPU per port check ($checks checks in 2 s)"
+  # What any local user can do: a private network namespace holding
+  # thousands of listeners, invisible from the host's. A check that walks
+  # the kernel's listener tables pays for each of them.
+  held farmer unshare -rn "$probe_bin" farm 5000
+  wait_until 30 log_has farmer '^farm ' || fail "the listener farm did not start"
+  log_has farmer '^farm 5000$' || fail "farm: $(cat "$tmp/farmer.log")"
+  check_cost "$sock"
+  echo "   measured: the same beside 5000 listeners in another namespace: $((cost / 1000)) us per port check ($checks checks in 2 s)"
+  ((cost < 4 * base + 50000)) ||
+    fail "5000 foreign listeners made a port check cost $((cost / 1000)) us (was $((base / 1000)) us)"
+  release farmer
+  for i in $(seq 0 15); do release "fd$i"; done
+  stop_broker "$bpid" TERM
+  ok "a port check costs the same beside 5000 listeners in another namespace: one exact lookup"
+}
+
 check_ready_flood() {
   echo "== 8 connections flooding BackendHttpReady: newcomers, deaths and shutdown stay prompt"
   local sock=$tmp/flood/b.sock ms t0
@@ -839,7 +888,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_allowed_confined check_squatter check_bad_frames check_silent_connections
-  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
+  check_port_loss check_listener_farm check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

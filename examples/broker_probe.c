@@ -7,6 +7,11 @@
  *   listen [ADDR]                listen on ADDR (default 127.0.0.1; ::1 for
  *                                IPv6 only), port 0; print "port N", hold
  *                                until stdin closes
+ *   farm N                       N listeners on 127.0.0.1 (port 0 each):
+ *                                print "farm K" (K made), hold until stdin
+ *                                closes. Run in a network namespace of its
+ *                                own (unshare -rn), it is what any user can
+ *                                add to the kernel's listener tables
  *   report SOCK ID PORT WAIT_MS  hello ID, then (PORT > 0) BackendHttpReady
  *                                {PORT}; print "dropped" (exit 1) if the
  *                                broker hangs up within WAIT_MS, else "kept"
@@ -61,6 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +157,22 @@ static int do_listen(const char *addr)
     fflush(stdout);
     hold_until_stdin_closes();
     return 0;
+}
+
+static int do_farm(long n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long made = 0;
+    for (unsigned port; made < n && tcp_listen("127.0.0.1", &port) >= 0; made++)
+        ;
+    printf("farm %ld\n", made);
+    fflush(stdout);
+    hold_until_stdin_closes();
+    return made == n ? 0 : 1;
 }
 
 /* A BackendHttpReady {port} body, as portreg_encode_ready() writes it. */
@@ -494,11 +516,12 @@ static int do_ctl_stall(const char *ctl, const char *mode)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: broker_probe listen [ADDR] | report SOCK ID PORT WAIT_MS | silent "
-                    "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
-                    "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
-                    "HOLD_MS [TEXT] | ctl-stall CTL "
-                    "silent|trickle|noread | raw SOCK TEXT WAIT_MS\n");
+    fprintf(stderr,
+            "usage: broker_probe listen [ADDR] | farm N | report SOCK ID PORT WAIT_MS | silent "
+            "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
+            "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
+            "HOLD_MS [TEXT] | ctl-stall CTL "
+            "silent|trickle|noread | raw SOCK TEXT WAIT_MS\n");
 }
 
 int main(int argc, char **argv)
@@ -507,6 +530,8 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "listen") == 0 && (argc == 2 || argc == 3))
         return do_listen(argc == 3 ? argv[2] : "127.0.0.1");
+    if (strcmp(mode, "farm") == 0 && argc == 3 && atol(argv[2]) > 0)
+        return do_farm(atol(argv[2]));
     if (strcmp(mode, "report") == 0 && argc == 6)
         return do_report(argv[2], argv[3], atol(argv[4]), atoi(argv[5]));
     if (strcmp(mode, "silent") == 0 && (argc == 5 || argc == 6))

@@ -73,6 +73,9 @@ struct broker {
     /* Gauges the control plane publishes for `stats`. relaxed: display only. */
     _Atomic unsigned daemon_conns;
     _Atomic size_t backends;
+    /* Ports looked up with sock_diag, at report and at recheck: with the
+     * broker's CPU time, the cost of one check. */
+    _Atomic uint64_t port_checks;
     struct data_plane *data;
 };
 
@@ -157,18 +160,19 @@ void ports_close(struct ports *p);  /* NULL is ignored */
 struct port_claim {
     uint16_t port;
     uid_t uid;
-    unsigned mine, others; /* listeners receiving DATA_PLANE_ADDR:port */
+    unsigned mine, others; /* the listener receiving DATA_PLANE_ADDR:port: 0 or 1 */
     uid_t other_uid;
     size_t tag; /* the caller's */
 };
-/* Counts the listeners of every claim (sorting claims by port): one
- * sock_diag dump per family for each port, or for all of them when there
- * are many. 0, or -1 with the reason in why. */
+/* Finds, for every claim (sorting claims by port), the socket that would
+ * receive DATA_PLANE_ADDR:port: one exact sock_diag lookup per port, whose
+ * cost does not grow with the host's sockets. 0, or -1 with the reason
+ * in why. */
 int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why, size_t why_len);
 /* 0 if a counted claim holds: a listener of its uid, none of another. */
 int claim_verdict(const struct port_claim *c, char *why, size_t why_len);
-/* 0 if a TCP socket of uid listens so as to receive DATA_PLANE_ADDR:port
- * and no socket of another uid does; otherwise -1 with the reason in why. */
+/* 0 if the TCP socket that would receive DATA_PLANE_ADDR:port listens as
+ * uid; otherwise -1 with the reason in why. */
 int port_owned_by(struct ports *p, uint16_t port, uid_t uid, char *why, size_t why_len);
 
 /* daemons.c and control.c: thread bodies. */

@@ -272,10 +272,11 @@ static const char *cmd_stats(struct server *s, struct client *c, char **argv, st
         data_plane_totals(s->b->data, &lookups, &hits);
     answer_add(a,
                "lookups %" PRIu64 " hits %" PRIu64 " changes %" PRIu64
-               " tracked %zu backends %zu conns %u log_lost %" PRIu64 "\n",
+               " tracked %zu backends %zu conns %u log_lost %" PRIu64 " port_checks %" PRIu64 "\n",
                lookups, hits, portreg_changes(s->b->reg), portreg_count(s->b->reg),
                atomic_load_explicit(&s->b->backends, memory_order_relaxed),
-               atomic_load_explicit(&s->b->daemon_conns, memory_order_relaxed), log_lost());
+               atomic_load_explicit(&s->b->daemon_conns, memory_order_relaxed), log_lost(),
+               atomic_load_explicit(&s->b->port_checks, memory_order_relaxed));
     return NULL;
 }
 

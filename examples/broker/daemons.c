@@ -98,6 +98,12 @@ static void publish_gauges(struct plane *p)
     atomic_store_explicit(&p->b->backends, p->nbackends, memory_order_relaxed);
 }
 
+static void count_checks(struct plane *p, size_t n)
+{
+    /* relaxed: a counter read for display */
+    atomic_fetch_add_explicit(&p->b->port_checks, n, memory_order_relaxed);
+}
+
 /* "zccache (pid 12 uid 1000)", or "(pid 12 uid 1000)" before the hello. */
 static const char *who(const struct conn *c, char out[ID_LOG_MAX + 48])
 {
@@ -268,6 +274,7 @@ static bool on_port(struct plane *p, struct conn *c, uint16_t port)
     struct backend *bk = c->backend;
     if (c->reported && port == c->port)
         return true; /* nothing new: recheck_ports() keeps verifying it */
+    count_checks(p, 1);
     if (port_owned_by(p->ports, port, c->uid, why, sizeof why) != 0) {
         log_line(LOG_EVENT, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
         return false;
@@ -489,6 +496,7 @@ static int64_t recheck_ports(struct plane *p, int64_t now)
     }
     p->recheck_at = now + (int64_t)p->cfg->recheck_ms * MS;
     char why[128], reason[160];
+    count_checks(p, n);
     bool failed = ports_tally(p->ports, p->claims, n, why, sizeof why) != 0 &&
                   ports_tally(p->ports, p->claims, n, why, sizeof why) != 0;
     for (size_t k = 0; k < n; k++) {
