@@ -811,8 +811,33 @@ check_socket_dirs() {
     [[ $rc != 0 ]] || fail "the broker started in a directory nobody owns"
     [[ $out == *"$tmp/squatted"*"remove it"* ]] || fail "no directory or fix named: $out"
     ok "a directory made by another user is refused: ${out:0:100}..."
+    # A symlink of another user on the way, even to a directory of ours:
+    # its owner can point it at a directory of its own at any time, and
+    # the broker's clients and its shutdown would follow.
+    mkdir -m 0755 "$tmp/ours"
+    ln -s "$tmp/ours" "$tmp/theirs" && chown -h nobody "$tmp/theirs"
+    rc=0
+    out=$(timeout 20 "$broker" --socket "$tmp/theirs/run/b.sock" 2>&1) || rc=$?
+    [[ $rc != 0 ]] || fail "the broker started through a symlink nobody owns"
+    [[ $out == *"$tmp/theirs"*"symlink owned by uid 65534"* ]] || fail "no symlink or owner named: $out"
+    [[ ! -e $tmp/ours/run ]] || fail "the refused broker still made $tmp/ours/run"
+    ok "a symlink of another user on the way is refused: ${out:0:100}..."
+    # The same through a symlink of ours (and one inside the target, and
+    # a "..") starts.
+    ln -s "$tmp/ours" "$tmp/mine" && mkdir -m 0755 "$tmp/ours/sub" && ln -s .. "$tmp/ours/sub/up"
+    start_broker mine "$tmp/mine/sub/up/run/b.sock"
+    [[ -S $tmp/ours/run/b.sock ]] || fail "no socket in $tmp/ours/run"
+    stop_broker "$bpid" TERM
+    ok "through symlinks of its own uid the broker starts"
+    # A symlink of another user further on, inside the target of ours.
+    ln -s "$tmp/ours" "$tmp/ours/sub/theirs" && chown -h nobody "$tmp/ours/sub/theirs"
+    rc=0
+    out=$(timeout 20 "$broker" --socket "$tmp/mine/sub/theirs/run2/b.sock" 2>&1) || rc=$?
+    [[ $rc != 0 && $out == *"sub/theirs"*"symlink owned by uid 65534"* ]] ||
+      fail "a symlink of another user behind one of ours was followed: rc $rc: $out"
+    ok "a symlink of another user behind one of ours is refused too"
   else
-    echo "SKIP: a directory of another user needs root"
+    echo "SKIP: a directory or symlink of another user needs root"
   fi
   # A parent others can write, without the sticky bit: the directory
   # could be renamed away and replaced once the broker checked it.
