@@ -443,6 +443,35 @@ check_listener_farm() {
   ok "a port check costs the same beside 5000 listeners in another namespace: one exact lookup"
 }
 
+check_port_switch() {
+  echo "== connections changing port at a daemon's pace cannot make the broker check ports without end"
+  local sock=$tmp/switch/b.sock c0 c1 t0 ms
+  # No periodic recheck here: only the checks that port changes cost.
+  start_broker switch "$sock" --recheck-ms 3600000
+  held switcher "$probe_bin" switch "$sock" 16 sw- 60000
+  wait_until 10 log_has switcher '^switching' || fail "the switcher did not start"
+  log_has switcher '^switching 16$' || fail "switch: $(cat "$tmp/switcher.log")"
+  q "$sock" wait sw-15 bound 10000
+  c0=$(stat_of "$sock" port_checks)
+  sleep 2
+  c1=$(stat_of "$sock" port_checks)
+  echo "   measured: 16 connections switching port every 16 ms: $(((c1 - c0) / 2)) port checks/s (they asked for ~1000/s)"
+  # A budget of one change per second per connection, after a burst of 4.
+  ((c1 - c0 <= 16 * (2 + 4) + 16)) || fail "$((c1 - c0)) port checks in 2 s for 16 connections"
+  t0=$(date +%s%N)
+  held nc2 "$daemon" --socket "$sock" --id newcomer
+  q "$sock" wait newcomer bound 10000
+  ms=$(ms_since "$t0")
+  echo "   measured: a newcomer bound in $ms ms beside them (target < 50 ms)"
+  ((ms < 500)) || fail "a newcomer took $ms ms to be bound beside the switchers"
+  q "$sock" get sw-0
+  [[ $answer == "sw-0 bound "* ]] || fail "a switching daemon lost its binding: $answer"
+  release nc2
+  release switcher
+  stop_broker "$bpid" TERM
+  ok "port changes cost at most one check per connection per second after a burst; newcomers bound promptly"
+}
+
 check_ready_flood() {
   echo "== 8 connections flooding BackendHttpReady: newcomers, deaths and shutdown stay prompt"
   local sock=$tmp/flood/b.sock ms t0
@@ -913,7 +942,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_allowed_confined check_squatter check_bad_frames check_silent_connections
-  check_port_loss check_listener_farm check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
+  check_port_loss check_listener_farm check_port_switch check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

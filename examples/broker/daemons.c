@@ -15,7 +15,9 @@
  *               frames in one read only the last counts, and a port
  *               already accepted is not checked again) and rate-limited
  *               per connection (a connection over its budget is not read
- *               until it is back within it; its hang-up is still seen)
+ *               until it is back within it; its hang-up is still seen):
+ *               64 frames, and 4 port changes, at once, then 64 frames
+ *               and one change a second
  *   recheck     every --recheck-ms, sock_diag (ports_tally()) re-verifies every
  *               bound port; a daemon whose port fails is dropped, which
  *               unbinds it
@@ -49,6 +51,13 @@
  * port; a flood is read no faster than this. */
 #define FRAME_BURST    64
 #define FRAME_INTERVAL (1000 * MS / 64)
+/* Port changes a connection may make: CHANGE_BURST at once, then one per
+ * CHANGE_INTERVAL. Each costs a check; a daemon changes port when it
+ * restarts its listener, not every few milliseconds. Past its budget a
+ * connection is not read until it is back within it, and the frames that
+ * waited meanwhile are coalesced: only the last port counts. */
+#define CHANGE_BURST    4
+#define CHANGE_INTERVAL (1000 * MS)
 
 struct backend {
     bool used;
@@ -73,6 +82,7 @@ struct conn {
      * (virtual time); while paused_until is set, its fd is watched for a
      * hang-up only. */
     int64_t budget_at, paused_until;
+    int64_t change_at; /* the same for port changes */
 };
 
 /* Connections and backends live in two flat arrays, searched linearly:
@@ -303,17 +313,21 @@ static void conn_watch(struct plane *p, struct conn *c, bool on)
         log_line(LOG_ALWAYS, "daemons: epoll_ctl: %s", strerror(errno));
 }
 
-/* Charges c for frames; past its budget, stops reading it for a while. */
-static void charge_frames(struct plane *p, struct conn *c, unsigned frames, int64_t now)
+/* Charges n units of interval to the budget whose virtual time is *at;
+ * past burst units ahead of now, stops reading c until it is back. */
+static void charge(struct plane *p, struct conn *c, int64_t *at, unsigned n, int64_t interval,
+                   unsigned burst, int64_t now)
 {
-    if (c->budget_at < now)
-        c->budget_at = now;
-    c->budget_at += (int64_t)frames * FRAME_INTERVAL;
-    int64_t ahead = c->budget_at - now - FRAME_BURST * FRAME_INTERVAL;
-    if (ahead > 0 && c->paused_until == 0) {
-        c->paused_until = now + ahead;
+    if (*at < now)
+        *at = now;
+    *at += (int64_t)n * interval;
+    int64_t ahead = *at - now - (int64_t)burst * interval;
+    if (ahead <= 0)
+        return;
+    if (c->paused_until == 0)
         conn_watch(p, c, false);
-    }
+    if (c->paused_until < now + ahead)
+        c->paused_until = now + ahead;
 }
 
 /* Reads what c has sent. NULL: keep it; otherwise why to drop it. */
@@ -363,9 +377,12 @@ static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
             return "";
         }
     }
+    bool change = port != 0 && !(c->reported && port == c->port);
     if (port != 0 && !on_port(p, c, port))
         return ""; /* on_port() logged why */
-    charge_frames(p, c, frames, now);
+    charge(p, c, &c->budget_at, frames, FRAME_INTERVAL, FRAME_BURST, now);
+    if (change)
+        charge(p, c, &c->change_at, 1, CHANGE_INTERVAL, CHANGE_BURST, now);
     return NULL;
 }
 
@@ -428,8 +445,12 @@ static void conn_open(struct plane *p, int fd, int64_t now)
         struct conn *c = &p->conns[i];
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = i};
         if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            *c = (struct conn){
-                .fd = fd, .pid = pid, .uid = uid, .accepted_at = now, .budget_at = now};
+            *c = (struct conn){.fd = fd,
+                               .pid = pid,
+                               .uid = uid,
+                               .accepted_at = now,
+                               .budget_at = now,
+                               .change_at = now};
             portreg_frame_reader_init(&c->frames, DAEMON_MAX_BODY);
             p->nconns++;
             publish_gauges(p);
