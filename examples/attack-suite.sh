@@ -344,11 +344,12 @@ check_silent_connections() {
 # ms_since T0: milliseconds since T0 (date +%s%N).
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
-# closed_listener_noticed SOCK ID: a daemon ID reports its port, then
-# closes its listener but keeps its connection; the broker must unbind it
-# and drop the connection within 2.5 s (the target is 250 ms).
+# closed_listener_noticed SOCK ID [LOG]: a daemon ID reports its port, then
+# closes its listener but keeps its connection; the broker (logging to
+# LOG, default loss) must unbind it and drop the connection within 2.5 s
+# (the target is 250 ms), and say so.
 closed_listener_noticed() {
-  local sock=$1 id=$2 ms
+  local sock=$1 id=$2 blog=${3:-loss} ms
   held "$id" "$probe_bin" close-listener "$sock" "$id" 10000
   q "$sock" wait "$id" bound 10000
   echo close >&"${hold_fd[$id]}"
@@ -359,7 +360,7 @@ closed_listener_noticed() {
   ((ms < 2500)) || fail "port loss detected after $ms ms"
   q "$sock" get "$id"
   [[ $answer == "$id pending "* ]] || fail "after the port loss: $answer"
-  wait_until 10 log_has loss "dropped $id .*lost port" || fail "no log line for the lost port"
+  wait_until 10 log_has "$blog" "dropped $id .*lost port" || fail "no log line for the lost port of $id"
 }
 
 check_port_loss() {
@@ -899,6 +900,43 @@ check_log_volume() {
   stop_broker "$bpid" TERM
 }
 
+check_log_fairness() {
+  echo "== one uid's log noise neither hides another uid's lines nor doubles the log rate"
+  if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+    echo "SKIP: needs root and setpriv to act as nobody"
+    return
+  fi
+  local sock=$tmp/fair/b.sock asnobody lines reports secs t0 out
+  asnobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  mkdir -p -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
+  cp "$probe_bin" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  if ! "${asnobody[@]}" test -x "$tmp/bin/probe"; then
+    echo "SKIP: nobody cannot reach $tmp (set TMPDIR to a directory others may traverse)"
+    return
+  fi
+  start_broker fair "$sock" --allow-uid nobody --log-rate 20 --grace-ms 100
+  chmod 0711 "$tmp/fair" && chmod 0666 "$sock"
+  # nobody churns connect/hello/close as fast as it can: far more event
+  # lines than --log-rate.
+  held churner "${asnobody[@]}" "$tmp/bin/probe" churn "$sock" 100000000 nb 1000
+  wait_until 20 log_has fair '^log: ' || fail "the churn was never rate-limited"
+  t0=$(date +%s%N)
+  lines=$(wc -l <"$tmp/fair.log")
+  reports=$(count_in_log fair '^log: ')
+  # Meanwhile root's daemon loses its port: that line must get through.
+  closed_listener_noticed "$sock" victim fair
+  sleep 2
+  secs=$((($(date +%s%N) - t0 + 999999999) / 1000000000))
+  lines=$(($(wc -l <"$tmp/fair.log") - lines))
+  reports=$(($(count_in_log fair '^log: ') - reports))
+  echo "   measured: over ${secs} s of churn: $lines log lines, $reports of them suppression reports (--log-rate 20, 2 uids)"
+  ((reports <= 2 * (secs + 1))) || fail "$reports suppression reports in $secs s: more than one a second per uid"
+  ((lines <= 2 * 20 * (secs + 1) + 2 * (secs + 1) + 10)) || fail "$lines lines in $secs s at --log-rate 20"
+  release churner
+  stop_broker "$bpid" TERM
+  ok "root's lost port is logged through nobody's churn; suppression reported once a second per uid"
+}
+
 check_load_bound() {
   echo "== load queues a bounded amount of work"
   local sock=$tmp/load/b.sock out rc=0
@@ -942,7 +980,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_allowed_confined check_squatter check_bad_frames check_silent_connections
-  check_port_loss check_listener_farm check_port_switch check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
+  check_port_loss check_listener_farm check_port_switch check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_log_fairness check_load_bound check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

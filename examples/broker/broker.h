@@ -101,12 +101,17 @@ const struct route *route_of(const struct broker_config *cfg, const void *id, si
 
 /* log.c: lines go to stdout through a ring buffer and a writer thread, so
  * that a slow or stuck stdout costs lost lines, never a stalled caller.
- * LOG_EVENT lines (per connection, per query) are rate-limited; LOG_ALWAYS
+ * LOG_EVENT lines (per connection, per query) are rate-limited per uid; LOG_ALWAYS
  * lines (start-up, shutdown, status) are not, but can still be dropped
  * when the ring is full. Every drop is counted and reported. */
 enum log_class { LOG_EVENT, LOG_ALWAYS };
-int log_start(unsigned event_lines_per_s);
+/* Each of uids (the allowed ones) gets event_lines_per_s of its own;
+ * other lines share one more such allowance. */
+int log_start(unsigned event_lines_per_s, const uid_t *uids, size_t nuids);
+/* A LOG_EVENT line is charged to the shared allowance. */
 void log_line(enum log_class cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An event line about uid, charged to uid's allowance. */
+void log_event(uid_t uid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t log_lost(void);
 /* Gives the writer drain_ms to write what is queued; true if it finished. */
 bool log_stop(unsigned drain_ms);

@@ -167,7 +167,7 @@ static struct client *victim_in(struct server *s, enum phase phase, const struct
 
 static void client_push_out(struct server *s, struct client *c, const char *why)
 {
-    log_line(LOG_EVENT, "control: dropped a client (uid %u): %s", (unsigned)c->uid, why);
+    log_event(c->uid, "control: dropped a client (uid %u): %s", (unsigned)c->uid, why);
     client_close(s, c);
 }
 
@@ -500,8 +500,7 @@ static void client_open(struct server *s, int fd, int64_t now)
         }
         log_line(LOG_ALWAYS, "control: epoll_ctl: %s", strerror(errno));
     } else {
-        log_line(LOG_EVENT, "control: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
-                 refusal + 7);
+        log_event(uid, "control: refused pid %d uid %u: %s", (int)pid, (unsigned)uid, refusal + 7);
         /* Best effort: the socket is new, its buffer empty. */
         if (send(fd, refusal, strlen(refusal), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
             log_line(LOG_EVENT, "control: refusal not sent: %s", strerror(errno));
@@ -518,8 +517,9 @@ static int64_t client_deadlines(struct server *s, int64_t now)
         if (c->fd >= 0 && c->phase == WAITING)
             check_wait(s, c, now);
         if (c->fd >= 0 && c->deadline <= now) {
-            log_line(LOG_EVENT, "control: dropped a client: its query took longer than %u ms",
-                     s->b->cfg.query_timeout_ms);
+            log_event(c->uid,
+                      "control: dropped a client (uid %u): its query took longer than %u ms",
+                      (unsigned)c->uid, s->b->cfg.query_timeout_ms);
             client_close(s, c);
         }
         if (c->fd >= 0)

@@ -132,14 +132,14 @@ static void log_transition(struct plane *p, const struct backend *bk, const char
     portreg_state_t st = {0};
     int rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
     if (rc != 0)
-        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_log_text(bk->id, bk->id_len, text), what,
-                 portreg_strerror(rc));
+        log_event(bk->owner, "daemons: %s %s; get: %s", id_log_text(bk->id, bk->id_len, text), what,
+                  portreg_strerror(rc));
     else if (st.status == PORTREG_BOUND)
-        log_line(LOG_EVENT, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
-                 id_log_text(bk->id, bk->id_len, text), what, st.port, st.version);
+        log_event(bk->owner, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
+                  id_log_text(bk->id, bk->id_len, text), what, st.port, st.version);
     else
-        log_line(LOG_EVENT, "daemons: %-10s %-26s -> %s v%" PRIu32,
-                 id_log_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
+        log_event(bk->owner, "daemons: %-10s %-26s -> %s v%" PRIu32,
+                  id_log_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
 }
 
 static struct backend *find_backend(struct plane *p, const void *id, size_t len)
@@ -196,7 +196,7 @@ static void conn_close(struct plane *p, struct conn *c, const char *reason, int6
     char peer[ID_LOG_MAX + 48];
     struct backend *bk = c->backend;
     if (reason != NULL)
-        log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
+        log_event(c->uid, "daemons: dropped %s: %s", who(c, peer), reason);
     close_fd(c->fd, "daemons"); /* also leaves the epoll set */
     portreg_frame_reader_fini(&c->frames);
     *c = (struct conn){.fd = -1};
@@ -255,7 +255,7 @@ static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_
     struct backend *bk = NULL;
     const char *refusal = hello_refusal(p, c, body, len, &bk, why);
     if (refusal != NULL) {
-        log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), refusal);
+        log_event(c->uid, "daemons: dropped %s: %s", who(c, peer), refusal);
         return false;
     }
     bool back = bk != NULL;
@@ -286,13 +286,13 @@ static bool on_port(struct plane *p, struct conn *c, uint16_t port)
         return true; /* nothing new: recheck_ports() keeps verifying it */
     count_checks(p, 1);
     if (port_owned_by(p->ports, port, c->uid, why, sizeof why) != 0) {
-        log_line(LOG_EVENT, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
+        log_event(c->uid, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
         return false;
     }
     int rc = portreg_register(p->b->reg, bk->id, bk->id_len, port, NULL);
     if (rc != 0) {
-        log_line(LOG_EVENT, "daemons: dropped %s: register port %u: %s", who(c, peer), port,
-                 portreg_strerror(rc));
+        log_event(c->uid, "daemons: dropped %s: register port %u: %s", who(c, peer), port,
+                  portreg_strerror(rc));
         return false;
     }
     c->reported = true;
@@ -372,8 +372,8 @@ static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
         }
         rc = portreg_decode_port(body, body_len, &port);
         if (rc != 0) {
-            log_line(LOG_EVENT, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
-                     portreg_err_name(rc), portreg_strerror(rc));
+            log_event(c->uid, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
+                      portreg_err_name(rc), portreg_strerror(rc));
             return "";
         }
     }
@@ -432,12 +432,11 @@ static void conn_open(struct plane *p, int fd, int64_t now)
     if (!peer_credentials(fd, &pid, &uid)) {
         log_line(LOG_EVENT, "daemons: refused a connection: SO_PEERCRED: %s", strerror(errno));
     } else if (!uid_allowed(p->cfg, uid)) {
-        log_line(LOG_EVENT, "daemons: refused pid %d uid %u: uid not allowed", (int)pid,
-                 (unsigned)uid);
+        log_event(uid, "daemons: refused pid %d uid %u: uid not allowed", (int)pid, (unsigned)uid);
     } else if (!make_room(p, uid, now)) {
-        log_line(LOG_EVENT, "daemons: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
-                 conns_of(p, uid) >= p->cfg->max_conns_per_uid ? "too many connections of this uid"
-                                                               : "too many connections");
+        log_event(uid, "daemons: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
+                  conns_of(p, uid) >= p->cfg->max_conns_per_uid ? "too many connections of this uid"
+                                                                : "too many connections");
     } else {
         unsigned i = 0;
         while (p->conns[i].fd >= 0)
@@ -567,12 +566,12 @@ static int64_t expire_backends(struct plane *p, int64_t now)
         int rc = portreg_untrack_if(p->b->reg, bk->id, bk->id_len, bk->version_at_disconnect, &cur);
         id_log_text(bk->id, bk->id_len, text);
         if (rc == 0) {
-            log_line(LOG_EVENT, "daemons: %-10s %-26s -> untracked", text, "away past grace");
+            log_event(bk->owner, "daemons: %-10s %-26s -> untracked", text, "away past grace");
             backend_free(p, bk);
         } else if (rc == PORTREG_ECONFLICT) {
             /* Someone moved it on: start a fresh grace period from there. */
-            log_line(LOG_EVENT, "daemons: %s changed since (v%" PRIu32 " now v%" PRIu32 ")", text,
-                     bk->version_at_disconnect, cur.version);
+            log_event(bk->owner, "daemons: %s changed since (v%" PRIu32 " now v%" PRIu32 ")", text,
+                      bk->version_at_disconnect, cur.version);
             bk->version_at_disconnect = cur.version;
             bk->disconnected_at = now;
         } else {

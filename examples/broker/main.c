@@ -56,7 +56,7 @@ static void usage(FILE *f)
             "  --max-ids N               backends kept (default 1024)\n"
             "  --max-ids-per-uid N       backends one uid may hold (default --max-ids /\n"
             "                            allowed uids)\n"
-            "  --log-rate N              event log lines per second (default 100)\n"
+            "  --log-rate N              event log lines per second per uid (default 100)\n"
             "  --reply-max BYTES         longest control answer, 4096 at least (default\n"
             "                            1048576); status comes in pages of this size\n"
             "  --query-timeout-ms MS     one control query, wait time excluded (default 2000)\n"
@@ -391,7 +391,7 @@ static int start_threads(struct broker *b, pthread_t *daemons, pthread_t *contro
 {
     /* The data plane first: the control thread reads b->data, which
      * pthread_create() then publishes to it. */
-    int err = log_start(b->cfg.log_rate);
+    int err = log_start(b->cfg.log_rate, b->cfg.allowed_uids, b->cfg.nallowed);
     if (err == 0 && b->cfg.readers > 0)
         b->data = data_plane_start(b, b->cfg.readers, &err);
     if (err == 0)
