@@ -946,6 +946,23 @@ check_load_bound() {
   [[ $rc == 1 && $out == "error: load: "*"queued"* ]] || fail "a second load of 1e8 was queued: rc $rc: $out"
   ok "a second load while 100000000 requests are queued is refused: $out"
   stop_broker "$bpid" TERM
+  # load spends the data plane's CPU: the broker's own uid only, or any
+  # allowed uid could keep it busy for ever by repeating it.
+  if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+    echo "SKIP: load by another uid needs root and setpriv to act as nobody"
+    return
+  fi
+  mkdir -p -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
+  cp "$probe_bin" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  start_broker load2 "$sock" --route a --readers 1 --allow-uid nobody
+  chmod 0711 "$tmp/load" && chmod 0666 "$sock.ctl"
+  out=$(timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$tmp/bin/probe" ctl-raw "$sock.ctl" 'load 100000000\n' || true)
+  [[ $out == "error: load: "*"uid 0"* ]] || fail "nobody's load was taken: $out"
+  [[ $(stat_of "$sock" lookups) == 0 ]] || fail "the data plane worked for nobody"
+  q "$sock" load 10
+  ok "load by an allowed uid other than the broker's own is refused: $out"
+  stop_broker "$bpid" TERM
 }
 
 check_restart() {

@@ -364,10 +364,16 @@ static const char *cmd_wait(struct server *s, struct client *c, char **argv, str
 static const char *cmd_load(struct server *s, struct client *c, char **argv, struct answer *a,
                             int64_t now)
 {
-    (void)c, (void)now;
+    (void)now;
     static char why[96];
     unsigned long n;
     uint64_t queued = 0;
+    /* It spends the data plane's CPU: for the broker's own uid only. */
+    if (c->uid != s->b->cfg.allowed_uids[0]) {
+        snprintf(why, sizeof why, "load: only uid %u may queue work",
+                 (unsigned)s->b->cfg.allowed_uids[0]);
+        return why;
+    }
     if (!parse_ulong(argv[1], 100000000, &n) || n == 0)
         return "load: 1..100000000 requests";
     int rc = s->b->data == NULL ? -1 : data_plane_submit(s->b->data, n, &queued);
