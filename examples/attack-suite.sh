@@ -859,6 +859,18 @@ check_socket_dirs() {
     [[ -S $tmp/ours/run/b.sock ]] || fail "no socket in $tmp/ours/run"
     stop_broker "$bpid" TERM
     ok "through symlinks of its own uid the broker starts"
+    # Shutdown removes the sockets it made, even when the path leads
+    # elsewhere by then, and nothing else.
+    start_broker mine2 "$tmp/mine/run/b.sock"
+    mkdir -p "$tmp/decoy/run" && touch "$tmp/decoy/run/b.sock" "$tmp/decoy/run/b.sock.ctl"
+    ln -sfn "$tmp/decoy" "$tmp/mine"
+    stop_broker "$bpid" TERM
+    [[ -e $tmp/decoy/run/b.sock && -e $tmp/decoy/run/b.sock.ctl ]] ||
+      fail "shutdown removed files the path led to after start"
+    [[ ! -e $tmp/ours/run/b.sock && ! -e $tmp/ours/run/b.sock.ctl ]] ||
+      fail "shutdown left its sockets behind once the path was repointed"
+    ln -sfn "$tmp/ours" "$tmp/mine"
+    ok "shutdown removes its own sockets through the directory it opened, not by path"
     # A symlink of another user further on, inside the target of ours.
     ln -s "$tmp/ours" "$tmp/ours/sub/theirs" && chown -h nobody "$tmp/ours/sub/theirs"
     rc=0

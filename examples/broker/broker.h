@@ -38,6 +38,15 @@ struct route {
     uid_t owner; /* the only uid whose daemons may claim the id */
 };
 
+/* A socket file the broker made: removed through the directory it was
+ * made in, and only while it is still that file, so that shutdown
+ * removes its own sockets even if the path has come to lead elsewhere. */
+struct socket_file {
+    int dir_fd; /* -1: none */
+    char name[256];
+    dev_t dev;
+    ino_t ino;
+};
 struct broker_config {
     const char *socket_path;
     const char *control_path;
@@ -67,7 +76,8 @@ struct broker {
     portreg_t *reg;
     int daemon_fd;  /* listening socket for daemons */
     int control_fd; /* listening socket for queries */
-    int stop_fd;    /* eventfd, readable once shutdown begins */
+    struct socket_file daemon_file, control_file;
+    int stop_fd; /* eventfd, readable once shutdown begins */
     /* relaxed: a flag read by loops; thread joins order everything else */
     atomic_bool stop;
     /* Gauges the control plane publishes for `stats`. relaxed: display only. */
@@ -130,7 +140,11 @@ struct acceptor {
 /* close(), logging a failure; fd < 0 is ignored. */
 void close_fd(int fd, const char *what);
 int socket_dir_prepare(const char *socket_path);
-int listen_unix(const char *path);
+/* A listening socket at path (its file described in *f), or -1 (said on
+ * stderr). */
+int listen_unix(const char *path, struct socket_file *f);
+/* Removes f's file, if still there and still f's; 0, or -1 (errno). */
+int socket_file_remove(struct socket_file *f);
 /* Adds listen_fd to ep with tag. 0, or -1 (logged). */
 int acceptor_init(struct acceptor *a, int listen_fd, const char *what, int ep, uint64_t tag);
 /* Resumes a paused acceptor when its pause is over; returns when it will

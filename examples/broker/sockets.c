@@ -235,9 +235,35 @@ static int clear_stale(const char *path, const struct sockaddr_un *addr)
     return 0;
 }
 
-int listen_unix(const char *path)
+/* Describes the socket file just bound at path in f. 0, or -1 (errno). */
+static int socket_file_note(const char *path, struct socket_file *f)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash == NULL ? path : slash + 1;
+    size_t n = slash == NULL ? 0 : (size_t)(slash - path);
+    if (strlen(name) >= sizeof f->name || n >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", n == 0 ? 1 : (int)n, path);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    struct stat st;
+    f->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (f->dir_fd < 0 || fstatat(f->dir_fd, f->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    return 0;
+}
+
+int listen_unix(const char *path, struct socket_file *f)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    *f = (struct socket_file){.dir_fd = -1};
     if (strlen(path) >= sizeof addr.sun_path) {
         fprintf(stderr, "broker: socket path too long: %s\n", path);
         return -1;
@@ -262,14 +288,36 @@ int listen_unix(const char *path)
         close_fd(fd, "broker");
         return -1;
     }
-    if (chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
+    if (chmod(path, 0600) != 0 || listen(fd, 128) != 0 || socket_file_note(path, f) != 0) {
         fprintf(stderr, "broker: %s: %s\n", path, strerror(errno));
         if (unlink(path) != 0)
             perror("broker: unlink");
+        close_fd(f->dir_fd, "broker");
         close_fd(fd, "broker");
         return -1;
     }
     return fd;
+}
+
+int socket_file_remove(struct socket_file *f)
+{
+    struct stat st;
+    int rc = -1;
+    if (f->dir_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if (fstatat(f->dir_fd, f->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = errno == ENOENT ? 0 : -1; /* already gone: nothing to do */
+    else if (st.st_dev != f->dev || st.st_ino != f->ino)
+        rc = 0; /* someone else's file now: not ours to remove */
+    else
+        rc = unlinkat(f->dir_fd, f->name, 0);
+    int err = errno;
+    close_fd(f->dir_fd, "broker");
+    f->dir_fd = -1;
+    errno = err;
+    return rc;
 }
 
 bool peer_credentials(int fd, pid_t *pid, uid_t *uid)
