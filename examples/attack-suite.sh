@@ -418,7 +418,7 @@ check_listener_farm() {
     echo "SKIP: unprivileged user and network namespaces (unshare -rn) are unavailable here"
     return
   fi
-  local sock=$tmp/farm/b.sock base i
+  local sock=$tmp/farm/b.sock base i made
   start_broker farm "$sock" --recheck-ms 10
   for i in $(seq 0 15); do
     held "fd$i" "$daemon" --socket "$sock" --id "fd$i"
@@ -433,15 +433,20 @@ check_listener_farm() {
   # the kernel's listener tables pays for each of them.
   held farmer unshare -rn "$probe_bin" farm 5000
   wait_until 30 log_has farmer '^farm ' || fail "the listener farm did not start"
-  log_has farmer '^farm 5000$' || fail "farm: $(cat "$tmp/farmer.log")"
-  check_cost "$sock"
-  echo "   measured: the same beside 5000 listeners in another namespace: $((cost / 1000)) us per port check ($checks checks in 2 s)"
-  ((cost < 4 * base + 50000)) ||
-    fail "5000 foreign listeners made a port check cost $((cost / 1000)) us (was $((base / 1000)) us)"
+  made=$(awk '/^farm / {print $2}' "$tmp/farmer.log")
+  if ((made < 5000)); then
+    # The farm runs as this user: its descriptor limit may be lower.
+    echo "SKIP: the farm got $made of 5000 listeners (ulimit -Hn $(ulimit -Hn))"
+  else
+    check_cost "$sock"
+    echo "   measured: the same beside 5000 listeners in another namespace: $((cost / 1000)) us per port check ($checks checks in 2 s)"
+    ((cost < 4 * base + 50000)) ||
+      fail "5000 foreign listeners made a port check cost $((cost / 1000)) us (was $((base / 1000)) us)"
+  fi
   release farmer
   for i in $(seq 0 15); do release "fd$i"; done
   stop_broker "$bpid" TERM
-  ok "a port check costs the same beside 5000 listeners in another namespace: one exact lookup"
+  ((made < 5000)) || ok "a port check costs the same beside 5000 listeners in another namespace: one exact lookup"
 }
 
 check_port_switch() {
