@@ -344,11 +344,12 @@ check_silent_connections() {
 # ms_since T0: milliseconds since T0 (date +%s%N).
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 
-# closed_listener_noticed SOCK ID: a daemon ID reports its port, then
-# closes its listener but keeps its connection; the broker must unbind it
-# and drop the connection within 2.5 s (the target is 250 ms).
+# closed_listener_noticed SOCK ID [LOG]: a daemon ID reports its port, then
+# closes its listener but keeps its connection; the broker (logging to
+# LOG, default loss) must unbind it and drop the connection within 2.5 s
+# (the target is 250 ms), and say so.
 closed_listener_noticed() {
-  local sock=$1 id=$2 ms
+  local sock=$1 id=$2 blog=${3:-loss} ms
   held "$id" "$probe_bin" close-listener "$sock" "$id" 10000
   q "$sock" wait "$id" bound 10000
   echo close >&"${hold_fd[$id]}"
@@ -359,7 +360,7 @@ closed_listener_noticed() {
   ((ms < 2500)) || fail "port loss detected after $ms ms"
   q "$sock" get "$id"
   [[ $answer == "$id pending "* ]] || fail "after the port loss: $answer"
-  wait_until 10 log_has loss "dropped $id .*lost port" || fail "no log line for the lost port"
+  wait_until 10 log_has "$blog" "dropped $id .*lost port" || fail "no log line for the lost port of $id"
 }
 
 check_port_loss() {
@@ -392,6 +393,89 @@ check_port_loss() {
   release others
   ok "closed listeners noticed alone and beside 20 bound daemons: unbound (pending), dropped"
   stop_broker "$bpid" TERM
+}
+
+# cpu_ns PID: CPU time of all of PID's threads, in ns (schedstat).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{n += $1} END {print n + 0}'; }
+
+# check_cost SOCK: the broker's CPU time per port check (ns) over a 2 s
+# window, in $cost; the checks made in it in $checks.
+check_cost() {
+  local c0 t0 c1 t1
+  c0=$(stat_of "$1" port_checks)
+  t0=$(cpu_ns "$bpid")
+  sleep 2
+  c1=$(stat_of "$1" port_checks)
+  t1=$(cpu_ns "$bpid")
+  checks=$((c1 - c0))
+  ((checks > 0)) || fail "no port checks in 2 s"
+  cost=$(((t1 - t0) / checks))
+}
+
+check_listener_farm() {
+  echo "== listeners in another network namespace do not make port checks dearer"
+  if ! unshare -rn true 2>/dev/null; then
+    echo "SKIP: unprivileged user and network namespaces (unshare -rn) are unavailable here"
+    return
+  fi
+  local sock=$tmp/farm/b.sock base i made
+  start_broker farm "$sock" --recheck-ms 10
+  for i in $(seq 0 15); do
+    held "fd$i" "$daemon" --socket "$sock" --id "fd$i"
+  done
+  q "$sock" wait fd15 bound 10000
+  for i in $(seq 0 14); do q "$sock" wait "fd$i" bound 10000; done
+  check_cost "$sock"
+  base=$cost
+  echo "   measured: 16 bound ports, rechecked every 10 ms: $((cost / 1000)) us of broker CPU per port check ($checks checks in 2 s)"
+  # What any local user can do: a private network namespace holding
+  # thousands of listeners, invisible from the host's. A check that walks
+  # the kernel's listener tables pays for each of them.
+  held farmer unshare -rn "$probe_bin" farm 5000
+  wait_until 30 log_has farmer '^farm ' || fail "the listener farm did not start"
+  made=$(awk '/^farm / {print $2}' "$tmp/farmer.log")
+  if ((made < 5000)); then
+    # The farm runs as this user: its descriptor limit may be lower.
+    echo "SKIP: the farm got $made of 5000 listeners (ulimit -Hn $(ulimit -Hn))"
+  else
+    check_cost "$sock"
+    echo "   measured: the same beside 5000 listeners in another namespace: $((cost / 1000)) us per port check ($checks checks in 2 s)"
+    ((cost < 4 * base + 50000)) ||
+      fail "5000 foreign listeners made a port check cost $((cost / 1000)) us (was $((base / 1000)) us)"
+  fi
+  release farmer
+  for i in $(seq 0 15); do release "fd$i"; done
+  stop_broker "$bpid" TERM
+  ((made < 5000)) || ok "a port check costs the same beside 5000 listeners in another namespace: one exact lookup"
+}
+
+check_port_switch() {
+  echo "== connections changing port at a daemon's pace cannot make the broker check ports without end"
+  local sock=$tmp/switch/b.sock c0 c1 t0 ms
+  # No periodic recheck here: only the checks that port changes cost.
+  start_broker switch "$sock" --recheck-ms 3600000
+  held switcher "$probe_bin" switch "$sock" 16 sw- 60000
+  wait_until 10 log_has switcher '^switching' || fail "the switcher did not start"
+  log_has switcher '^switching 16$' || fail "switch: $(cat "$tmp/switcher.log")"
+  q "$sock" wait sw-15 bound 10000
+  c0=$(stat_of "$sock" port_checks)
+  sleep 2
+  c1=$(stat_of "$sock" port_checks)
+  echo "   measured: 16 connections switching port every 16 ms: $(((c1 - c0) / 2)) port checks/s (they asked for ~1000/s)"
+  # A budget of one change per second per connection, after a burst of 4.
+  ((c1 - c0 <= 16 * (2 + 4) + 16)) || fail "$((c1 - c0)) port checks in 2 s for 16 connections"
+  t0=$(date +%s%N)
+  held nc2 "$daemon" --socket "$sock" --id newcomer
+  q "$sock" wait newcomer bound 10000
+  ms=$(ms_since "$t0")
+  echo "   measured: a newcomer bound in $ms ms beside them (target < 50 ms)"
+  ((ms < 500)) || fail "a newcomer took $ms ms to be bound beside the switchers"
+  q "$sock" get sw-0
+  [[ $answer == "sw-0 bound "* ]] || fail "a switching daemon lost its binding: $answer"
+  release nc2
+  release switcher
+  stop_broker "$bpid" TERM
+  ok "port changes cost at most one check per connection per second after a burst; newcomers bound promptly"
 }
 
 check_ready_flood() {
@@ -762,8 +846,45 @@ check_socket_dirs() {
     [[ $rc != 0 ]] || fail "the broker started in a directory nobody owns"
     [[ $out == *"$tmp/squatted"*"remove it"* ]] || fail "no directory or fix named: $out"
     ok "a directory made by another user is refused: ${out:0:100}..."
+    # A symlink of another user on the way, even to a directory of ours:
+    # its owner can point it at a directory of its own at any time, and
+    # the broker's clients and its shutdown would follow.
+    mkdir -m 0755 "$tmp/ours"
+    ln -s "$tmp/ours" "$tmp/theirs" && chown -h nobody "$tmp/theirs"
+    rc=0
+    out=$(timeout 20 "$broker" --socket "$tmp/theirs/run/b.sock" 2>&1) || rc=$?
+    [[ $rc != 0 ]] || fail "the broker started through a symlink nobody owns"
+    [[ $out == *"$tmp/theirs"*"symlink owned by uid 65534"* ]] || fail "no symlink or owner named: $out"
+    [[ ! -e $tmp/ours/run ]] || fail "the refused broker still made $tmp/ours/run"
+    ok "a symlink of another user on the way is refused: ${out:0:100}..."
+    # The same through a symlink of ours (and one inside the target, and
+    # a "..") starts.
+    ln -s "$tmp/ours" "$tmp/mine" && mkdir -m 0755 "$tmp/ours/sub" && ln -s .. "$tmp/ours/sub/up"
+    start_broker mine "$tmp/mine/sub/up/run/b.sock"
+    [[ -S $tmp/ours/run/b.sock ]] || fail "no socket in $tmp/ours/run"
+    stop_broker "$bpid" TERM
+    ok "through symlinks of its own uid the broker starts"
+    # Shutdown removes the sockets it made, even when the path leads
+    # elsewhere by then, and nothing else.
+    start_broker mine2 "$tmp/mine/run/b.sock"
+    mkdir -p "$tmp/decoy/run" && touch "$tmp/decoy/run/b.sock" "$tmp/decoy/run/b.sock.ctl"
+    ln -sfn "$tmp/decoy" "$tmp/mine"
+    stop_broker "$bpid" TERM
+    [[ -e $tmp/decoy/run/b.sock && -e $tmp/decoy/run/b.sock.ctl ]] ||
+      fail "shutdown removed files the path led to after start"
+    [[ ! -e $tmp/ours/run/b.sock && ! -e $tmp/ours/run/b.sock.ctl ]] ||
+      fail "shutdown left its sockets behind once the path was repointed"
+    ln -sfn "$tmp/ours" "$tmp/mine"
+    ok "shutdown removes its own sockets through the directory it opened, not by path"
+    # A symlink of another user further on, inside the target of ours.
+    ln -s "$tmp/ours" "$tmp/ours/sub/theirs" && chown -h nobody "$tmp/ours/sub/theirs"
+    rc=0
+    out=$(timeout 20 "$broker" --socket "$tmp/mine/sub/theirs/run2/b.sock" 2>&1) || rc=$?
+    [[ $rc != 0 && $out == *"sub/theirs"*"symlink owned by uid 65534"* ]] ||
+      fail "a symlink of another user behind one of ours was followed: rc $rc: $out"
+    ok "a symlink of another user behind one of ours is refused too"
   else
-    echo "SKIP: a directory of another user needs root"
+    echo "SKIP: a directory or symlink of another user needs root"
   fi
   # A parent others can write, without the sticky bit: the directory
   # could be renamed away and replaced once the broker checked it.
@@ -796,6 +917,43 @@ check_log_volume() {
   stop_broker "$bpid" TERM
 }
 
+check_log_fairness() {
+  echo "== one uid's log noise neither hides another uid's lines nor doubles the log rate"
+  if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+    echo "SKIP: needs root and setpriv to act as nobody"
+    return
+  fi
+  local sock=$tmp/fair/b.sock asnobody lines reports secs t0 out
+  asnobody=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+  mkdir -p -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
+  cp "$probe_bin" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  if ! "${asnobody[@]}" test -x "$tmp/bin/probe"; then
+    echo "SKIP: nobody cannot reach $tmp (set TMPDIR to a directory others may traverse)"
+    return
+  fi
+  start_broker fair "$sock" --allow-uid nobody --log-rate 20 --grace-ms 100
+  chmod 0711 "$tmp/fair" && chmod 0666 "$sock"
+  # nobody churns connect/hello/close as fast as it can: far more event
+  # lines than --log-rate.
+  held churner "${asnobody[@]}" "$tmp/bin/probe" churn "$sock" 100000000 nb 1000
+  wait_until 20 log_has fair '^log: ' || fail "the churn was never rate-limited"
+  t0=$(date +%s%N)
+  lines=$(wc -l <"$tmp/fair.log")
+  reports=$(count_in_log fair '^log: ')
+  # Meanwhile root's daemon loses its port: that line must get through.
+  closed_listener_noticed "$sock" victim fair
+  sleep 2
+  secs=$((($(date +%s%N) - t0 + 999999999) / 1000000000))
+  lines=$(($(wc -l <"$tmp/fair.log") - lines))
+  reports=$(($(count_in_log fair '^log: ') - reports))
+  echo "   measured: over ${secs} s of churn: $lines log lines, $reports of them suppression reports (--log-rate 20, 2 uids)"
+  ((reports <= 2 * (secs + 1))) || fail "$reports suppression reports in $secs s: more than one a second per uid"
+  ((lines <= 2 * 20 * (secs + 1) + 2 * (secs + 1) + 10)) || fail "$lines lines in $secs s at --log-rate 20"
+  release churner
+  stop_broker "$bpid" TERM
+  ok "root's lost port is logged through nobody's churn; suppression reported once a second per uid"
+}
+
 check_load_bound() {
   echo "== load queues a bounded amount of work"
   local sock=$tmp/load/b.sock out rc=0
@@ -804,6 +962,23 @@ check_load_bound() {
   out=$("$ctl" "$sock.ctl" load 100000000 2>&1) || rc=$?
   [[ $rc == 1 && $out == "error: load: "*"queued"* ]] || fail "a second load of 1e8 was queued: rc $rc: $out"
   ok "a second load while 100000000 requests are queued is refused: $out"
+  stop_broker "$bpid" TERM
+  # load spends the data plane's CPU: the broker's own uid only, or any
+  # allowed uid could keep it busy for ever by repeating it.
+  if [[ $(id -u) != 0 ]] || ! command -v setpriv >/dev/null; then
+    echo "SKIP: load by another uid needs root and setpriv to act as nobody"
+    return
+  fi
+  mkdir -p -m 0755 "$tmp/bin" && chmod 0711 "$tmp"
+  cp "$probe_bin" "$tmp/bin/probe" && chmod 0755 "$tmp/bin/probe"
+  start_broker load2 "$sock" --route a --readers 1 --allow-uid nobody
+  chmod 0711 "$tmp/load" && chmod 0666 "$sock.ctl"
+  out=$(timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    "$tmp/bin/probe" ctl-raw "$sock.ctl" 'load 100000000\n' || true)
+  [[ $out == "error: load: "*"uid 0"* ]] || fail "nobody's load was taken: $out"
+  [[ $(stat_of "$sock" lookups) == 0 ]] || fail "the data plane worked for nobody"
+  q "$sock" load 10
+  ok "load by an allowed uid other than the broker's own is refused: $out"
   stop_broker "$bpid" TERM
 }
 
@@ -839,7 +1014,7 @@ check_restart() {
 }
 
 all_checks="check_socket_modes check_other_uid check_allowed_confined check_squatter check_bad_frames check_silent_connections
-  check_port_loss check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_load_bound check_restart"
+  check_port_loss check_listener_farm check_port_switch check_ready_flood check_hello_silence check_id_limit check_grace check_idle check_churn check_control_stall check_control_lockout check_stuck_stdout check_emfile check_socket_dirs check_log_volume check_log_fairness check_load_bound check_restart"
 # ATTACK_CHECKS="check_emfile check_churn" runs only those.
 for check in ${ATTACK_CHECKS:-$all_checks}; do
   t0=$SECONDS

@@ -7,6 +7,11 @@
  *   listen [ADDR]                listen on ADDR (default 127.0.0.1; ::1 for
  *                                IPv6 only), port 0; print "port N", hold
  *                                until stdin closes
+ *   farm N                       N listeners on 127.0.0.1 (port 0 each):
+ *                                print "farm K" (K made), hold until stdin
+ *                                closes. Run in a network namespace of its
+ *                                own (unshare -rn), it is what any user can
+ *                                add to the kernel's listener tables
  *   report SOCK ID PORT WAIT_MS  hello ID, then (PORT > 0) BackendHttpReady
  *                                {PORT}; print "dropped" (exit 1) if the
  *                                broker hangs up within WAIT_MS, else "kept"
@@ -33,6 +38,12 @@
  *                                once all have reported, then "sent F
  *                                frames, D dropped" after HOLD_MS or when
  *                                stdin closes
+ *   switch SOCK N PREFIX HOLD_MS listen on two ports of 127.0.0.1; N
+ *                                connections, each hello PREFIX<i> then
+ *                                BackendHttpReady {the other port} every
+ *                                16 ms; print "switching N" once all have
+ *                                reported, then "sent F frames, D dropped"
+ *                                after HOLD_MS or when stdin closes
  *   churn SOCK N PREFIX MOD      N times: connect, hello PREFIX<i % MOD>,
  *                                close; print "churned N, F failed"
  *   ctl-raw CTL TEXT             send TEXT (\n, \0 and \xHH escapes) to the
@@ -61,6 +72,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,6 +163,22 @@ static int do_listen(const char *addr)
     fflush(stdout);
     hold_until_stdin_closes();
     return 0;
+}
+
+static int do_farm(long n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    long made = 0;
+    for (unsigned port; made < n && tcp_listen("127.0.0.1", &port) >= 0; made++)
+        ;
+    printf("farm %ld\n", made);
+    fflush(stdout);
+    hold_until_stdin_closes();
+    return made == n ? 0 : 1;
 }
 
 /* A BackendHttpReady {port} body, as portreg_encode_ready() writes it. */
@@ -336,6 +364,59 @@ static int do_flood(const char *sock, int n, const char *prefix, int hold_ms)
     return 0;
 }
 
+static int do_switch(const char *sock, int n, const char *prefix, int hold_ms)
+{
+    unsigned ports[2];
+    uint8_t ready[2][8];
+    size_t body[2];
+    int *fds = calloc((size_t)n, sizeof *fds);
+    int l0 = tcp_listen("127.0.0.1", &ports[0]), l1 = tcp_listen("127.0.0.1", &ports[1]);
+    if (fds == NULL || l0 < 0 || l1 < 0)
+        return 2;
+    for (int j = 0; j < 2; j++)
+        body[j] = ready_body(ports[j], ready[j]);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        char id[300];
+        int len = snprintf(id, sizeof id, "%s%d", prefix, i);
+        int fd = unix_connect(sock);
+        if (fd < 0 || len <= 0 || (size_t)len >= sizeof id || !send_frame(fd, id, (size_t)len) ||
+            !send_frame(fd, ready[0], body[0])) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        fds[k++] = fd;
+    }
+    printf("switching %d\n", k);
+    fflush(stdout);
+    struct pollfd in = {.fd = STDIN_FILENO, .events = POLLIN};
+    long long frames = 0;
+    int dropped = 0;
+    for (int64_t deadline = now_ms() + hold_ms, turn = 1; now_ms() < deadline; turn++) {
+        /* A daemon's pace, not a flood's: the frame budget is never hit,
+         * so every frame arrives alone and names a new port. */
+        if (poll(&in, 1, 16) > 0)
+            break;
+        for (int i = 0; i < k; i++) {
+            if (fds[i] < 0)
+                continue;
+            if (send_frame(fds[i], ready[turn % 2], body[turn % 2])) {
+                frames++;
+            } else {
+                close(fds[i]);
+                fds[i] = -1;
+                dropped++;
+            }
+        }
+    }
+    printf("sent %lld frames, %d dropped\n", frames, dropped);
+    free(fds);
+    close(l0);
+    close(l1);
+    return 0;
+}
+
 /* \n, \0 and \xHH escapes; returns the length. */
 static size_t unescape(const char *s, char *out)
 {
@@ -494,7 +575,8 @@ static int do_ctl_stall(const char *ctl, const char *mode)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: broker_probe listen [ADDR] | report SOCK ID PORT WAIT_MS | silent "
+    fprintf(stderr, "usage: broker_probe listen [ADDR] | farm N | switch SOCK N PREFIX HOLD_MS | "
+                    "report SOCK ID PORT WAIT_MS | silent "
                     "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
                     "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
                     "HOLD_MS [TEXT] | ctl-stall CTL "
@@ -507,6 +589,8 @@ int main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "";
     if (strcmp(mode, "listen") == 0 && (argc == 2 || argc == 3))
         return do_listen(argc == 3 ? argv[2] : "127.0.0.1");
+    if (strcmp(mode, "farm") == 0 && argc == 3 && atol(argv[2]) > 0)
+        return do_farm(atol(argv[2]));
     if (strcmp(mode, "report") == 0 && argc == 6)
         return do_report(argv[2], argv[3], atol(argv[4]), atoi(argv[5]));
     if (strcmp(mode, "silent") == 0 && (argc == 5 || argc == 6))
@@ -515,6 +599,8 @@ int main(int argc, char **argv)
         return do_close_listener(argv[2], argv[3], atoi(argv[4]));
     if (strcmp(mode, "flood") == 0 && argc == 6)
         return do_flood(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
+    if (strcmp(mode, "switch") == 0 && argc == 6)
+        return do_switch(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
     if (strcmp(mode, "churn") == 0 && argc == 6 && atol(argv[5]) > 0)
         return do_churn(argv[2], atol(argv[3]), argv[4], atol(argv[5]));
     if (strcmp(mode, "raw") == 0 && argc == 5)

@@ -162,7 +162,7 @@ reap zccache
 expect "zccache pending 0 3" wait zccache pending 10000
 expect "fbuild pending 0 3"$'\n'"zccache pending 0 3" status
 query stats
-[[ "$answer" =~ ^lookups\ 0\ hits\ 0\ changes\ 6\ tracked\ 2\ backends\ 2\ conns\ 0\ log_lost\ 0$ ]] ||
+[[ "$answer" =~ ^lookups\ 0\ hits\ 0\ changes\ 6\ tracked\ 2\ backends\ 2\ conns\ 0\ log_lost\ 0\ port_checks\ [0-9]+$ ]] ||
   fail "stats: got '$answer'"
 echo "ok: stats -> $answer"
 

@@ -38,6 +38,15 @@ struct route {
     uid_t owner; /* the only uid whose daemons may claim the id */
 };
 
+/* A socket file the broker made: removed through the directory it was
+ * made in, and only while it is still that file, so that shutdown
+ * removes its own sockets even if the path has come to lead elsewhere. */
+struct socket_file {
+    int dir_fd; /* -1: none */
+    char name[256];
+    dev_t dev;
+    ino_t ino;
+};
 struct broker_config {
     const char *socket_path;
     const char *control_path;
@@ -67,12 +76,16 @@ struct broker {
     portreg_t *reg;
     int daemon_fd;  /* listening socket for daemons */
     int control_fd; /* listening socket for queries */
-    int stop_fd;    /* eventfd, readable once shutdown begins */
+    struct socket_file daemon_file, control_file;
+    int stop_fd; /* eventfd, readable once shutdown begins */
     /* relaxed: a flag read by loops; thread joins order everything else */
     atomic_bool stop;
     /* Gauges the control plane publishes for `stats`. relaxed: display only. */
     _Atomic unsigned daemon_conns;
     _Atomic size_t backends;
+    /* Ports looked up with sock_diag, at report and at recheck: with the
+     * broker's CPU time, the cost of one check. */
+    _Atomic uint64_t port_checks;
     struct data_plane *data;
 };
 
@@ -98,12 +111,17 @@ const struct route *route_of(const struct broker_config *cfg, const void *id, si
 
 /* log.c: lines go to stdout through a ring buffer and a writer thread, so
  * that a slow or stuck stdout costs lost lines, never a stalled caller.
- * LOG_EVENT lines (per connection, per query) are rate-limited; LOG_ALWAYS
+ * LOG_EVENT lines (per connection, per query) are rate-limited per uid; LOG_ALWAYS
  * lines (start-up, shutdown, status) are not, but can still be dropped
  * when the ring is full. Every drop is counted and reported. */
 enum log_class { LOG_EVENT, LOG_ALWAYS };
-int log_start(unsigned event_lines_per_s);
+/* Each of uids (the allowed ones) gets event_lines_per_s of its own;
+ * other lines share one more such allowance. */
+int log_start(unsigned event_lines_per_s, const uid_t *uids, size_t nuids);
+/* A LOG_EVENT line is charged to the shared allowance. */
 void log_line(enum log_class cls, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An event line about uid, charged to uid's allowance. */
+void log_event(uid_t uid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t log_lost(void);
 /* Gives the writer drain_ms to write what is queued; true if it finished. */
 bool log_stop(unsigned drain_ms);
@@ -122,7 +140,11 @@ struct acceptor {
 /* close(), logging a failure; fd < 0 is ignored. */
 void close_fd(int fd, const char *what);
 int socket_dir_prepare(const char *socket_path);
-int listen_unix(const char *path);
+/* A listening socket at path (its file described in *f), or -1 (said on
+ * stderr). */
+int listen_unix(const char *path, struct socket_file *f);
+/* Removes f's file, if still there and still f's; 0, or -1 (errno). */
+int socket_file_remove(struct socket_file *f);
 /* Adds listen_fd to ep with tag. 0, or -1 (logged). */
 int acceptor_init(struct acceptor *a, int listen_fd, const char *what, int ep, uint64_t tag);
 /* Resumes a paused acceptor when its pause is over; returns when it will
@@ -157,18 +179,19 @@ void ports_close(struct ports *p);  /* NULL is ignored */
 struct port_claim {
     uint16_t port;
     uid_t uid;
-    unsigned mine, others; /* listeners receiving DATA_PLANE_ADDR:port */
+    unsigned mine, others; /* the listener receiving DATA_PLANE_ADDR:port: 0 or 1 */
     uid_t other_uid;
     size_t tag; /* the caller's */
 };
-/* Counts the listeners of every claim (sorting claims by port): one
- * sock_diag dump per family for each port, or for all of them when there
- * are many. 0, or -1 with the reason in why. */
+/* Finds, for every claim (sorting claims by port), the socket that would
+ * receive DATA_PLANE_ADDR:port: one exact sock_diag lookup per port, whose
+ * cost does not grow with the host's sockets. 0, or -1 with the reason
+ * in why. */
 int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why, size_t why_len);
 /* 0 if a counted claim holds: a listener of its uid, none of another. */
 int claim_verdict(const struct port_claim *c, char *why, size_t why_len);
-/* 0 if a TCP socket of uid listens so as to receive DATA_PLANE_ADDR:port
- * and no socket of another uid does; otherwise -1 with the reason in why. */
+/* 0 if the TCP socket that would receive DATA_PLANE_ADDR:port listens as
+ * uid; otherwise -1 with the reason in why. */
 int port_owned_by(struct ports *p, uint16_t port, uid_t uid, char *why, size_t why_len);
 
 /* daemons.c and control.c: thread bodies. */

@@ -167,7 +167,7 @@ static struct client *victim_in(struct server *s, enum phase phase, const struct
 
 static void client_push_out(struct server *s, struct client *c, const char *why)
 {
-    log_line(LOG_EVENT, "control: dropped a client (uid %u): %s", (unsigned)c->uid, why);
+    log_event(c->uid, "control: dropped a client (uid %u): %s", (unsigned)c->uid, why);
     client_close(s, c);
 }
 
@@ -272,10 +272,11 @@ static const char *cmd_stats(struct server *s, struct client *c, char **argv, st
         data_plane_totals(s->b->data, &lookups, &hits);
     answer_add(a,
                "lookups %" PRIu64 " hits %" PRIu64 " changes %" PRIu64
-               " tracked %zu backends %zu conns %u log_lost %" PRIu64 "\n",
+               " tracked %zu backends %zu conns %u log_lost %" PRIu64 " port_checks %" PRIu64 "\n",
                lookups, hits, portreg_changes(s->b->reg), portreg_count(s->b->reg),
                atomic_load_explicit(&s->b->backends, memory_order_relaxed),
-               atomic_load_explicit(&s->b->daemon_conns, memory_order_relaxed), log_lost());
+               atomic_load_explicit(&s->b->daemon_conns, memory_order_relaxed), log_lost(),
+               atomic_load_explicit(&s->b->port_checks, memory_order_relaxed));
     return NULL;
 }
 
@@ -363,10 +364,16 @@ static const char *cmd_wait(struct server *s, struct client *c, char **argv, str
 static const char *cmd_load(struct server *s, struct client *c, char **argv, struct answer *a,
                             int64_t now)
 {
-    (void)c, (void)now;
+    (void)now;
     static char why[96];
     unsigned long n;
     uint64_t queued = 0;
+    /* It spends the data plane's CPU: for the broker's own uid only. */
+    if (c->uid != s->b->cfg.allowed_uids[0]) {
+        snprintf(why, sizeof why, "load: only uid %u may queue work",
+                 (unsigned)s->b->cfg.allowed_uids[0]);
+        return why;
+    }
     if (!parse_ulong(argv[1], 100000000, &n) || n == 0)
         return "load: 1..100000000 requests";
     int rc = s->b->data == NULL ? -1 : data_plane_submit(s->b->data, n, &queued);
@@ -499,8 +506,7 @@ static void client_open(struct server *s, int fd, int64_t now)
         }
         log_line(LOG_ALWAYS, "control: epoll_ctl: %s", strerror(errno));
     } else {
-        log_line(LOG_EVENT, "control: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
-                 refusal + 7);
+        log_event(uid, "control: refused pid %d uid %u: %s", (int)pid, (unsigned)uid, refusal + 7);
         /* Best effort: the socket is new, its buffer empty. */
         if (send(fd, refusal, strlen(refusal), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
             log_line(LOG_EVENT, "control: refusal not sent: %s", strerror(errno));
@@ -517,8 +523,9 @@ static int64_t client_deadlines(struct server *s, int64_t now)
         if (c->fd >= 0 && c->phase == WAITING)
             check_wait(s, c, now);
         if (c->fd >= 0 && c->deadline <= now) {
-            log_line(LOG_EVENT, "control: dropped a client: its query took longer than %u ms",
-                     s->b->cfg.query_timeout_ms);
+            log_event(c->uid,
+                      "control: dropped a client (uid %u): its query took longer than %u ms",
+                      (unsigned)c->uid, s->b->cfg.query_timeout_ms);
             client_close(s, c);
         }
         if (c->fd >= 0)

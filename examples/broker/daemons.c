@@ -15,7 +15,9 @@
  *               frames in one read only the last counts, and a port
  *               already accepted is not checked again) and rate-limited
  *               per connection (a connection over its budget is not read
- *               until it is back within it; its hang-up is still seen)
+ *               until it is back within it; its hang-up is still seen):
+ *               64 frames, and 4 port changes, at once, then 64 frames
+ *               and one change a second
  *   recheck     every --recheck-ms, sock_diag (ports_tally()) re-verifies every
  *               bound port; a daemon whose port fails is dropped, which
  *               unbinds it
@@ -49,6 +51,13 @@
  * port; a flood is read no faster than this. */
 #define FRAME_BURST    64
 #define FRAME_INTERVAL (1000 * MS / 64)
+/* Port changes a connection may make: CHANGE_BURST at once, then one per
+ * CHANGE_INTERVAL. Each costs a check; a daemon changes port when it
+ * restarts its listener, not every few milliseconds. Past its budget a
+ * connection is not read until it is back within it, and the frames that
+ * waited meanwhile are coalesced: only the last port counts. */
+#define CHANGE_BURST    4
+#define CHANGE_INTERVAL (1000 * MS)
 
 struct backend {
     bool used;
@@ -73,6 +82,7 @@ struct conn {
      * (virtual time); while paused_until is set, its fd is watched for a
      * hang-up only. */
     int64_t budget_at, paused_until;
+    int64_t change_at; /* the same for port changes */
 };
 
 /* Connections and backends live in two flat arrays, searched linearly:
@@ -98,6 +108,12 @@ static void publish_gauges(struct plane *p)
     atomic_store_explicit(&p->b->backends, p->nbackends, memory_order_relaxed);
 }
 
+static void count_checks(struct plane *p, size_t n)
+{
+    /* relaxed: a counter read for display */
+    atomic_fetch_add_explicit(&p->b->port_checks, n, memory_order_relaxed);
+}
+
 /* "zccache (pid 12 uid 1000)", or "(pid 12 uid 1000)" before the hello. */
 static const char *who(const struct conn *c, char out[ID_LOG_MAX + 48])
 {
@@ -116,14 +132,14 @@ static void log_transition(struct plane *p, const struct backend *bk, const char
     portreg_state_t st = {0};
     int rc = portreg_get(p->b->reg, bk->id, bk->id_len, &st);
     if (rc != 0)
-        log_line(LOG_EVENT, "daemons: %s %s; get: %s", id_log_text(bk->id, bk->id_len, text), what,
-                 portreg_strerror(rc));
+        log_event(bk->owner, "daemons: %s %s; get: %s", id_log_text(bk->id, bk->id_len, text), what,
+                  portreg_strerror(rc));
     else if (st.status == PORTREG_BOUND)
-        log_line(LOG_EVENT, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
-                 id_log_text(bk->id, bk->id_len, text), what, st.port, st.version);
+        log_event(bk->owner, "daemons: %-10s %-26s -> bound:%u v%" PRIu32,
+                  id_log_text(bk->id, bk->id_len, text), what, st.port, st.version);
     else
-        log_line(LOG_EVENT, "daemons: %-10s %-26s -> %s v%" PRIu32,
-                 id_log_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
+        log_event(bk->owner, "daemons: %-10s %-26s -> %s v%" PRIu32,
+                  id_log_text(bk->id, bk->id_len, text), what, status_name(st.status), st.version);
 }
 
 static struct backend *find_backend(struct plane *p, const void *id, size_t len)
@@ -180,7 +196,7 @@ static void conn_close(struct plane *p, struct conn *c, const char *reason, int6
     char peer[ID_LOG_MAX + 48];
     struct backend *bk = c->backend;
     if (reason != NULL)
-        log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), reason);
+        log_event(c->uid, "daemons: dropped %s: %s", who(c, peer), reason);
     close_fd(c->fd, "daemons"); /* also leaves the epoll set */
     portreg_frame_reader_fini(&c->frames);
     *c = (struct conn){.fd = -1};
@@ -239,7 +255,7 @@ static bool on_hello(struct plane *p, struct conn *c, const uint8_t *body, size_
     struct backend *bk = NULL;
     const char *refusal = hello_refusal(p, c, body, len, &bk, why);
     if (refusal != NULL) {
-        log_line(LOG_EVENT, "daemons: dropped %s: %s", who(c, peer), refusal);
+        log_event(c->uid, "daemons: dropped %s: %s", who(c, peer), refusal);
         return false;
     }
     bool back = bk != NULL;
@@ -268,14 +284,15 @@ static bool on_port(struct plane *p, struct conn *c, uint16_t port)
     struct backend *bk = c->backend;
     if (c->reported && port == c->port)
         return true; /* nothing new: recheck_ports() keeps verifying it */
+    count_checks(p, 1);
     if (port_owned_by(p->ports, port, c->uid, why, sizeof why) != 0) {
-        log_line(LOG_EVENT, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
+        log_event(c->uid, "daemons: dropped %s: refused port %u: %s", who(c, peer), port, why);
         return false;
     }
     int rc = portreg_register(p->b->reg, bk->id, bk->id_len, port, NULL);
     if (rc != 0) {
-        log_line(LOG_EVENT, "daemons: dropped %s: register port %u: %s", who(c, peer), port,
-                 portreg_strerror(rc));
+        log_event(c->uid, "daemons: dropped %s: register port %u: %s", who(c, peer), port,
+                  portreg_strerror(rc));
         return false;
     }
     c->reported = true;
@@ -296,17 +313,21 @@ static void conn_watch(struct plane *p, struct conn *c, bool on)
         log_line(LOG_ALWAYS, "daemons: epoll_ctl: %s", strerror(errno));
 }
 
-/* Charges c for frames; past its budget, stops reading it for a while. */
-static void charge_frames(struct plane *p, struct conn *c, unsigned frames, int64_t now)
+/* Charges n units of interval to the budget whose virtual time is *at;
+ * past burst units ahead of now, stops reading c until it is back. */
+static void charge(struct plane *p, struct conn *c, int64_t *at, unsigned n, int64_t interval,
+                   unsigned burst, int64_t now)
 {
-    if (c->budget_at < now)
-        c->budget_at = now;
-    c->budget_at += (int64_t)frames * FRAME_INTERVAL;
-    int64_t ahead = c->budget_at - now - FRAME_BURST * FRAME_INTERVAL;
-    if (ahead > 0 && c->paused_until == 0) {
-        c->paused_until = now + ahead;
+    if (*at < now)
+        *at = now;
+    *at += (int64_t)n * interval;
+    int64_t ahead = *at - now - (int64_t)burst * interval;
+    if (ahead <= 0)
+        return;
+    if (c->paused_until == 0)
         conn_watch(p, c, false);
-    }
+    if (c->paused_until < now + ahead)
+        c->paused_until = now + ahead;
 }
 
 /* Reads what c has sent. NULL: keep it; otherwise why to drop it. */
@@ -351,14 +372,17 @@ static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
         }
         rc = portreg_decode_port(body, body_len, &port);
         if (rc != 0) {
-            log_line(LOG_EVENT, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
-                     portreg_err_name(rc), portreg_strerror(rc));
+            log_event(c->uid, "daemons: dropped %s: bad BackendHttpReady: %s (%s)", who(c, peer),
+                      portreg_err_name(rc), portreg_strerror(rc));
             return "";
         }
     }
+    bool change = port != 0 && !(c->reported && port == c->port);
     if (port != 0 && !on_port(p, c, port))
         return ""; /* on_port() logged why */
-    charge_frames(p, c, frames, now);
+    charge(p, c, &c->budget_at, frames, FRAME_INTERVAL, FRAME_BURST, now);
+    if (change)
+        charge(p, c, &c->change_at, 1, CHANGE_INTERVAL, CHANGE_BURST, now);
     return NULL;
 }
 
@@ -408,12 +432,11 @@ static void conn_open(struct plane *p, int fd, int64_t now)
     if (!peer_credentials(fd, &pid, &uid)) {
         log_line(LOG_EVENT, "daemons: refused a connection: SO_PEERCRED: %s", strerror(errno));
     } else if (!uid_allowed(p->cfg, uid)) {
-        log_line(LOG_EVENT, "daemons: refused pid %d uid %u: uid not allowed", (int)pid,
-                 (unsigned)uid);
+        log_event(uid, "daemons: refused pid %d uid %u: uid not allowed", (int)pid, (unsigned)uid);
     } else if (!make_room(p, uid, now)) {
-        log_line(LOG_EVENT, "daemons: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
-                 conns_of(p, uid) >= p->cfg->max_conns_per_uid ? "too many connections of this uid"
-                                                               : "too many connections");
+        log_event(uid, "daemons: refused pid %d uid %u: %s", (int)pid, (unsigned)uid,
+                  conns_of(p, uid) >= p->cfg->max_conns_per_uid ? "too many connections of this uid"
+                                                                : "too many connections");
     } else {
         unsigned i = 0;
         while (p->conns[i].fd >= 0)
@@ -421,8 +444,12 @@ static void conn_open(struct plane *p, int fd, int64_t now)
         struct conn *c = &p->conns[i];
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = i};
         if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            *c = (struct conn){
-                .fd = fd, .pid = pid, .uid = uid, .accepted_at = now, .budget_at = now};
+            *c = (struct conn){.fd = fd,
+                               .pid = pid,
+                               .uid = uid,
+                               .accepted_at = now,
+                               .budget_at = now,
+                               .change_at = now};
             portreg_frame_reader_init(&c->frames, DAEMON_MAX_BODY);
             p->nconns++;
             publish_gauges(p);
@@ -489,6 +516,7 @@ static int64_t recheck_ports(struct plane *p, int64_t now)
     }
     p->recheck_at = now + (int64_t)p->cfg->recheck_ms * MS;
     char why[128], reason[160];
+    count_checks(p, n);
     bool failed = ports_tally(p->ports, p->claims, n, why, sizeof why) != 0 &&
                   ports_tally(p->ports, p->claims, n, why, sizeof why) != 0;
     for (size_t k = 0; k < n; k++) {
@@ -538,12 +566,12 @@ static int64_t expire_backends(struct plane *p, int64_t now)
         int rc = portreg_untrack_if(p->b->reg, bk->id, bk->id_len, bk->version_at_disconnect, &cur);
         id_log_text(bk->id, bk->id_len, text);
         if (rc == 0) {
-            log_line(LOG_EVENT, "daemons: %-10s %-26s -> untracked", text, "away past grace");
+            log_event(bk->owner, "daemons: %-10s %-26s -> untracked", text, "away past grace");
             backend_free(p, bk);
         } else if (rc == PORTREG_ECONFLICT) {
             /* Someone moved it on: start a fresh grace period from there. */
-            log_line(LOG_EVENT, "daemons: %s changed since (v%" PRIu32 " now v%" PRIu32 ")", text,
-                     bk->version_at_disconnect, cur.version);
+            log_event(bk->owner, "daemons: %s changed since (v%" PRIu32 " now v%" PRIu32 ")", text,
+                      bk->version_at_disconnect, cur.version);
             bk->version_at_disconnect = cur.version;
             bk->disconnected_at = now;
         } else {

@@ -6,9 +6,10 @@
  * a system call). One writer thread empties the ring into stdout with
  * plain blocking write()s: if stdout is a pipe nobody reads, only the
  * writer thread waits. When the ring is full the line is dropped and
- * counted; event lines beyond the rate limit are suppressed and counted.
- * Both counts are reported by the writer once the ring has room again, and
- * `broker_ctl stats` shows their sum.
+ * counted; event lines beyond the rate limit of their uid are suppressed
+ * and counted. Both counts are reported by the writer, at most once a
+ * second, once the ring has room again, and `broker_ctl stats` shows
+ * their sum.
  */
 #include "broker.h"
 
@@ -28,31 +29,50 @@
  * longer than this (none of the broker's is) is cut, marked "...". */
 #define LINE_MAX_BYTES 512
 
+/* One allowance of LOG_EVENT lines: up to `rate` lines in a burst,
+ * refilled at `rate` per second. Each allowed uid has its own, so that one
+ * uid's noise cannot crowd out another's lines; everything else (uids not
+ * allowed, lines about no uid) shares the last one. */
+struct bucket {
+    uid_t uid;
+    double tokens;
+    int64_t refilled_at;
+    uint64_t suppressed; /* since the last report */
+};
+
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake; /* the writer sleeps on it */
     char ring[RING_SIZE];
     size_t head, len; /* bytes [head, head + len) mod RING_SIZE are queued */
     bool stopping;
-    /* Token bucket for LOG_EVENT lines: up to `rate` lines in a burst,
-     * refilled at `rate` per second. */
     unsigned rate;
-    double tokens;
-    int64_t refilled_at;
-    uint64_t dropped, suppressed; /* since the last report */
-    _Atomic uint64_t lost_total;  /* relaxed: display only */
+    struct bucket buckets[MAX_ALLOWED_UIDS + 1];
+    size_t nbuckets;  /* the last one is the shared one */
+    uint64_t dropped; /* since the last report */
+    int64_t reported_at;
+    _Atomic uint64_t lost_total; /* relaxed: display only */
     pthread_t tid;
 } lg = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* Called with the lock held. */
-static bool take_token(int64_t now)
+static struct bucket *bucket_of(bool any_uid, uid_t uid)
 {
-    double add = (double)(now - lg.refilled_at) * lg.rate / 1e9;
-    lg.refilled_at = now;
-    lg.tokens = lg.tokens + add > lg.rate ? lg.rate : lg.tokens + add;
-    if (lg.tokens < 1.0)
+    for (size_t i = 0; any_uid && i + 1 < lg.nbuckets; i++)
+        if (lg.buckets[i].uid == uid)
+            return &lg.buckets[i];
+    return &lg.buckets[lg.nbuckets - 1];
+}
+
+/* Called with the lock held. */
+static bool take_token(struct bucket *b, int64_t now)
+{
+    double add = (double)(now - b->refilled_at) * lg.rate / 1e9;
+    b->refilled_at = now;
+    b->tokens = b->tokens + add > lg.rate ? lg.rate : b->tokens + add;
+    if (b->tokens < 1.0)
         return false;
-    lg.tokens -= 1.0;
+    b->tokens -= 1.0;
     return true;
 }
 
@@ -69,13 +89,11 @@ static bool ring_put(const char *line, size_t n)
     return true;
 }
 
-void log_line(enum log_class cls, const char *fmt, ...)
+/* event: a LOG_EVENT line, of uid if any_uid. */
+static void put_line(bool event, bool any_uid, uid_t uid, const char *fmt, va_list ap)
 {
     char line[LINE_MAX_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     if ((size_t)n >= sizeof line - 1) {
@@ -88,8 +106,9 @@ void log_line(enum log_class cls, const char *fmt, ...)
     if (pthread_mutex_lock(&lg.lock) != 0)
         return;
     bool lost = true;
-    if (cls == LOG_EVENT && !take_token(now))
-        lg.suppressed++;
+    struct bucket *b = event ? bucket_of(any_uid, uid) : NULL;
+    if (b != NULL && !take_token(b, now))
+        b->suppressed++;
     else if (!ring_put(line, (size_t)n))
         lg.dropped++;
     else
@@ -99,6 +118,22 @@ void log_line(enum log_class cls, const char *fmt, ...)
     else
         pthread_cond_signal(&lg.wake);
     pthread_mutex_unlock(&lg.lock);
+}
+
+void log_line(enum log_class cls, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    put_line(cls == LOG_EVENT, false, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_event(uid_t uid, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    put_line(true, true, uid, fmt, ap);
+    va_end(ap);
 }
 
 uint64_t log_lost(void)
@@ -119,18 +154,37 @@ static void write_all(const char *p, size_t n)
     }
 }
 
-/* Called with the lock held: queues the report of lost lines, if any. */
-static void report_losses(void)
+/* Called with the lock held: queues the report of lost lines, if any, at
+ * most once a second (or when stopping), one line for every uid. */
+static void report_losses(int64_t now)
 {
-    if (lg.dropped == 0 && lg.suppressed == 0)
+    if (!lg.stopping && now - lg.reported_at < 1000000000)
         return;
-    char line[160];
-    int n = snprintf(line, sizeof line,
-                     "log: %" PRIu64 " lines suppressed (over %u/s), %" PRIu64
-                     " dropped (stdout too slow)\n",
-                     lg.suppressed, lg.rate, lg.dropped);
-    if (n > 0 && ring_put(line, (size_t)n))
-        lg.dropped = lg.suppressed = 0;
+    char line[LINE_MAX_BYTES];
+    size_t n = 0;
+    for (size_t i = 0; i < lg.nbuckets; i++) {
+        const struct bucket *b = &lg.buckets[i];
+        if (b->suppressed == 0 || n >= sizeof line)
+            continue;
+        int k = i + 1 < lg.nbuckets ? snprintf(line + n, sizeof line - n, "%s uid %u %" PRIu64,
+                                               n ? "," : "", (unsigned)b->uid, b->suppressed)
+                                    : snprintf(line + n, sizeof line - n, "%s other %" PRIu64,
+                                               n ? "," : "", b->suppressed);
+        n += k > 0 ? (size_t)k : 0;
+    }
+    if (n == 0 && lg.dropped == 0)
+        return;
+    char text[LINE_MAX_BYTES + 96];
+    int len = snprintf(
+        text, sizeof text,
+        "log: lines suppressed (over %u/s per uid):%.*s%s; %" PRIu64 " dropped (stdout too slow)\n",
+        lg.rate, (int)(n < sizeof line ? n : sizeof line - 1), line, n ? "" : " none", lg.dropped);
+    if (len > 0 && ring_put(text, (size_t)len < sizeof text ? (size_t)len : sizeof text - 1)) {
+        lg.dropped = 0;
+        for (size_t i = 0; i < lg.nbuckets; i++)
+            lg.buckets[i].suppressed = 0;
+        lg.reported_at = now;
+    }
 }
 
 /* CLOCK_REALTIME (what pthread_cond_timedwait() and pthread_timedjoin_np()
@@ -155,7 +209,7 @@ static void *log_writer(void *arg)
     static char chunk[64 * 1024];
     pthread_mutex_lock(&lg.lock);
     for (;;) {
-        report_losses();
+        report_losses(now_ns());
         if (lg.len == 0) {
             if (lg.stopping)
                 break;
@@ -178,11 +232,16 @@ static void *log_writer(void *arg)
     return NULL;
 }
 
-int log_start(unsigned event_lines_per_s)
+int log_start(unsigned event_lines_per_s, const uid_t *uids, size_t nuids)
 {
     lg.rate = event_lines_per_s;
-    lg.tokens = event_lines_per_s;
-    lg.refilled_at = now_ns();
+    int64_t now = now_ns();
+    nuids = nuids < MAX_ALLOWED_UIDS ? nuids : MAX_ALLOWED_UIDS;
+    for (size_t i = 0; i <= nuids; i++)
+        lg.buckets[i] = (struct bucket){
+            .uid = i < nuids ? uids[i] : 0, .tokens = event_lines_per_s, .refilled_at = now};
+    lg.nbuckets = nuids + 1;
+    lg.reported_at = now;
     return pthread_create(&lg.tid, NULL, log_writer, NULL);
 }
 

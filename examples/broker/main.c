@@ -56,7 +56,7 @@ static void usage(FILE *f)
             "  --max-ids N               backends kept (default 1024)\n"
             "  --max-ids-per-uid N       backends one uid may hold (default --max-ids /\n"
             "                            allowed uids)\n"
-            "  --log-rate N              event log lines per second (default 100)\n"
+            "  --log-rate N              event log lines per second per uid (default 100)\n"
             "  --reply-max BYTES         longest control answer, 4096 at least (default\n"
             "                            1048576); status comes in pages of this size\n"
             "  --query-timeout-ms MS     one control query, wait time excluded (default 2000)\n"
@@ -377,11 +377,11 @@ static int setup(struct broker *b)
         perror("broker: eventfd");
         return -1;
     }
-    if ((b->daemon_fd = listen_unix(cfg->socket_path)) < 0)
+    if ((b->daemon_fd = listen_unix(cfg->socket_path, &b->daemon_file)) < 0)
         return -1;
-    if ((b->control_fd = listen_unix(cfg->control_path)) < 0) {
-        if (unlink(cfg->socket_path) != 0)
-            perror("broker: unlink");
+    if ((b->control_fd = listen_unix(cfg->control_path, &b->control_file)) < 0) {
+        if (socket_file_remove(&b->daemon_file) != 0)
+            perror("broker: removing the daemon socket");
         return -1;
     }
     return 0;
@@ -391,7 +391,7 @@ static int start_threads(struct broker *b, pthread_t *daemons, pthread_t *contro
 {
     /* The data plane first: the control thread reads b->data, which
      * pthread_create() then publishes to it. */
-    int err = log_start(b->cfg.log_rate);
+    int err = log_start(b->cfg.log_rate, b->cfg.allowed_uids, b->cfg.nallowed);
     if (err == 0 && b->cfg.readers > 0)
         b->data = data_plane_start(b, b->cfg.readers, &err);
     if (err == 0)
@@ -433,8 +433,8 @@ int main(int argc, char **argv)
     pthread_t daemons, control;
     if (start_threads(b, &daemons, &control) != 0) {
         /* Not worth unwinding in an example: the OS reclaims the rest. */
-        if (unlink(b->cfg.socket_path) != 0 || unlink(b->cfg.control_path) != 0)
-            perror("broker: unlink");
+        if (socket_file_remove(&b->daemon_file) != 0 || socket_file_remove(&b->control_file) != 0)
+            perror("broker: removing the sockets");
         _exit(1);
     }
     log_line(LOG_ALWAYS, "broker: daemons connect to %s; queries go to %s; %u data-plane threads",
@@ -450,7 +450,7 @@ int main(int argc, char **argv)
     log_line(LOG_ALWAYS,
              "broker: stopped: %" PRIu64 " lookups, %" PRIu64 " hits, %" PRIu64 " changes", lookups,
              hits, portreg_changes(b->reg));
-    if (unlink(b->cfg.socket_path) != 0 || unlink(b->cfg.control_path) != 0)
+    if (socket_file_remove(&b->daemon_file) != 0 || socket_file_remove(&b->control_file) != 0)
         log_line(LOG_ALWAYS, "broker: removing the sockets: %s", strerror(errno));
     close_fd(b->daemon_fd, "broker");
     close_fd(b->control_fd, "broker");

@@ -8,25 +8,25 @@
  * address checked: a daemon listening on [::1]:port only is refused,
  * since any user could bind 127.0.0.1:port and receive its traffic.
  *
- * The kernel says who listens, and as which uid, through netlink
- * sock_diag: a dump of TCP sockets in state LISTEN, filtered on the port
- * (inet_diag_req_v2.id.idiag_sport), once for AF_INET and once for
- * AF_INET6. A dump of listeners never walks the established connections,
- * so its cost does not grow with the host's connections (reading
- * /proc/net/tcp did: every line, every time).
+ * The kernel says which socket would receive that connection, and as
+ * which uid, through netlink sock_diag: one request WITHOUT NLM_F_DUMP
+ * naming the connection (local 127.0.0.1:port, remote 127.0.0.1:0, on lo,
+ * no cookie) makes the kernel do the lookup an incoming SYN does, and
+ * answer with that one socket or ENOENT. It is a hash lookup: its cost
+ * does not grow with the host's connections or listeners. A dump, even
+ * filtered on the port, walks every TCP listener of every network
+ * namespace, and any user can create hundreds of thousands of those in a
+ * namespace of its own: that made every check slow.
  *
- * A listener receives a connection to 127.0.0.1:port when it is bound to
- * that port and to 127.0.0.1 or 0.0.0.0 (AF_INET), or to :: without
- * IPV6_V6ONLY or ::ffff:127.0.0.1 (AF_INET6), on no device or on lo. The
- * port is accepted when at least one such listener belongs to the
- * daemon's uid and none belongs to another uid (two listeners share a
- * port only through SO_REUSEPORT, which the kernel allows within one uid
- * only, so "none of another uid" is a defence in depth).
+ * The socket found is what the data plane's connection would reach:
+ * a listener on 127.0.0.1 or 0.0.0.0, or on :: without IPV6_V6ONLY, and
+ * the one the kernel picks within a SO_REUSEPORT group (whose members
+ * share one uid: the kernel allows no other). The port is accepted when
+ * that socket listens and belongs to the daemon's uid.
  *
  * The answer holds when it is given; the daemon plane asks again every
- * --recheck-ms for every bound port (ports_tally(): a filtered dump per
- * port for a few ports, one dump of all listeners for many) and unbinds a
- * port that no longer passes.
+ * --recheck-ms for every bound port (ports_tally(): one lookup per port)
+ * and unbinds a port that no longer passes.
  */
 #include "broker.h"
 
@@ -46,11 +46,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-/* The answer to one dump is read within this, or the query fails. */
+/* The answer to one lookup is read within this, or the query fails. */
 #define DIAG_TIMEOUT_MS 1000
-/* Up to this many ports are checked with a dump each, filtered on the
- * port; more with one dump of every listener. */
-#define FILTERED_MAX 16
 
 struct ports {
     int nl; /* NETLINK_SOCK_DIAG, or -1 until needed */
@@ -92,48 +89,10 @@ static int diag_socket(struct ports *p)
     return 0;
 }
 
-/* Whether l receives connections to DATA_PLANE_ADDR:its port. */
-static bool receives_dialled(const struct ports *p, const struct inet_diag_msg *m, bool v6only)
-{
-    if (m->id.idiag_if != 0 && m->id.idiag_if != p->lo_index)
-        return false;
-    const uint32_t *a = m->id.idiag_src; /* network byte order */
-    if (m->idiag_family == AF_INET)
-        return a[0] == htonl(INADDR_LOOPBACK) || a[0] == htonl(INADDR_ANY);
-    bool zero64 = a[0] == 0 && a[1] == 0;
-    return (zero64 && a[2] == 0 && a[3] == 0 && !v6only) ||
-           (zero64 && a[2] == htonl(0xffff) && a[3] == htonl(INADDR_LOOPBACK));
-}
-
-/* Adds one listener to the claims on its port (sorted by port). */
-static void tally_one(const struct ports *p, const struct inet_diag_msg *m, bool v6only,
-                      struct port_claim *claims, size_t n)
-{
-    uint16_t port = ntohs(m->id.idiag_sport);
-    if (!receives_dialled(p, m, v6only))
-        return;
-    size_t lo = 0, hi = n; /* the first claim with claim.port >= port */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (claims[mid].port < port)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    for (size_t i = lo; i < n && claims[i].port == port; i++) {
-        if ((uid_t)m->idiag_uid == claims[i].uid) {
-            claims[i].mine++;
-        } else {
-            claims[i].others++;
-            claims[i].other_uid = (uid_t)m->idiag_uid;
-        }
-    }
-}
-
-/* One dump of one family's TCP listeners (on port, or all: 0), tallied
- * into claims. 0, or -1 with the reason in why. */
-static int dump_family(struct ports *p, int family, uint16_t port, struct port_claim *claims,
-                       size_t n, char *why, size_t why_len)
+/* Looks up the socket that would receive a connection to
+ * DATA_PLANE_ADDR:c->port and counts it in c. 0, or -1 with the reason in
+ * why. */
+static int lookup_one(struct ports *p, struct port_claim *c, char *why, size_t why_len)
 {
     struct {
         struct nlmsghdr nh;
@@ -141,12 +100,17 @@ static int dump_family(struct ports *p, int family, uint16_t port, struct port_c
     } msg = {
         .nh = {.nlmsg_len = sizeof msg,
                .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-               .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP,
+               .nlmsg_flags = NLM_F_REQUEST, /* no NLM_F_DUMP: one lookup */
                .nlmsg_seq = ++p->seq},
-        .req = {.sdiag_family = (uint8_t)family,
+        .req = {.sdiag_family = AF_INET,
                 .sdiag_protocol = IPPROTO_TCP,
-                .idiag_states = 1u << TCP_LISTEN,
-                .id.idiag_sport = htons(port)},
+                .idiag_states = ~0u,
+                .id = {.idiag_sport = htons(c->port),
+                       .idiag_dport = 0,
+                       .idiag_src = {htonl(INADDR_LOOPBACK)},
+                       .idiag_dst = {htonl(INADDR_LOOPBACK)},
+                       .idiag_if = p->lo_index,
+                       .idiag_cookie = {INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE}}},
     };
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     if (diag_socket(p) != 0 || sendto(p->nl, &msg, sizeof msg, 0, (struct sockaddr *)&kernel,
@@ -166,13 +130,10 @@ static int dump_family(struct ports *p, int family, uint16_t port, struct port_c
              h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_seq != p->seq)
                 continue; /* left over from a query that failed */
-            if (h->nlmsg_type == NLMSG_DONE)
-                return 0;
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const struct nlmsgerr *e = NLMSG_DATA(h);
-                /* No IPv6 in this kernel: nothing listens there. */
-                if (family == AF_INET6 && (e->error == -ENOENT || e->error == -EAFNOSUPPORT))
-                    return 0;
+                if (e->error == -ENOENT)
+                    return 0; /* nobody would receive the connection */
                 snprintf(why, why_len, "sock_diag: %s", strerror(-e->error));
                 goto fail;
             }
@@ -180,14 +141,15 @@ static int dump_family(struct ports *p, int family, uint16_t port, struct port_c
                 h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
                 continue;
             const struct inet_diag_msg *m = NLMSG_DATA(h);
-            bool v6only = false;
-            int alen = (int)(h->nlmsg_len - NLMSG_LENGTH(sizeof *m));
-            for (const struct rtattr *at = (const struct rtattr *)(m + 1); RTA_OK(at, alen);
-                 at = RTA_NEXT(at, alen))
-                if (at->rta_type == INET_DIAG_SKV6ONLY && RTA_PAYLOAD(at) >= 1)
-                    v6only = *(const uint8_t *)RTA_DATA(at) != 0;
-            if (m->idiag_state == TCP_LISTEN && (port == 0 || ntohs(m->id.idiag_sport) == port))
-                tally_one(p, m, v6only, claims, n);
+            if (m->idiag_state != TCP_LISTEN)
+                return 0; /* not a listener: the connection would be refused */
+            if ((uid_t)m->idiag_uid == c->uid) {
+                c->mine++;
+            } else {
+                c->others++;
+                c->other_uid = (uid_t)m->idiag_uid;
+            }
+            return 0;
         }
     }
 fail:
@@ -200,7 +162,9 @@ fail:
 static int claim_cmp(const void *a, const void *b)
 {
     const struct port_claim *x = a, *y = b;
-    return (x->port > y->port) - (x->port < y->port);
+    if (x->port != y->port)
+        return (x->port > y->port) - (x->port < y->port);
+    return (x->uid > y->uid) - (x->uid < y->uid);
 }
 
 int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why, size_t why_len)
@@ -208,18 +172,15 @@ int ports_tally(struct ports *p, struct port_claim *claims, size_t n, char *why,
     for (size_t i = 0; i < n; i++)
         claims[i].mine = claims[i].others = 0;
     qsort(claims, n, sizeof *claims, claim_cmp);
-    /* A few ports: one filtered dump each, in which the kernel skips the
-     * other listeners without describing them; more: one dump of all. */
-    bool each = n <= FILTERED_MAX;
     for (size_t i = 0; i < n; i++) {
-        if (each && i > 0 && claims[i].port == claims[i - 1].port)
-            continue;
-        uint16_t port = each ? claims[i].port : 0;
-        if (dump_family(p, AF_INET, port, claims, n, why, why_len) != 0 ||
-            dump_family(p, AF_INET6, port, claims, n, why, why_len) != 0)
+        if (i > 0 && claims[i].port == claims[i - 1].port && claims[i].uid == claims[i - 1].uid) {
+            claims[i].mine = claims[i - 1].mine;
+            claims[i].others = claims[i - 1].others;
+            claims[i].other_uid = claims[i - 1].other_uid;
+            continue; /* the same question: the same answer */
+        }
+        if (lookup_one(p, &claims[i], why, why_len) != 0)
             return -1;
-        if (!each)
-            break;
     }
     return 0;
 }

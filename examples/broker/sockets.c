@@ -7,7 +7,8 @@
  * The directory must be ours, and so must every directory above it be
  * root's or ours, writable by others only with the sticky bit (as /tmp):
  * otherwise someone could rename it away after the check and put their
- * own in its place.
+ * own in its place. For the same reason every symlink on the way must be
+ * root's or ours: its owner could repoint it.
  * A socket file left behind by a broker that was killed is replaced; one
  * that still answers belongs to a live broker and is left alone.
  */
@@ -37,44 +38,125 @@ void close_fd(int fd, const char *what)
         log_line(LOG_ALWAYS, "%s: close: %s", what, strerror(errno));
 }
 
-/* Every directory above dir (resolved): owned by root or us, and writable
- * by others only with the sticky bit. 0, or -1 (said on stderr). */
+/* Whether a directory that leads to the socket directory is safe: owned
+ * by root or us, writable by others only with the sticky bit. 0, or -1
+ * (said on stderr). */
+static int directory_ok(const char *path, const struct stat *st, const char *dir)
+{
+    bool owner_ok = st->st_uid == 0 || st->st_uid == geteuid();
+    bool others_write = (st->st_mode & 022) != 0 && (st->st_mode & S_ISVTX) == 0;
+    if (owner_ok && !others_write)
+        return 0;
+    fprintf(stderr,
+            "broker: %s (above the socket directory %s) is %s: the socket directory "
+            "could be swapped for another; use a path whose every parent is owned by "
+            "root or uid %u and writable by others only with the sticky bit\n",
+            path, dir,
+            !owner_ok ? "owned by another user" : "writable by others without the sticky bit",
+            (unsigned)geteuid());
+    return -1;
+}
+
+/* Every directory on the way to dir's parent, as the kernel would walk
+ * it: each symlink met must be owned by root or us (its owner can point it
+ * elsewhere at any time, whatever its target's owner), and every
+ * directory passed through, and every one above the place the walk ends,
+ * must pass directory_ok(). 0, or -1 (said on stderr). */
 static int ancestors_check(const char *dir)
 {
-    char path[PATH_MAX], parent[PATH_MAX];
+    char parent[PATH_MAX], rest[2 * PATH_MAX], resolved[PATH_MAX], link[PATH_MAX];
     const char *slash = strrchr(dir, '/');
     if (slash == NULL)
-        snprintf(parent, sizeof parent, "%s", strcmp(dir, ".") == 0 ? ".." : ".");
+        snprintf(parent, sizeof parent, ".");
     else
         snprintf(parent, sizeof parent, "%.*s", slash == dir ? 1 : (int)(slash - dir), dir);
-    if (realpath(parent, path) == NULL) {
-        fprintf(stderr, "broker: %s: %s\n", parent, strerror(errno));
+    if (parent[0] == '/') {
+        snprintf(resolved, sizeof resolved, "/");
+    } else if (getcwd(resolved, sizeof resolved) == NULL) {
+        fprintf(stderr, "broker: getcwd: %s\n", strerror(errno));
         return -1;
     }
+    snprintf(rest, sizeof rest, "%s", parent);
+    for (int links = 0; rest[0] != '\0';) {
+        /* Take the next component off rest. */
+        char *p = rest;
+        while (*p == '/')
+            p++;
+        size_t len = strcspn(p, "/");
+        char comp[NAME_MAX + 1];
+        if (len > NAME_MAX) {
+            fprintf(stderr, "broker: %s: %s\n", parent, strerror(ENAMETOOLONG));
+            return -1;
+        }
+        memcpy(comp, p, len);
+        comp[len] = '\0';
+        memmove(rest, p + len, strlen(p + len) + 1);
+        if (len == 0 || strcmp(comp, ".") == 0)
+            continue;
+        if (strcmp(comp, "..") == 0) {
+            char *up = strrchr(resolved, '/');
+            up[up == resolved ? 1 : 0] = '\0';
+            continue;
+        }
+        char next[PATH_MAX];
+        if (snprintf(next, sizeof next, "%s%s%s", resolved, strcmp(resolved, "/") == 0 ? "" : "/",
+                     comp) >= (int)sizeof next) {
+            fprintf(stderr, "broker: %s: %s\n", parent, strerror(ENAMETOOLONG));
+            return -1;
+        }
+        struct stat st;
+        if (lstat(next, &st) != 0) {
+            fprintf(stderr, "broker: %s: %s\n", next, strerror(errno));
+            return -1;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            if (st.st_uid != 0 && st.st_uid != geteuid()) {
+                fprintf(stderr,
+                        "broker: %s (on the way to the socket directory %s) is a symlink owned "
+                        "by uid %u, who can point it elsewhere at any time; use a path without "
+                        "it, or whose symlinks are owned by root or uid %u\n",
+                        next, dir, (unsigned)st.st_uid, (unsigned)geteuid());
+                return -1;
+            }
+            ssize_t n = readlink(next, link, sizeof link - 1);
+            if (n < 0 || ++links > 40) {
+                fprintf(stderr, "broker: %s: %s\n", next,
+                        n < 0 ? strerror(errno) : strerror(ELOOP));
+                return -1;
+            }
+            link[n] = '\0';
+            char joined[2 * PATH_MAX];
+            if (snprintf(joined, sizeof joined, "%s/%s", link, rest) >= (int)sizeof rest) {
+                fprintf(stderr, "broker: %s: %s\n", parent, strerror(ENAMETOOLONG));
+                return -1;
+            }
+            snprintf(rest, sizeof rest, "%s", joined);
+            if (link[0] == '/')
+                snprintf(resolved, sizeof resolved, "/");
+            continue;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "broker: %s: %s\n", next, strerror(ENOTDIR));
+            return -1;
+        }
+        if (directory_ok(next, &st, dir) != 0)
+            return -1;
+        snprintf(resolved, sizeof resolved, "%s", next);
+    }
+    /* Where the walk ended, and everything above it. */
     for (;;) {
         struct stat st;
-        if (stat(path, &st) != 0) {
-            fprintf(stderr, "broker: %s: %s\n", path, strerror(errno));
+        if (stat(resolved, &st) != 0) {
+            fprintf(stderr, "broker: %s: %s\n", resolved, strerror(errno));
             return -1;
         }
-        bool owner_ok = st.st_uid == 0 || st.st_uid == geteuid();
-        bool others_write = (st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0;
-        if (!owner_ok || others_write) {
-            fprintf(stderr,
-                    "broker: %s (above the socket directory %s) is %s: the socket directory "
-                    "could be swapped for another; use a path whose every parent is owned by "
-                    "root or uid %u and writable by others only with the sticky bit\n",
-                    path, dir,
-                    !owner_ok ? "owned by another user"
-                              : "writable by others without the sticky bit",
-                    (unsigned)geteuid());
+        if (directory_ok(resolved, &st, dir) != 0)
             return -1;
-        }
-        char *up = strrchr(path, '/');
-        if (up == NULL || up == path) {
-            if (path[1] == '\0')
+        char *up = strrchr(resolved, '/');
+        if (up == NULL || up == resolved) {
+            if (resolved[1] == '\0')
                 return 0; /* "/" done */
-            path[1] = '\0';
+            resolved[1] = '\0';
         } else {
             *up = '\0';
         }
@@ -153,9 +235,35 @@ static int clear_stale(const char *path, const struct sockaddr_un *addr)
     return 0;
 }
 
-int listen_unix(const char *path)
+/* Describes the socket file just bound at path in f. 0, or -1 (errno). */
+static int socket_file_note(const char *path, struct socket_file *f)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash == NULL ? path : slash + 1;
+    size_t n = slash == NULL ? 0 : (size_t)(slash - path);
+    if (strlen(name) >= sizeof f->name || n >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", n == 0 ? 1 : (int)n, path);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    struct stat st;
+    f->dir_fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (f->dir_fd < 0 || fstatat(f->dir_fd, f->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    return 0;
+}
+
+int listen_unix(const char *path, struct socket_file *f)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    *f = (struct socket_file){.dir_fd = -1};
     if (strlen(path) >= sizeof addr.sun_path) {
         fprintf(stderr, "broker: socket path too long: %s\n", path);
         return -1;
@@ -180,14 +288,36 @@ int listen_unix(const char *path)
         close_fd(fd, "broker");
         return -1;
     }
-    if (chmod(path, 0600) != 0 || listen(fd, 128) != 0) {
+    if (chmod(path, 0600) != 0 || listen(fd, 128) != 0 || socket_file_note(path, f) != 0) {
         fprintf(stderr, "broker: %s: %s\n", path, strerror(errno));
         if (unlink(path) != 0)
             perror("broker: unlink");
+        close_fd(f->dir_fd, "broker");
         close_fd(fd, "broker");
         return -1;
     }
     return fd;
+}
+
+int socket_file_remove(struct socket_file *f)
+{
+    struct stat st;
+    int rc = -1;
+    if (f->dir_fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if (fstatat(f->dir_fd, f->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = errno == ENOENT ? 0 : -1; /* already gone: nothing to do */
+    else if (st.st_dev != f->dev || st.st_ino != f->ino)
+        rc = 0; /* someone else's file now: not ours to remove */
+    else
+        rc = unlinkat(f->dir_fd, f->name, 0);
+    int err = errno;
+    close_fd(f->dir_fd, "broker");
+    f->dir_fd = -1;
+    errno = err;
+    return rc;
 }
 
 bool peer_credentials(int fd, pid_t *pid, uid_t *uid)
