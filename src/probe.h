@@ -91,7 +91,12 @@ struct probe_map {
  * map's fields are then read after the fence). */
 static inline const struct probe_map *probe_map_of(const ck_ht_t *ht)
 {
-    return (const struct probe_map *)PROBE_LOAD(&ht->map);
+    const struct probe_map *m = (const struct probe_map *)PROBE_LOAD(&ht->map);
+    /* TSan cannot see libck's store fence before the map pointer: pairs
+     * with the TSAN_RELEASE in ckm_malloc() (table.c), where the map's
+     * memory comes from. */
+    TSAN_ACQUIRE(m);
+    return m;
 }
 
 #define PROBE_INLINE inline __attribute__((always_inline))
@@ -276,12 +281,15 @@ static PROBE_INLINE enum probe_result probe_first_row(const struct probe_map *m,
     uintptr_t k0 = PROBE_LOAD(&c0->key), k1 = PROBE_LOAD(&c1->key);
     /* acquire: as in probe_entry(), for both entries at once. */
     atomic_thread_fence(memory_order_acquire);
+    /* A put in progress stores length, hash and value before the key: an
+     * entry whose key still reads empty may show the fields of the id
+     * being inserted. As in libck, an empty key ends the probe whatever
+     * the other fields say. */
     bool m0 = PROBE_LOAD(&c0->hash) == h && PROBE_LOAD(&c0->key_length) == key_len &&
-              k0 != CK_HT_KEY_TOMBSTONE;
+              k0 != CK_HT_KEY_EMPTY && k0 != CK_HT_KEY_TOMBSTONE;
     bool m1 = PROBE_LOAD(&c1->hash) == h && PROBE_LOAD(&c1->key_length) == key_len &&
-              k1 != CK_HT_KEY_TOMBSTONE && ps.bound >= 1;
+              k1 != CK_HT_KEY_EMPTY && k1 != CK_HT_KEY_TOMBSTONE && ps.bound >= 1;
     uintptr_t v0 = PROBE_LOAD(&c0->value), v1 = PROBE_LOAD(&c1->value);
-    /* An empty entry has length 0 and never matches. */
     bool first = m0 || k0 == CK_HT_KEY_EMPTY;
     *key_at = first ? k0 : k1;
     *value = first ? v0 : v1;
