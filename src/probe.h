@@ -141,10 +141,12 @@ static PROBE_INLINE size_t probe_next_offset(const struct probe_map *m, size_t o
     return (size_t)((offset + level + (stride | PROBE_ROW)) & m->mask);
 }
 
-/* The first entry of the row that starts at offset (a cache line). */
+/* The first entry of the row the entry at offset belongs to. */
 static PROBE_INLINE const struct ck_ht_entry *probe_row(const struct probe_map *m, size_t offset)
 {
-    return m->entries + (offset & ~(size_t)(PROBE_ROW - 1));
+    /* libck's "bucket": the cache line the entry at offset lies in. */
+    return (const struct ck_ht_entry *)((uintptr_t)(m->entries + offset) &
+                                        ~(uintptr_t)(CK_MD_CACHELINE - 1));
 }
 
 static PROBE_INLINE uint64_t probe_load64(const char *p)
