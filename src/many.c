@@ -11,7 +11,8 @@
  *
  *   1. hash each id and prefetch its first row;
  *   2. read each first row (probe_first_row()) and prefetch the slot of
- *      the entry whose length and full hash match;
+ *      the entry whose length and full hash match, or the next row when
+ *      the first is full of other ids;
  *   3. compare each candidate's bytes and load its state word.
  *
  * So each pass finds in cache what the pass before requested a group's
@@ -88,8 +89,14 @@ static size_t many_group(struct table *t, const portreg_id_t *ids, size_t n, uin
                 it[i].step = MANY_CANDIDATE;
                 prefetch_read((const void *)it[i].value);
                 prefetch_read((const char *)it[i].key_at + ids[i].id_len - 1);
+            } else if (r == PROBE_MISS) {
+                it[i].step = MANY_MISS;
             } else {
-                it[i].step = r == PROBE_MISS ? MANY_MISS : MANY_SLOW;
+                /* A full first row: the probe goes on at the next row,
+                 * which table_find() will read in pass 3. */
+                it[i].step = MANY_SLOW;
+                size_t offset = (size_t)(it[i].h & m->mask);
+                prefetch_read(probe_row(m, probe_next_offset(m, offset, it[i].h, PROBE_ROW)));
             }
         }
     }
