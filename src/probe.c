@@ -163,6 +163,13 @@ static int check_run(void)
     return rc;
 }
 
+uintptr_t portreg__probe_rest(const struct probe_map *m, struct probe_start ps, size_t offset,
+                              CK_HT_TYPE probes, CK_HT_TYPE rows, uint64_t h, const char *key,
+                              size_t key_len)
+{
+    return probe_finish(m, ps, PROBE_MORE, offset, probes, rows, h, key, key_len, 0);
+}
+
 struct slot *portreg__table_find_ck(struct table *t, uint64_t h, const char *id, size_t id_len)
 {
     ck_ht_entry_t e;

@@ -318,6 +318,13 @@ static PROBE_INLINE enum probe_result probe_confirm(const struct probe_map *m,
     return LIKELY(probe_key_equal((const char *)key_at, key, key_len)) ? PROBE_HIT : PROBE_MORE;
 }
 
+/* probe.c: probe_finish() out of line, for what the first row does not
+ * decide (rare), so that the common path keeps its registers. */
+PORTREG_HIDDEN uintptr_t portreg__probe_rest(const struct probe_map *m, struct probe_start ps,
+                                             size_t offset, CK_HT_TYPE probes, CK_HT_TYPE rows,
+                                             uint64_t h, const char *key, size_t key_len)
+    __attribute__((cold, noinline));
+
 /* The value stored for key (hash h) in ht, or 0 when ht does not hold it:
  * ck_ht_get_spmc() inline. Call inside a read section. */
 static PROBE_INLINE uintptr_t probe_get(const ck_ht_t *ht, uint64_t h, const char *key,
@@ -334,16 +341,16 @@ static PROBE_INLINE uintptr_t probe_get(const ck_ht_t *ht, uint64_t h, const cha
                 continue;
             /* Other bytes under the same hash and length: the
              * entry-by-entry loop, from the first row. */
-            r = LIKELY(pr == PROBE_HIT) ? v
-                                        : probe_finish(m, ps, PROBE_MORE, (size_t)(h & m->mask), 0,
-                                                       0, h, key, key_len, 0);
+            r = LIKELY(pr == PROBE_HIT)
+                    ? v
+                    : portreg__probe_rest(m, ps, (size_t)(h & m->mask), 0, 0, h, key, key_len);
         } else if (LIKELY(pr == PROBE_MISS)) {
             r = 0;
         } else {
             /* Neither entry of the first row decides: on from the next. */
-            r = probe_finish(m, ps, PROBE_MORE,
-                             probe_next_offset(m, (size_t)(h & m->mask), h, PROBE_ROW), PROBE_ROW,
-                             1, h, key, key_len, 0);
+            r = portreg__probe_rest(m, ps,
+                                    probe_next_offset(m, (size_t)(h & m->mask), h, PROBE_ROW),
+                                    PROBE_ROW, 1, h, key, key_len);
         }
         if (UNLIKELY(r == PROBE_AGAIN))
             continue;
