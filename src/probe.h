@@ -19,9 +19,12 @@
  * - It has no key-pointer shortcut. ck_ht takes an entry whose key
  *   pointer equals the probe key's as a match before comparing lengths;
  *   here an entry matches only on length, full hash and bytes, which is
- *   what the shortcut means for a caller whose key is a copy
- *   (table_find() probes again with a copy when it is not).
+ *   what the shortcut means for a caller whose key is a copy (the public
+ *   call's path, portreg__table_find_ck(), probes again with a copy when
+ *   it is not).
  * - It compares the key bytes itself, inline, instead of calling memcmp().
+ * - It decides the first row from both of its entries loaded together
+ *   (probe_first_row()), with the outcome libck's loop would reach.
  * - It samples the deletion counter once per probe rather than before
  *   each entry. The counter only grows, so a probe that finds it equal
  *   after a match also found it equal against every per-entry sample:
