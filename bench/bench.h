@@ -164,6 +164,7 @@ struct bench_impl {
 
 extern const struct bench_impl bench_impl_portreg;
 extern const struct bench_impl bench_impl_portreg_handle;
+extern const struct bench_impl bench_impl_portreg_many;
 extern const struct bench_impl bench_impl_ck_raw;
 extern const struct bench_impl bench_impl_ck_nosync;
 extern const struct bench_impl bench_impl_ck_hs;

@@ -64,7 +64,7 @@ double bench_ticks_to_ns(uint64_t ticks);
 
 /* ---- main.c / report.c: results ---- */
 
-#define MAX_IMPLS   10
+#define MAX_IMPLS   12
 #define MAX_SIZES   4
 #define MAX_READERS 4
 #define MAX_REPS    15

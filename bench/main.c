@@ -19,9 +19,10 @@ static const char *const wl_keys[WL_COUNT] = {"ro-hit", "ro-miss", "read-mostly"
                                               "insert"};
 
 static const struct bench_impl *const all_impls[] = {
-    &bench_impl_portreg,   &bench_impl_portreg_handle, &bench_impl_ck_raw,    &bench_impl_ck_nosync,
-    &bench_impl_urcu_memb, &bench_impl_urcu_memb_repl, &bench_impl_urcu_qsbr, &bench_impl_rwlock,
-    &bench_impl_mutex,     &bench_impl_ck_hs,
+    &bench_impl_portreg,   &bench_impl_portreg_handle, &bench_impl_ck_raw,
+    &bench_impl_ck_nosync, &bench_impl_urcu_memb,      &bench_impl_urcu_memb_repl,
+    &bench_impl_urcu_qsbr, &bench_impl_rwlock,         &bench_impl_mutex,
+    &bench_impl_ck_hs,     &bench_impl_portreg_many,
 };
 #define N_ALL (sizeof all_impls / sizeof all_impls[0])
 

@@ -7,7 +7,8 @@
  * operations on both the registry and a model that is just an array of
  * states. After every operation the two must agree on:
  *  - the return code, and *prev / *port / *state where one is returned;
- *  - every id's state through get, lookup and open handles; the count, the
+ *  - every id's state through get, lookup, lookup_many (all ids in one
+ *    call) and open handles; the count, the
  *    change counter and the statistics;
  *  - iteration and snapshot: exactly the tracked set, each once, with its
  *    state (the snapshot also sorted). An iteration may also run while the
@@ -342,11 +343,34 @@ static void check_slots(void)
 }
 
 /* Every id too: every few operations and at the end. */
+/* portreg_lookup_many() on every id at once, invalid and repeated ones
+ * included: each port as the model says (0 unless bound), nothing written
+ * past the last. */
+static void check_lookup_many(void)
+{
+    portreg_id_t req[OPS_MAX_NIDS];
+    uint16_t ports[OPS_MAX_NIDS + 1];
+    ptrdiff_t want = 0;
+    for (size_t i = 0; i < nids; i++) {
+        req[i] = (portreg_id_t){ids[i].bytes, ids[i].len};
+        ports[i] = 0xa5a5;
+        want += ids[i].valid && model[ids[i].canon].st.status == PORTREG_BOUND;
+    }
+    ports[nids] = 0x5a5a;
+    CHECK(portreg_lookup_many(reg, req, nids, ports) == want);
+    for (size_t i = 0; i < nids; i++) {
+        const portreg_state_t *st = ids[i].valid ? &model[ids[i].canon].st : NULL;
+        CHECK(ports[i] == (st != NULL && st->status == PORTREG_BOUND ? st->port : 0));
+    }
+    CHECK(ports[nids] == 0x5a5a);
+}
+
 static void check_all(void)
 {
     for (size_t i = 0; i < nids; i++)
         if (ids[i].valid && ids[i].canon == i)
             check_id(i);
+    check_lookup_many();
     check_counters();
     check_slots();
 }

@@ -337,6 +337,27 @@ PORTREG_API int portreg_register(portreg_t *reg, const char *id, size_t id_len, 
  * Wait-free. */
 PORTREG_API bool portreg_lookup(portreg_t *reg, const char *id, size_t id_len, uint16_t *port);
 
+/* One id for portreg_lookup_many(). */
+typedef struct {
+    const char *id;
+    size_t id_len;
+} portreg_id_t;
+
+/* Looks up ids[0 .. n) at once: ports[i] receives the port of ids[i] if it
+ * is bound, else 0 (no bound backend has port 0), exactly as
+ * portreg_lookup() would answer for that id, invalid ids included (0).
+ * Returns the number of bound ids; PORTREG_EINVAL (reg NULL, or ids or
+ * ports NULL while n > 0) or PORTREG_ENOMEM (first-call setup, as for
+ * portreg_lookup()), writing nothing. ports must not overlap ids.
+ * Each id's result is a state that id had at some instant during the
+ * call; different ids may be read at different instants (not a snapshot).
+ * The lookups of a batch overlap their memory accesses (prefetching), so
+ * a large table answers many ids faster than one call per id.
+ * Wait-free: each id costs at most what portreg_lookup() costs for it.
+ * Safe with any concurrent call except destroy. */
+PORTREG_API ptrdiff_t portreg_lookup_many(portreg_t *reg, const portreg_id_t *ids, size_t n,
+                                          uint16_t *ports);
+
 /* The backend's whole state. Returns 0, PORTREG_EINVAL or PORTREG_ENOMEM
  * (first-call setup). Wait-free. */
 PORTREG_API int portreg_get(portreg_t *reg, const char *id, size_t id_len, portreg_state_t *state);

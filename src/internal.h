@@ -33,6 +33,7 @@
 #include "hash.h"
 #include "os/os.h"
 #include "portreg.h"
+#include "probe.h"
 #include "state.h"
 
 /* One backend. Allocated with its id; freed only after a grace period. */
@@ -54,6 +55,9 @@ struct slot {
 struct table {
     ck_ht_t ht;
     struct hash_key key;
+    /* Lookups read ht's map inline (probe.h) rather than through
+     * ck_ht_get_spmc(): the build and the running libck allow it. */
+    bool inline_read;
 };
 
 /* Statistics and compaction triggers; books.h owns every update. */
@@ -105,6 +109,7 @@ struct portreg {
      * set it: ids that defeat the keyed hash cannot be built without the
      * keys, so they lower the bar to reach the reseed path on demand. */
     size_t reseed_limit_for_tests;
+    bool inline_read;     /* its tables read inline (portreg__probe_inline_ok()) */
     struct ck_malloc ckm; /* ck_ht's allocator hooks (table.c) */
     portreg_alloc_fn alloc;
     portreg_free_fn free;
@@ -122,35 +127,33 @@ static inline struct table *table_current(struct portreg *reg)
     return atomic_load_explicit(&reg->table, memory_order_acquire);
 }
 
-PORTREG_HIDDEN struct slot *portreg__table_find_copy(struct table *t, const char *id,
-                                                     size_t id_len);
+/* probe.c: table_find() through ck_ht_get_spmc(), for tables that do
+ * not read inline. */
+PORTREG_HIDDEN struct slot *portreg__table_find_ck(struct table *t, uint64_t h, const char *id,
+                                                   size_t id_len);
 
 /* The slot for id in t, or NULL. Call inside a read section (or under the
  * writer lock). Wait-free: t never holds tombstones. */
-static inline struct slot *table_find(struct table *t, const char *id, size_t id_len)
+static PROBE_INLINE struct slot *table_find(struct table *t, const char *id, size_t id_len)
 {
-    ck_ht_entry_t e;
-    ck_ht_hash_t h;
-
-    h.value = id_hash(id, id_len, &t->key);
-    ck_ht_entry_key_set(&e, id, (uint16_t)id_len);
-    if (!ck_ht_get_spmc(&t->ht, h, &e))
-        return NULL;
-    struct slot *s = ck_ht_entry_value(&e);
-    TSAN_ACQUIRE(s); /* pairs with TSAN_RELEASE in portreg__table_insert() */
-    /* ck_ht takes an entry whose key pointer equals ours as a match before
-     * it compares lengths: a caller passing the address of a slot's id
-     * (from the iterator) with another length lands on that slot. Its
-     * length tells; then probe again with a key no entry can point to. */
-    if (UNLIKELY(s->id_len != id_len))
-        return portreg__table_find_copy(t, id, id_len);
-    return s;
+    uint64_t h = id_hash(id, id_len, &t->key);
+    if (PORTREG_INLINE_PROBE && LIKELY(t->inline_read))
+        return (struct slot *)probe_get(&t->ht, h, id, id_len);
+    return portreg__table_find_ck(t, h, id, id_len);
 }
 
 static inline bool id_valid(const char *id, size_t id_len)
 {
     return id != NULL && id_len > 0 && id_len <= PORTREG_ID_MAX;
 }
+
+/* probe.c: whether this process's libck may be read inline; checks once
+ * (again after a check that ran out of memory). */
+PORTREG_HIDDEN bool portreg__probe_inline_ok(void);
+/* Tests only: makes the check see a broken layout or a wrong result. */
+#define PORTREG_PROBE_FAULT_LAYOUT 1
+#define PORTREG_PROBE_FAULT_RESULT 2
+extern _Atomic int portreg__probe_fault_for_tests PORTREG_HIDDEN;
 
 /* table.c: the writer side. */
 PORTREG_HIDDEN void portreg__writer_lock(struct portreg *reg);

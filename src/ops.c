@@ -204,7 +204,8 @@ int portreg_unbind(portreg_t *reg, const char *id, size_t id_len, portreg_state_
 
 /* The state word for id, read in one epoch section. Wait-free: one probe
  * sequence of bounded length (no tombstones, so no restart) and one load. */
-static inline bool read_state(struct portreg *reg, const char *id, size_t id_len, uint64_t *word)
+static PROBE_INLINE bool read_state(struct portreg *reg, const char *id, size_t id_len,
+                                    uint64_t *word)
 {
     struct epoch_record *r = epoch_record(reg, &reg->epoch);
     if (UNLIKELY(r == NULL))

@@ -70,6 +70,7 @@ portreg_t *portreg_create(const portreg_options_t *opts)
     if (err != 0)
         goto fail_mutex;
     err = ENOMEM;
+    reg->inline_read = portreg__probe_inline_ok();
     uint64_t seed = reg->seed;
     struct table *t = portreg__table_new(
         reg, o.initial_capacity != 0 ? o.initial_capacity : DEFAULT_CAPACITY, seed);

@@ -338,6 +338,42 @@ static void check_handles_at_rest(struct xthread *t)
     }
 }
 
+/* portreg_lookup_many() on id and up to seven more distinct ids: every
+ * port it returns is checked and logged as a lookup of that id. */
+static void lookup_many_op(struct xthread *t, uint32_t id)
+{
+    struct xrun *x = t->x;
+    uint32_t pick[8];
+    portreg_id_t req[8];
+    uint16_t ports[8];
+    size_t n = 0;
+    for (unsigned k = 0; k < 8; k++) {
+        uint32_t p = k == 0 ? id : pick_id(t);
+        bool dup = false;
+        for (size_t j = 0; j < n; j++)
+            dup |= pick[j] == p;
+        if (dup)
+            continue;
+        pick[n] = p;
+        req[n] = (portreg_id_t){x->ids[p].b, x->ids[p].len};
+        n++;
+    }
+    ptrdiff_t bound = portreg_lookup_many(x->reg, req, n, ports);
+    if (bound < 0)
+        die("portreg_lookup_many failed");
+    ptrdiff_t seen = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (ports[j] == 0)
+            continue;
+        seen++;
+        observe_port(t, pick[j], ports[j]);
+        rlog(t, pick[j], (portreg_state_t){PORTREG_BOUND, ports[j], 0}, H_LOOKUP);
+    }
+    if (seen != bound)
+        fail("exchange", "reader %u: lookup_many returned %td bound ids, its ports show %td",
+             t->index, bound, seen);
+}
+
 static void reader_round(struct xthread *t)
 {
     struct xrun *x = t->x;
@@ -383,6 +419,8 @@ static void reader_round(struct xthread *t)
                 die("portreg_get failed");
             observe(t, id, s, false);
             rlog(t, id, s, H_GET);
+        } else if (dice >= 200) {
+            lookup_many_op(t, id);
         } else if (portreg_lookup(x->reg, b, len, &port)) {
             observe_port(t, id, port);
             rlog(t, id, (portreg_state_t){PORTREG_BOUND, port, 0}, H_LOOKUP);

@@ -157,8 +157,27 @@ static void *reader_main(void *arg)
                      "reader %u: id %u of cycler %u read as untracked while still in "
                      "the window (head %u) (seed %llu)",
                      t->index, id, cy, after, (unsigned long long)c->seed);
-        } else {
+        } else if (dice < 96) {
             t->hits += portreg_lookup(r->reg, b, len, &port);
+        } else {
+            /* The batched path on the same edge: id and the three before
+             * it, some of them dropped, some in their grace period. */
+            char more[3][ID_BUF];
+            portreg_id_t req[4] = {{b, len}};
+            uint16_t ports[4];
+            size_t n = 1;
+            for (uint32_t k = 1; k <= 3 && k <= id; k++, n++)
+                req[n] = (portreg_id_t){more[k - 1], id_make(more[k - 1], 'r', cy, id - k)};
+            ptrdiff_t bound = portreg_lookup_many(r->reg, req, n, ports);
+            if (bound < 0)
+                die("portreg_lookup_many failed");
+            ptrdiff_t seen = 0;
+            for (size_t k = 0; k < n; k++)
+                seen += ports[k] != 0;
+            if (seen != bound)
+                fail(CHECK, "reader %u: lookup_many returned %td bound ids, its ports show %td",
+                     t->index, bound, seen);
+            t->hits += (uint64_t)bound;
         }
     }
     return NULL;

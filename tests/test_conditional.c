@@ -1,6 +1,5 @@
 /* Conditional updates and unbind: stale daemons cannot clobber newer state. */
 #include <criterion/criterion.h>
-#include <string.h>
 
 #include "fixture.h"
 

@@ -613,3 +613,186 @@ Test(internals, the_last_of_waiters_leaving_at_once_releases_the_slot)
                      "round %d: a slot nobody holds counts as kept", round);
     }
 }
+
+/* The inline map read (probe.h) is on wherever the build compiles it: the
+ * check at create found this process's libck laid out as it expects. */
+Test(internals, the_inline_map_read_is_checked_and_on)
+{
+    cr_assert_eq(reg->inline_read, (bool)PORTREG_INLINE_PROBE);
+    cr_assert_eq(table_current(reg)->inline_read, (bool)PORTREG_INLINE_PROBE);
+}
+
+/* Ids whose probes all start at one bucket of the current table and take
+ * the same first strides (ck_ht's next row comes from the hash bits above
+ * the bucket index), so that lookups walk long probe sequences. */
+static size_t colliding_ids(char (*ids)[24], size_t *lens, size_t n)
+{
+    struct table *t = table_current(reg);
+    size_t buckets = atomic_load(&reg->books.table_capacity);
+    unsigned step = (unsigned)__builtin_ffsll((long long)buckets);
+    uint64_t key_bits = (buckets - 1) | ((uint64_t)0xff << step);
+    uint64_t want = id_hash("crowd-0", 7, &t->key) & key_bits;
+    size_t found = 0;
+    for (unsigned i = 0; found < n; i++) {
+        int len = snprintf(ids[found], sizeof ids[found], "crowd-%u", i);
+        if ((id_hash(ids[found], (size_t)len, &t->key) & key_bits) == want)
+            lens[found++] = (size_t)len;
+    }
+    return found;
+}
+
+/* On probe sequences far longer than random ids make, the inline read
+ * and ck_ht_get_spmc() find the same slot for every id, and miss alike. */
+Test(internals, the_inline_read_agrees_with_ck_ht_on_long_probes)
+{
+    if (!PORTREG_INLINE_PROBE)
+        cr_skip_test("built without the inline map read");
+    /* A fixed seed: the crowd, and so its probe lengths, are the same in
+     * every run. */
+    portreg_destroy(reg);
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.hash_seed = 0x5eed;
+    reg = portreg_create(&o);
+    cr_assert_not_null(reg);
+    reg->reseed_limit_for_tests = 1000; /* keep the crowd in one table */
+    char ids[48][24];
+    size_t lens[48];
+    colliding_ids(ids, lens, 48);
+    for (unsigned i = 0; i < 32; i++)
+        cr_assert_eq(portreg_register(reg, ids[i], lens[i], (uint16_t)(100 + i), NULL), 0);
+    cr_assert_geq(stats_now().probe_max, 8, "the crowd made probes of %zu entries only",
+                  stats_now().probe_max);
+    struct table *t = table_current(reg);
+    for (unsigned i = 0; i < 48; i++) {
+        char copy[PORTREG_ID_MAX];
+        memcpy(copy, ids[i], lens[i]);
+        uint64_t h = id_hash(copy, lens[i], &t->key);
+        struct slot *pub = portreg__table_find_ck(t, h, copy, lens[i]);
+        struct slot *inl = (struct slot *)probe_get(&t->ht, h, copy, lens[i]);
+        cr_assert_eq(inl, pub, "id %u", i);
+        cr_assert_eq(pub != NULL, i < 32, "id %u", i);
+    }
+    portreg_id_t req[48];
+    uint16_t ports[48];
+    for (unsigned i = 0; i < 48; i++)
+        req[i] = (portreg_id_t){ids[i], lens[i]};
+    cr_assert_eq(portreg_lookup_many(reg, req, 48, ports), 32);
+    for (unsigned i = 0; i < 48; i++)
+        cr_assert_eq(ports[i], i < 32 ? 100 + i : 0, "id %u", i);
+}
+
+/* A libck whose map the inline read would misread: the registry reads
+ * through ck_ht_get_spmc() instead, in every table it makes, and answers
+ * the same; the next registry checks again. */
+static void falls_back_to_the_public_read(int fault)
+{
+    if (!PORTREG_INLINE_PROBE)
+        cr_skip_test("built without the inline map read");
+    atomic_store(&portreg__probe_fault_for_tests, fault);
+    portreg_t *r = portreg_create(NULL);
+    atomic_store(&portreg__probe_fault_for_tests, 0);
+    cr_assert_not_null(r);
+    cr_assert_not(r->inline_read);
+    cr_assert_not(table_current(r)->inline_read);
+    char id[32];
+    for (unsigned i = 0; i < 3000; i++) {
+        int n = snprintf(id, sizeof id, "fallback-%u", i);
+        cr_assert_eq(portreg_register(r, id, (size_t)n, (uint16_t)(1 + i), NULL), 0);
+    }
+    portreg__table_reseed(r);
+    cr_assert_not(table_current(r)->inline_read, "a rebuilt table read inline");
+    portreg_id_t req[2];
+    uint16_t ports[2], port = 0;
+    for (unsigned i = 0; i < 3000; i++) {
+        int n = snprintf(id, sizeof id, "fallback-%u", i);
+        cr_assert(portreg_lookup(r, id, (size_t)n, &port));
+        cr_assert_eq(port, 1 + i);
+        req[0] = (portreg_id_t){id, (size_t)n};
+        req[1] = (portreg_id_t){"fallback-x", 10};
+        cr_assert_eq(portreg_lookup_many(r, req, 2, ports), 1);
+        cr_assert_eq(ports[0], 1 + i);
+        cr_assert_eq(ports[1], 0);
+    }
+    portreg_destroy(r);
+    r = portreg_create(NULL);
+    cr_assert_not_null(r);
+    cr_assert(r->inline_read, "one failed check turned the inline read off for good");
+    portreg_destroy(r);
+}
+
+Test(internals, a_map_layout_that_differs_falls_back_to_the_public_read)
+{
+    falls_back_to_the_public_read(PORTREG_PROBE_FAULT_LAYOUT);
+}
+
+Test(internals, a_read_that_disagrees_falls_back_to_the_public_read)
+{
+    falls_back_to_the_public_read(PORTREG_PROBE_FAULT_RESULT);
+}
+
+/* An entry a put is filling: ck_ht_put_spmc() stores the length, hash and
+ * value first and the key last, so a reader may find an entry whose key
+ * still reads empty but whose other fields are the inserted id's. It must
+ * read as empty: the probe ends there, a miss. (The inline read's first
+ * version matched on length and hash alone there and then compared bytes
+ * at key pointer 0.) The entry is set up by hand, as a writer stopped
+ * between its stores would leave it, in both places of the first row. */
+static void fill_like_a_put_in_progress(struct ck_ht_entry *e, uint64_t h, size_t len, void *value)
+{
+    e->key_length = len;
+    e->hash = h;
+    e->value = (uintptr_t)value;
+}
+
+static void assert_misses(const char *id, size_t len)
+{
+    uint16_t port = 0;
+    cr_assert_not(portreg_lookup(reg, id, len, &port), "%.*s found", (int)len, id);
+    portreg_id_t req[1] = {{id, len}};
+    uint16_t ports[1] = {1};
+    cr_assert_eq(portreg_lookup_many(reg, req, 1, ports), 0);
+    cr_assert_eq(ports[0], 0);
+}
+
+Test(internals, an_entry_a_put_is_filling_reads_as_empty)
+{
+    struct table *t = table_current(reg);
+    struct probe_map *m = (struct probe_map *)(uintptr_t)probe_map_of(&t->ht);
+    cr_assert_eq(portreg_register(reg, ID("first"), 1111, NULL), 0);
+    struct slot *real = slot_of_id(ID("first"));
+
+    /* The first entry examined. */
+    /* An id whose first entry is empty (not first's, whatever the keys). */
+    char second[32];
+    int len = 0;
+    uint64_t h = 0;
+    for (unsigned i = 0;; i++) {
+        len = snprintf(second, sizeof second, "second-%u", i);
+        h = id_hash(second, (size_t)len, &t->key);
+        if (m->entries[h & m->mask].key == CK_HT_KEY_EMPTY)
+            break;
+    }
+    struct ck_ht_entry *e0 = m->entries + (h & m->mask);
+    fill_like_a_put_in_progress(e0, h, (size_t)len, real);
+    assert_misses(second, (size_t)len);
+    memset(e0, 0, sizeof *e0);
+
+    /* The second entry of the row, after an entry of another id. */
+    uint64_t hf = id_hash("first", 5, &t->key);
+    size_t at = (size_t)(hf & m->mask);
+    cr_assert_eq(m->entries[at].value, (uintptr_t)real, "first is not in its first entry");
+    char id[32];
+    int n = 0;
+    for (unsigned i = 0;; i++) {
+        n = snprintf(id, sizeof id, "neighbour-%u", i);
+        h = id_hash(id, (size_t)n, &t->key);
+        if ((h & m->mask) == at)
+            break;
+    }
+    struct ck_ht_entry *e1 = m->entries + (at ^ 1);
+    cr_assert_eq(e1->key, CK_HT_KEY_EMPTY);
+    fill_like_a_put_in_progress(e1, h, (size_t)n, real);
+    assert_misses(id, (size_t)n);
+    memset(e1, 0, sizeof *e1);
+}

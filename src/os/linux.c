@@ -8,6 +8,7 @@
 #include <linux/membarrier.h>
 #include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -71,6 +72,11 @@ int portreg__os_heavy_barrier(void)
 bool portreg__os_random(void *buf, size_t len)
 {
     return getrandom(buf, len, GRND_NONBLOCK) == (ssize_t)len;
+}
+
+void portreg__os_advise_huge_pages(void *p, size_t len)
+{
+    (void)madvise(p, len, MADV_HUGEPAGE);
 }
 
 int portreg__os_notifier_open(struct portreg_os_notifier *n)

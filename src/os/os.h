@@ -64,6 +64,11 @@ PORTREG_HIDDEN int portreg__os_heavy_barrier(void);
  * without blocking; false if it has none ready. */
 PORTREG_HIDDEN bool portreg__os_random(void *buf, size_t len);
 
+/* Advice that [p, p + len), page-aligned memory of ours, is read at
+ * random: back it with huge pages where the system offers them. Only
+ * advice: elsewhere, or when refused, nothing changes. */
+PORTREG_HIDDEN void portreg__os_advise_huge_pages(void *p, size_t len);
+
 /* The change notification behind portreg_eventfd(): a file descriptor that
  * becomes readable after portreg__os_notifier_signal().
  *   Linux: an eventfd (EFD_NONBLOCK | EFD_CLOEXEC); one 8-byte read makes

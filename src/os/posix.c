@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +140,16 @@ int portreg__os_heavy_barrier(void)
 bool portreg__os_random(void *buf, size_t len)
 {
     return len <= 256 && getentropy(buf, len) == 0;
+}
+
+void portreg__os_advise_huge_pages(void *p, size_t len)
+{
+#ifdef MADV_HUGEPAGE /* Linux and a few others; macOS has none */
+    (void)madvise(p, len, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)len;
+#endif
 }
 
 static int set_flags(int fd)

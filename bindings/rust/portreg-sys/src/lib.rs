@@ -85,6 +85,14 @@ pub struct portreg_state_t {
     pub version: u32,
 }
 
+/// One id for [`portreg_lookup_many`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct portreg_id_t {
+    pub id: *const c_char,
+    pub id_len: usize,
+}
+
 /// Allocation hook; `ctx` is `alloc_ctx`.
 pub type portreg_alloc_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, size: usize) -> *mut c_void>;
@@ -197,6 +205,12 @@ extern "C" {
         id_len: usize,
         port: *mut u16,
     ) -> bool;
+    pub fn portreg_lookup_many(
+        reg: *mut portreg_t,
+        ids: *const portreg_id_t,
+        n: usize,
+        ports: *mut u16,
+    ) -> isize;
     pub fn portreg_get(
         reg: *mut portreg_t,
         id: *const c_char,

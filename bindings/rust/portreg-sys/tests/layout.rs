@@ -25,6 +25,9 @@ int main(void)
     FIELD(portreg_state_t, status);
     FIELD(portreg_state_t, port);
     FIELD(portreg_state_t, version);
+    SIZE(portreg_id_t);
+    FIELD(portreg_id_t, id);
+    FIELD(portreg_id_t, id_len);
     SIZE(portreg_alloc_fn);
     SIZE(portreg_free_fn);
     SIZE(portreg_options_t);
@@ -155,6 +158,9 @@ fn every_size_alignment_offset_and_constant_matches_the_header() {
     field!(portreg_state_t, status);
     field!(portreg_state_t, port);
     field!(portreg_state_t, version);
+    size!(portreg_id_t);
+    field!(portreg_id_t, id);
+    field!(portreg_id_t, id_len);
     size!(portreg_alloc_fn);
     size!(portreg_free_fn);
     size!(portreg_options_t);
@@ -228,7 +234,7 @@ fn every_size_alignment_offset_and_constant_matches_the_header() {
         }
     }
     assert!(mismatches.is_empty(), "layout differs from the header:\n{}", mismatches.join("\n"));
-    assert_eq!(rust.len(), 104, "a new item? add it to both lists and to this count");
+    assert_eq!(rust.len(), 110, "a new item? add it to both lists and to this count");
 }
 
 #[test]

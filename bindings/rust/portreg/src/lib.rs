@@ -656,6 +656,57 @@ impl Registry {
         bound.then_some(port)
     }
 
+    /// Looks up every id of `ids` at once: `ports[i]` becomes the port of
+    /// `ids[i]` if it is bound, else 0 (no bound backend has port 0);
+    /// returns how many are bound. Per id exactly what
+    /// [`lookup`](Self::lookup) answers, invalid ids included (0); each
+    /// answer is a state that id had at some instant during the call
+    /// (not a snapshot of all). The C library overlaps the lookups' cache
+    /// misses, so a large registry answers many ids faster than one call
+    /// each. `Err(Error::Invalid)` if `ports` is shorter than `ids`
+    /// (nothing written); `Err(Error::NoMem)` if the thread's first-call
+    /// setup fails. Wait-free; no allocation.
+    ///
+    /// ```
+    /// let reg = portreg::Registry::new()?;
+    /// reg.register("cache", 49152)?;
+    /// let mut ports = [0u16; 2];
+    /// assert_eq!(reg.lookup_many(&["cache", "search"], &mut ports)?, 1);
+    /// assert_eq!(ports, [49152, 0]);
+    /// # Ok::<(), portreg::Error>(())
+    /// ```
+    pub fn lookup_many<I: AsRef<[u8]>>(
+        &self,
+        ids: &[I],
+        ports: &mut [u16],
+    ) -> Result<usize, Error> {
+        if ports.len() < ids.len() {
+            return Err(Error::Invalid);
+        }
+        // The C call takes an array of (pointer, length): built on the
+        // stack, a chunk at a time.
+        const CHUNK: usize = 64;
+        let mut raw = [sys::portreg_id_t { id: std::ptr::null(), id_len: 0 }; CHUNK];
+        let mut bound = 0usize;
+        for (chunk, out) in ids.chunks(CHUNK).zip(ports.chunks_mut(CHUNK)) {
+            for (r, id) in raw.iter_mut().zip(chunk) {
+                let id = id.as_ref();
+                *r = sys::portreg_id_t { id: id.as_ptr().cast(), id_len: id.len() };
+            }
+            // SAFETY: [R] live registry; raw[..chunk.len()] describe
+            // readable id slices that outlive the call; out has at least
+            // chunk.len() writable u16s (ports.len() >= ids.len()).
+            let n = unsafe {
+                sys::portreg_lookup_many(self.raw(), raw.as_ptr(), chunk.len(), out.as_mut_ptr())
+            };
+            if n < 0 {
+                return Err(Error::from_code(n as i32));
+            }
+            bound += n as usize;
+        }
+        Ok(bound)
+    }
+
     /// The backend's whole state and version. Wait-free.
     ///
     /// ```
