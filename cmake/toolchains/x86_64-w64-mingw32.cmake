@@ -4,8 +4,11 @@
 #   -DPORTREG_TARGET_ROOT=<dir>   where nanopb built with the same compiler
 #                                 is installed (prefix /usr, DESTDIR=<dir>)
 #   -DPORTREG_CK=bundled          no Concurrency Kit package exists for it
-# PORTREG_MINGW_PREFIX picks another compiler of the same target, e.g.
-# x86_64-w64-mingw32 (default) or a clang wrapper's prefix.
+#   -DPORTREG_MINGW_CLANG=ON      compile with clang for the same target
+#                                 (mingw-w64's headers, libraries and
+#                                 linker): native thread-locals, where
+#                                 GCC's mingw-w64 target emulates them
+# PORTREG_MINGW_PREFIX names another mingw-w64 installation's prefix.
 set(CMAKE_SYSTEM_NAME Windows)
 set(CMAKE_SYSTEM_PROCESSOR x86_64)
 set(CMAKE_SYSTEM_VERSION 6.2) # Windows 8: WaitOnAddress()
@@ -16,9 +19,21 @@ endif()
 if(NOT PORTREG_TARGET_ROOT AND DEFINED ENV{PORTREG_TARGET_ROOT})
   set(PORTREG_TARGET_ROOT $ENV{PORTREG_TARGET_ROOT})
 endif()
-list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES PORTREG_TARGET_ROOT PORTREG_MINGW_PREFIX)
+list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES PORTREG_TARGET_ROOT PORTREG_MINGW_PREFIX
+     PORTREG_MINGW_CLANG)
 
-set(CMAKE_C_COMPILER ${PORTREG_MINGW_PREFIX}-gcc)
+if(PORTREG_MINGW_CLANG)
+  set(CMAKE_C_COMPILER clang)
+  set(CMAKE_C_COMPILER_TARGET ${PORTREG_MINGW_PREFIX})
+  # clang finds mingw-w64's headers and linker, not GCC's runtime library.
+  file(GLOB _libgcc_dirs /usr/lib/gcc/${PORTREG_MINGW_PREFIX}/*-win32)
+  foreach(_d ${_libgcc_dirs})
+    string(APPEND CMAKE_EXE_LINKER_FLAGS_INIT " -L${_d}")
+    string(APPEND CMAKE_SHARED_LINKER_FLAGS_INIT " -L${_d}")
+  endforeach()
+else()
+  set(CMAKE_C_COMPILER ${PORTREG_MINGW_PREFIX}-gcc)
+endif()
 set(CMAKE_RC_COMPILER ${PORTREG_MINGW_PREFIX}-windres)
 set(CMAKE_AR ${PORTREG_MINGW_PREFIX}-ar)
 set(CMAKE_RANLIB ${PORTREG_MINGW_PREFIX}-ranlib)
