@@ -61,10 +61,10 @@ static CONDITION_VARIABLE *cv(portreg_os_cond *c)
 
 int64_t portreg__os_now_ns(void)
 {
-    static LARGE_INTEGER freq; /* constant from boot: a benign race */
-    if (freq.QuadPart == 0)
-        QueryPerformanceFrequency(&freq);
-    LARGE_INTEGER c;
+    /* The frequency is fixed at boot; the call reads it from memory the
+     * system shares with every process (no system call). */
+    LARGE_INTEGER freq, c;
+    QueryPerformanceFrequency(&freq);
     QueryPerformanceCounter(&c);
     int64_t f = freq.QuadPart;
     /* Split so that the product cannot overflow. */
