@@ -28,7 +28,8 @@
  *
  * Thread-exit keys are fiber-local storage indices with a callback, which
  * the system runs at every thread's exit for a non-NULL value (also for
- * threads ended by ExitThread() or _endthreadex()). The callback is this
+ * threads ended by ExitThread() or _endthreadex()), except once
+ * ExitProcess() has begun (see fls_exit()). There is one such key. The callback is this
  * library's code: the first key pins the module (the DLL, or the program
  * that links the static library) so that it is never unloaded while a
  * thread may still exit through it, as -z nodelete does on Linux.
@@ -238,13 +239,31 @@ static bool pin_this_module(void)
                               (LPCWSTR)(void *)pin_this_module, &self) != 0;
 }
 
+/* ntdll: true once ExitProcess() has begun. */
+__declspec(dllimport) BOOLEAN NTAPI RtlDllShutdownInProgress(void);
+
+/* The one thread-exit function (the library makes one key). */
+static void (*exit_fn)(void *);
+
+/* At ExitProcess() the system has already ended every other thread,
+ * wherever it was (inside a lock of ours, say), and then runs the exiting
+ * thread's fiber-local storage callbacks: a hand-back there could wait for
+ * a lock forever. Nothing needs to be given back to a process that ends,
+ * as with exit() on POSIX systems, which runs no key destructors. */
+static void WINAPI fls_exit(void *value)
+{
+    if (!RtlDllShutdownInProgress())
+        exit_fn(value);
+}
+
 int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *))
 {
+    if (exit_fn != NULL && exit_fn != at_thread_exit)
+        return EEXIST; /* one key per process here */
     if (!pin_this_module())
         return EAGAIN;
-    /* PFLS_CALLBACK_FUNCTION is void (WINAPI *)(void *): the same as a
-     * plain C function on x64, which has one calling convention. */
-    DWORD i = FlsAlloc((PFLS_CALLBACK_FUNCTION)(void *)at_thread_exit);
+    exit_fn = at_thread_exit;
+    DWORD i = FlsAlloc(fls_exit);
     if (i == FLS_OUT_OF_INDEXES)
         return EAGAIN;
     *k = i;
