@@ -295,7 +295,7 @@ windows_build() {
     return 1
   fi
   imports=$(x86_64-w64-mingw32-objdump -p "$dll" | awk '/DLL Name:/ {print $3}')
-  if echo "$imports" | grep -iv -e '^kernel32.dll$' -e '^msvcrt.dll$' -e '^bcrypt.dll$' \
+  if echo "$imports" | grep -iv -e '^kernel32.dll$' -e '^msvcrt.dll$' -e '^bcrypt.dll$' -e '^ntdll.dll$' \
     -e '^api-ms-win-core-synch-'; then
     echo "the DLL imports more than the system's DLLs"
     return 1
