@@ -6,6 +6,9 @@
  * with it the tag, can be read back from the id.
  */
 #include <stdlib.h>
+#if defined(_WIN32)
+#include <malloc.h> /* _aligned_malloc() */
+#endif
 #include <string.h>
 
 #include "loops.h"
@@ -62,7 +65,12 @@ static size_t make_id(char *buf, size_t i, uint64_t *rng)
 int bench_ids_generate(bench_idset_t *set, size_t n, uint64_t seed)
 {
     memset(set, 0, sizeof *set);
+#if defined(_WIN32)
+    /* The C runtime of Windows has no aligned_alloc(). */
+    set->ids = _aligned_malloc(n * sizeof(bench_id_t), sizeof(bench_id_t));
+#else
     set->ids = aligned_alloc(sizeof(bench_id_t), n * sizeof(bench_id_t));
+#endif
     if (set->ids == NULL)
         return -1;
     uint64_t rng = seed;
@@ -74,7 +82,11 @@ int bench_ids_generate(bench_idset_t *set, size_t n, uint64_t seed)
 
 void bench_ids_free(bench_idset_t *set)
 {
+#if defined(_WIN32)
+    _aligned_free(set->ids);
+#else
     free(set->ids);
+#endif
     memset(set, 0, sizeof *set);
 }
 

@@ -129,16 +129,20 @@
 #ifndef PORTREG_H
 #define PORTREG_H
 
-/* Platforms: Linux (glibc, musl) and other POSIX systems (macOS, the BSDs),
- * 64-bit only. Every contract in this header holds on all of them, except
- * where a declaration says what differs: portreg_eventfd() (an eventfd on
- * Linux, a pipe elsewhere) and the read side of the epochs (plain stores
- * with membarrier(2) on Linux; an atomic exchange per lookup elsewhere, as
- * with portreg_options_t.no_membarrier). The build picks the backend
- * (PORTREG_OS; "posix" may also be chosen on Linux). */
-#if defined(_WIN32)
-#error "portreg does not support Windows yet"
-#endif
+/* Platforms: Linux (glibc, musl), other POSIX systems (macOS, the BSDs)
+ * and Windows 8 or later, 64-bit only. Every contract in this header holds
+ * on all of them, except where a declaration says what differs:
+ * portreg_eventfd() (an eventfd on Linux, a pipe on other POSIX systems, an
+ * event object's HANDLE on Windows), the read side of the epochs (plain
+ * stores with membarrier(2) on Linux; an atomic exchange per lookup
+ * elsewhere, as with portreg_options_t.no_membarrier) and fork() (Windows
+ * has none). The build picks the backend (PORTREG_OS; "posix" may also be
+ * chosen on Linux).
+ *
+ * Windows: link the DLL through its import library (portreg.lib or
+ * libportreg.dll.a), or the static library (libportreg.a) with
+ * PORTREG_STATIC_DEFINE defined before this header (CMake's
+ * portreg::portreg_static and pkg-config --static do that). */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -163,6 +167,10 @@ extern "C" {
 
 #if defined(PORTREG_STATIC_DEFINE)
 #define PORTREG_API
+#elif defined(_WIN32) && defined(PORTREG_BUILDING_DLL)
+#define PORTREG_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define PORTREG_API __declspec(dllimport)
 #elif defined(__GNUC__)
 #define PORTREG_API __attribute__((visibility("default")))
 #else
@@ -503,7 +511,12 @@ PORTREG_API uint64_t portreg_changes(portreg_t *reg);
  * (not Linux) it is the read end of a pipe instead (O_NONBLOCK, FD_CLOEXEC),
  * one byte per change (none once the pipe is full: it is readable anyway):
  * read until EAGAIN to re-arm. After fork() the child shares it with the
- * parent on every backend: a change in one makes it readable in both. Until it exists, writers
+ * parent on every POSIX backend: a change in one makes it readable in both.
+ * On Windows it is the HANDLE of an auto-reset event object, as an int
+ * (Windows handles fit in 32 bits): (HANDLE)(intptr_t)portreg_eventfd(reg);
+ * it is set after any change, and a successful wait on it
+ * (WaitForSingleObject(), WaitForMultipleObjects(),
+ * RegisterWaitForSingleObject()) re-arms it; do not close it. Until it exists, writers
  * make no system call for it. Returns the fd, or PORTREG_EINVAL,
  * PORTREG_ESYSTEM (portreg_last_errno() says why). Lock-free. examples/epoll_changes.c shows
  * the loop. */

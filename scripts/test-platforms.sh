@@ -9,9 +9,13 @@
 #   posix    the POSIX backend (PORTREG_OS=posix) on this Linux: the whole
 #            unit suite, the stress harness and the stress harness under
 #            ThreadSanitizer
+#   windows  x64, mingw-w64 cross build (CK bundled, nanopb from Debian's
+#            source package); the DLL exports portreg_* alone; the unit
+#            tests through the portable runner, a program linked through the
+#            import library and a short stress run, all under wine64
 #   rust     the Rust crates' tests with portreg-sys building libportreg
 #            (and Concurrency Kit) itself: its bundled feature
-# Usage: scripts/test-platforms.sh [prepare|aarch64|musl|posix|rust]...
+# Usage: scripts/test-platforms.sh [prepare|aarch64|musl|posix|windows|rust]...
 # (no argument: all of them). Everything it fetches or builds lives under
 # build/platforms, so a second run reuses it. Needs root (or sudo) only to
 # install missing host packages and to enable binfmt_misc for qemu.
@@ -33,7 +37,7 @@ log() { echo "test-platforms: $*"; }
 # --- host packages ----------------------------------------------------------
 host_packages() {
   local packages=(gcc-aarch64-linux-gnu qemu-user-static binfmt-support musl-tools dpkg-dev
-                  clang libclang-rt-14-dev) missing=() p
+                  clang libclang-rt-14-dev mingw-w64 wine64) missing=() p
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
@@ -153,6 +157,24 @@ musl_root() {
   touch "$MUSL_ROOT/.done"
 }
 
+# --- windows: nanopb built with mingw-w64 ---------------------------------
+WINDOWS_ROOT=$P/windows-root
+windows_root() {
+  [ -f "$WINDOWS_ROOT/.done" ] && return 0
+  sources || return 1
+  rm -rf "$WINDOWS_ROOT" "$P/nanopb-src-windows" "$P/nanopb-windows"
+  mkdir -p "$WINDOWS_ROOT" "$P/nanopb-src-windows"
+  tar -xzf "$SRC"/nanopb_*.orig.tar.gz -C "$P/nanopb-src-windows" --strip-components=1 || return 1
+  log "building nanopb with mingw-w64"
+  cmake -S "$P/nanopb-src-windows" -B "$P/nanopb-windows" \
+    -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/x86_64-w64-mingw32.cmake" \
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_LIBDIR=lib \
+    -Dnanopb_BUILD_GENERATOR=OFF -DBUILD_SHARED_LIBS=OFF -DBUILD_STATIC_LIBS=ON >/dev/null || return 1
+  cmake --build "$P/nanopb-windows" -j2 >/dev/null || return 1
+  DESTDIR=$WINDOWS_ROOT cmake --install "$P/nanopb-windows" >/dev/null || return 1
+  touch "$WINDOWS_ROOT/.done"
+}
+
 ck_tarball() {
   ls "$SRC"/ck_*.orig.tar.* | head -n1
 }
@@ -204,7 +226,8 @@ short_stress() {
 }
 
 prepare() {
-  host_packages && enable_binfmt && apt_state && sources && aarch64_root && musl_root
+  host_packages && enable_binfmt && apt_state && sources && aarch64_root && musl_root &&
+    windows_root
 }
 prepared=false
 prepare_once() {
@@ -242,6 +265,49 @@ musl_unit() {
 }
 musl_stress() {
   short_stress "$P/musl" "$STRESS_SCALE"
+}
+
+# Windows x64: mingw-w64 builds, wine64 runs (cmake/wine-run.sh, which the
+# toolchain file makes ctest's emulator).
+windows_build() {
+  local dir=$P/windows dll
+  configure "$dir" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/x86_64-w64-mingw32.cmake" \
+    -DPORTREG_TARGET_ROOT="$WINDOWS_ROOT" -DNANOPB_GENERATOR=/usr/bin/nanopb_generator.py \
+    -DPORTREG_CK=bundled -DPORTREG_CK_SOURCE="$(ck_tarball)" -DPORTREG_TEST_RUNNER=portable ||
+    return 1
+  build "$dir" || return 1
+  dll=$dir/bin/libportreg.dll
+  # Exports: the header's functions and nothing else; imports: system DLLs
+  # only (winpthreads and libgcc are inside).
+  local exports imports
+  exports=$(x86_64-w64-mingw32-objdump -p "$dll" |
+    sed -n '/\[Ordinal\/Name Pointer\] Table/,/^$/p' | awk 'NR > 1 && NF {print $NF}')
+  [ -n "$exports" ] || { echo "no exports found in $dll"; return 1; }
+  if echo "$exports" | grep -v '^portreg_[a-z_]*$'; then
+    echo "the DLL exports more than portreg_*"
+    return 1
+  fi
+  local want
+  want=$(grep -o '^PORTREG_API [^(]*(' "$ROOT/include/portreg.h" | grep -o 'portreg_[a-z_]*($' | tr -d '(' | sort)
+  if [ "$(echo "$exports" | sort)" != "$want" ]; then
+    diff <(echo "$want") <(echo "$exports" | sort)
+    echo "the DLL's exports differ from the header's functions"
+    return 1
+  fi
+  imports=$(x86_64-w64-mingw32-objdump -p "$dll" | awk '/DLL Name:/ {print $3}')
+  if echo "$imports" | grep -iv -e '^kernel32.dll$' -e '^msvcrt.dll$' -e '^bcrypt.dll$' -e '^ntdll.dll$' \
+    -e '^api-ms-win-core-synch-'; then
+    echo "the DLL imports more than the system's DLLs"
+    return 1
+  fi
+  echo "$(echo "$exports" | wc -l) exports, all portreg_*; imports: $(echo $imports)"
+}
+windows_unit() {
+  ctest --test-dir "$P/windows" -L unit -j2 --timeout 900
+}
+windows_stress() {
+  (cd "$P/windows/bin" && "$ROOT/cmake/wine-run.sh" ./portreg_stress.exe --scale "$STRESS_SCALE" \
+    --check exchange,iter,reclaim,churn,iterinsert,waiters,eventfd,handles,exits)
 }
 
 # The POSIX backend on this Linux: the whole unit suite, then the stress
@@ -305,12 +371,18 @@ run_target() {
     stage "posix backend: TSan build" posix_tsan_build || return
     stage "posix backend: stress under TSan" posix_tsan_stress
     ;;
+  windows)
+    prepare_once || return
+    stage "windows: mingw-w64 build (DLL, import library, static library)" windows_build || return
+    stage "windows: unit suite under wine64" windows_unit
+    stage "windows: stress under wine64" windows_stress
+    ;;
   rust)
     prepare_once || return
     stage "rust: portreg-sys builds libportreg itself (bundled)" rust_bundled
     ;;
   *)
-    echo "usage: $0 [prepare|aarch64|musl|posix|rust]..." >&2
+    echo "usage: $0 [prepare|aarch64|musl|posix|windows|rust]..." >&2
     exit 2
     ;;
   esac
@@ -320,7 +392,7 @@ run_target() {
 [ "${BASH_SOURCE[0]}" != "$0" ] && return 0
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(aarch64 musl posix rust)
+[ ${#targets[@]} -eq 0 ] && targets=(aarch64 musl posix windows rust)
 for t in "${targets[@]}"; do
   run_target "$t"
 done

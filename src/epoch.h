@@ -34,9 +34,8 @@
 #define TSAN_ACQUIRE(addr) ((void)(addr))
 #endif
 
-#define PORTREG_HIDDEN __attribute__((visibility("hidden")))
-#define LIKELY(x)      __builtin_expect(!!(x), 1)
-#define UNLIKELY(x)    __builtin_expect(!!(x), 0)
+#define LIKELY(x)   __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 struct portreg;
 

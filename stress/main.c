@@ -18,9 +18,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <sys/random.h>
 #include <unistd.h>
+#endif
 
 #include "stress.h"
 
@@ -152,11 +156,28 @@ static void usage(const char *argv0)
     exit(2);
 }
 
+static long online_cpus(void)
+{
+#if defined(_WIN32)
+    SYSTEM_INFO si;
+    GetSystemInfo(&si);
+    return (long)si.dwNumberOfProcessors;
+#else
+    return sysconf(_SC_NPROCESSORS_ONLN);
+#endif
+}
+
 static uint64_t fresh_seed(void)
 {
     uint64_t s = 0;
+#if defined(_WIN32)
+    LARGE_INTEGER t;
+    QueryPerformanceCounter(&t);
+    s = (uint64_t)t.QuadPart ^ (uint64_t)GetCurrentProcessId() << 32;
+#else
     if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s)
         s = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+#endif
     return s % 1000000000000u; /* short enough to copy from a log */
 }
 
@@ -231,7 +252,7 @@ int main(int argc, char **argv)
     }
 
     printf("portreg_stress: seed=%llu build=%s size=%s scale=%g cpus=%ld library=%s\n",
-           (unsigned long long)cfg.seed, cfg.build, cfg.size, x, sysconf(_SC_NPROCESSORS_ONLN),
+           (unsigned long long)cfg.seed, cfg.build, cfg.size, x, online_cpus(),
            portreg_version_string());
     fflush(stdout);
     unsigned failed = 0, ran = 0;

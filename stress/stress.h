@@ -120,14 +120,20 @@ bool id_parse(const char *id, size_t len, char *tag, uint32_t *group, uint32_t *
  * other threads wind down. Only the first few are printed. */
 extern _Atomic unsigned stress_failures;
 extern _Atomic bool stress_stop;
-void fail(const char *check, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* mingw-w64's printf dialect (C99) where the build selects it. */
+#if defined(__MINGW32__)
+#define STRESS_PRINTF gnu_printf
+#else
+#define STRESS_PRINTF printf
+#endif
+void fail(const char *check, const char *fmt, ...) __attribute__((format(STRESS_PRINTF, 2, 3)));
 static inline bool stopping(void)
 {
     /* relaxed: a hint to stop early; results are read after joins. */
     return atomic_load_explicit(&stress_stop, memory_order_relaxed);
 }
 /* Setup errors (thread creation, allocation): not a finding, exit 2. */
-void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void die(const char *fmt, ...) __attribute__((format(STRESS_PRINTF, 1, 2), noreturn));
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n, size_t size);
 

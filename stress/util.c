@@ -7,6 +7,10 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(_WIN32)
+#include <windows.h>
+#include <psapi.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +94,22 @@ void *xrealloc(void *p, size_t n, size_t size)
     return q;
 }
 
+#if defined(_WIN32)
+/* Windows: the working set and its peak (which no call resets: the peak
+ * is then a looser bound). */
+struct mem mem_now(void)
+{
+    struct mem m = {0, 0};
+    PROCESS_MEMORY_COUNTERS pmc;
+    if (GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof pmc)) {
+        m.rss_kib = pmc.WorkingSetSize / 1024;
+        m.hwm_kib = pmc.PeakWorkingSetSize / 1024;
+    }
+    return m;
+}
+
+void mem_reset_peak(void) {}
+#else
 struct mem mem_now(void)
 {
     struct mem m = {0, 0};
@@ -125,6 +145,7 @@ void mem_reset_peak(void)
     (void)n; /* an older kernel keeps the process-wide peak: still a bound */
     close(fd);
 }
+#endif
 
 bool destroy_and_check_empty(const char *check, portreg_t *reg, struct counting *c)
 {

@@ -2,7 +2,11 @@
  * is rejected with a precise code and leaves the registry as it was. */
 #include <criterion/criterion.h>
 #include <string.h>
+#if defined(_WIN32)
+#include <windows.h>
+#else
 #include <sys/mman.h>
+#endif
 
 #include "portreg.h"
 #include "testsupport.h"
@@ -298,6 +302,29 @@ Test(decode, each_edge_case_gives_its_code)
  * so this costs address space, not memory. */
 #define HUGE_LEN (6 + ((size_t)1 << 31))
 
+#if defined(_WIN32)
+/* Windows: the range is reserved and only its first page committed, so a
+ * read past the field would fault. */
+static uint8_t *huge_body(void)
+{
+    void *p = VirtualAlloc(NULL, HUGE_LEN, MEM_RESERVE, PAGE_NOACCESS);
+    if (p == NULL || VirtualAlloc(p, 4096, MEM_COMMIT, PAGE_READWRITE) == NULL)
+        cr_skip_test("cannot reserve 2 GiB of address space");
+    static const uint8_t field[] = {0x12, 0x80, 0x80, 0x80, 0x80, 0x78};
+    memcpy(p, field, sizeof field);
+    return p;
+}
+
+static void huge_body_free(uint8_t *body)
+{
+    VirtualFree(body, 0, MEM_RELEASE);
+}
+#else
+static void huge_body_free(uint8_t *body)
+{
+    munmap(body, HUGE_LEN);
+}
+
 static uint8_t *huge_body(void)
 {
     void *p = mmap(NULL, HUGE_LEN, PROT_READ | PROT_WRITE,
@@ -308,6 +335,7 @@ static uint8_t *huge_body(void)
     memcpy(p, field, sizeof field);
     return p;
 }
+#endif
 
 Test(decode, a_length_nanopb_would_truncate_is_edecode_in_a_huge_body)
 {
@@ -324,7 +352,7 @@ Test(decode, a_length_nanopb_would_truncate_is_edecode_in_a_huge_body)
     cr_assert(pb_decode(&in, running_process_broker_v2_BackendHttpReady_fields, &msg));
     cr_assert_eq(msg.port, 0);
 #endif
-    munmap(body, HUGE_LEN);
+    huge_body_free(body);
 }
 
 Test(decode, nanopb_alone_rejects_exactly_what_the_table_credits_it_with)

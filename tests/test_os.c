@@ -5,14 +5,18 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
+#if defined(_WIN32)
+#include <windows.h>
+#else
+#include <poll.h>
+#include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include "os/os.h"
 
@@ -122,6 +126,7 @@ Test(os, wakes_of_other_words_do_not_end_or_lose_a_wait)
     cr_assert_not(atomic_load(&n.returned_unchanged_exit));
 }
 
+#if !defined(_WIN32)
 static void *wait_forever(void *arg)
 {
     uint32_t *w = arg;
@@ -133,8 +138,12 @@ static void *wait_forever(void *arg)
 /* A thread of the parent sleeps on a word when the process forks: in the
  * child (where that thread does not exist) waits and wakes on the same
  * word still work. */
+#endif
 Test(os, waits_and_wakes_work_in_a_child_forked_during_a_wait)
 {
+#if defined(_WIN32)
+    cr_skip_test("Windows has no fork()");
+#else
     static uint32_t w;
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, wait_forever, &w), 0);
@@ -156,10 +165,29 @@ Test(os, waits_and_wakes_work_in_a_child_forked_during_a_wait)
     __atomic_store_n(&w, 1, __ATOMIC_SEQ_CST);
     portreg__os_wake32(&w);
     pthread_join(t, NULL);
+#endif
 }
 
 /* A notifier signalled far more often than it is read never blocks the
- * signaller and stays readable until drained. */
+ * signaller and stays readable until drained (Windows: an auto-reset event,
+ * signalled until one wait takes it). */
+#if defined(_WIN32)
+Test(os, a_notifier_never_blocks_and_one_wait_re_arms_it)
+{
+    struct portreg_os_notifier n;
+    cr_assert_eq(portreg__os_notifier_open(&n), 0);
+    cr_assert_eq(n.poll_fd, n.signal_fd);
+    HANDLE h = (HANDLE)(intptr_t)n.poll_fd;
+    cr_assert_eq(WaitForSingleObject(h, 0), WAIT_TIMEOUT);
+    for (int i = 0; i < 200000; i++)
+        portreg__os_notifier_signal(&n);
+    cr_assert_eq(WaitForSingleObject(h, 0), WAIT_OBJECT_0);
+    cr_assert_eq(WaitForSingleObject(h, 0), WAIT_TIMEOUT, "taken, so re-armed");
+    portreg__os_notifier_signal(&n);
+    cr_assert_eq(WaitForSingleObject(h, 0), WAIT_OBJECT_0);
+    portreg__os_notifier_close(&n);
+}
+#else
 Test(os, a_notifier_never_blocks_and_reads_until_eagain)
 {
     struct portreg_os_notifier n;
@@ -180,6 +208,7 @@ Test(os, a_notifier_never_blocks_and_reads_until_eagain)
     cr_assert_eq(poll(&p, 1, 0), 1);
     portreg__os_notifier_close(&n);
 }
+#endif
 
 struct held {
     struct portreg_os_lock *l;
@@ -234,14 +263,14 @@ Test(os, random_bytes_differ_between_calls)
 
 Test(os, a_condition_wait_ends_by_its_deadline)
 {
-    pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t c;
+    portreg_os_mutex m = PORTREG_OS_MUTEX_INITIALIZER;
+    portreg_os_cond c;
     cr_assert_eq(portreg__os_cond_init(&c), 0);
-    pthread_mutex_lock(&m);
+    portreg__os_mutex_lock(&m);
     int64_t deadline = portreg__os_now_ns() + 30 * 1000000;
     while (portreg__os_now_ns() < deadline)
         portreg__os_cond_wait_until(&c, &m, deadline);
-    pthread_mutex_unlock(&m);
+    portreg__os_mutex_unlock(&m);
     cr_assert_lt(portreg__os_now_ns() - deadline, 5LL * 1000000000);
-    pthread_cond_destroy(&c);
+    portreg__os_cond_destroy(&c);
 }

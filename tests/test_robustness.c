@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
+#if !defined(_WIN32)
+#include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include "fixture.h"
 
@@ -296,7 +298,9 @@ static void *untrack_in_new_thread(void *arg)
  * memory for its epoch record, and then changes nothing. */
 Test(robustness, first_call_without_memory_returns_enomem_and_changes_nothing)
 {
-    struct counting c;
+    /* static: the fixture's teardown destroys the registry, through these
+     * hooks, after this function has returned. */
+    static struct counting c;
     portreg_options_t o;
     counting_options(&c, &o);
     portreg_destroy(reg);
@@ -389,6 +393,7 @@ Test(robustness, deferred_bytes_counts_everything_waiting_for_a_grace_period)
     portreg_iter_fini(&it);
 }
 
+#if PORTREG_TEST_HAVE_FORK
 /* Review of 0.3 (9): a child of fork() has no reclaim thread; it starts its
  * own instead of leaving deferred memory for good. */
 Test(robustness, a_forked_child_frees_deferred_memory_on_its_own)
@@ -428,6 +433,10 @@ Test(robustness, a_forked_child_frees_deferred_memory_on_its_own)
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
               "the child still had deferred memory after 5 s");
 }
+
+#else
+SKIPPED_TEST(robustness, a_forked_child_frees_deferred_memory_on_its_own, "Windows has no fork()")
+#endif
 
 /* ---- threads that exit while the registry is destroyed ---- */
 
@@ -510,6 +519,18 @@ Test(robustness, more_registries_than_pthread_keys)
     free(r);
 }
 
+static void *reclaim_batch_on(void *r)
+{
+    return (void *)(intptr_t)portreg_reclaim(r);
+}
+
+static void *alloc_plain(void *ctx, size_t size)
+{
+    (void)ctx;
+    return malloc(size);
+}
+
+#if PORTREG_TEST_HAVE_FORK
 /* ---- fork handlers that use the library ---- */
 
 /* No fixture: the first portreg_create() of the process must come after
@@ -783,17 +804,6 @@ Test(robustness, a_fork_while_a_batch_is_freed_neither_leaks_it_nor_frees_it_twi
     cr_assert_eq(atomic_load(&batch.live), 0);
 }
 
-static void *reclaim_batch_on(void *r)
-{
-    return (void *)(intptr_t)portreg_reclaim(r);
-}
-
-static void *alloc_plain(void *ctx, size_t size)
-{
-    (void)ctx;
-    return malloc(size);
-}
-
 /* Review of the fork fix (1): freeing a batch under a lock that the fork
  * handlers take deadlocked fork() with an allocator that is fork-safe the
  * usual way: its own mutex, taken by a prepare handler the program
@@ -891,6 +901,16 @@ Test(robustness, fork_never_waits_for_an_allocator_hook)
     cr_assert_null(rc);
     portreg_destroy(r);
 }
+#else
+TestSuite(fork_handlers);
+SKIPPED_TEST(fork_handlers, a_child_handler_may_destroy_and_create, "Windows has no fork()")
+SKIPPED_TEST(fork_handlers, fork_beside_a_create_under_the_programs_lock, "Windows has no fork()")
+SKIPPED_TEST(robustness, threads_of_a_forked_child_may_make_their_first_calls_at_once,
+             "Windows has no fork()")
+SKIPPED_TEST(robustness, a_fork_while_a_batch_is_freed_neither_leaks_it_nor_frees_it_twice,
+             "Windows has no fork()")
+SKIPPED_TEST(robustness, fork_never_waits_for_an_allocator_hook, "Windows has no fork()")
+#endif
 
 /* Review of the fork fix (2): an allocator hook that calls
  * portreg_reclaim() on the registry whose memory it is freeing waited for

@@ -12,6 +12,10 @@
  *            a lock of a mutex, a condition variable and a flag for timed
  *            locking. No pthread_mutex_timedlock() and no
  *            pthread_condattr_setclock() (macOS has neither).
+ *   win32.c  Windows 8 and later (x64): WaitOnAddress(), slim
+ *            reader/writer locks and condition variables, an event object
+ *            for notification, BCryptGenRandom(), fiber-local storage
+ *            callbacks at thread exit, no asymmetric barrier, no fork.
  *
  * No file outside src/os/ tests which system it is built for.
  *
@@ -21,21 +25,32 @@
  * check their condition again in a loop, and their deadline too.
  *
  * Mutexes, condition variables, threads, thread-exit keys and fork
- * handlers are POSIX threads' on both backends (below, and os/pthread.c).
+ * handlers are POSIX threads' on the linux and posix backends (below, and
+ * os/pthread.c), the system's own on Windows (win32.c).
  */
 #ifndef PORTREG_OS_H
 #define PORTREG_OS_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "os/tls.h"
-#include "portreg_os_config.h" /* generated: PORTREG_OS_LINUX or PORTREG_OS_POSIX */
+/* generated: PORTREG_OS_LINUX, PORTREG_OS_POSIX or PORTREG_OS_WIN32 */
+#include "portreg_os_config.h"
 
+#if !defined(PORTREG_OS_WIN32)
+#include <pthread.h>
+#endif
+
+/* Windows has no hidden visibility: a DLL exports what is marked
+ * dllexport (the public API) and nothing else. */
 #ifndef PORTREG_HIDDEN
+#if defined(_WIN32)
+#define PORTREG_HIDDEN
+#else
 #define PORTREG_HIDDEN __attribute__((visibility("hidden")))
+#endif
 #endif
 
 /* Monotonic time in nanoseconds. */
@@ -70,7 +85,9 @@ PORTREG_HIDDEN bool portreg__os_random(void *buf, size_t len);
 PORTREG_HIDDEN void portreg__os_advise_huge_pages(void *p, size_t len);
 
 /* The change notification behind portreg_eventfd(): a file descriptor that
- * becomes readable after portreg__os_notifier_signal().
+ * becomes readable after portreg__os_notifier_signal() (Windows: an
+ * auto-reset event's HANDLE, as an int, that is signalled by it; a
+ * successful wait re-arms it; poll_fd == signal_fd).
  *   Linux: an eventfd (EFD_NONBLOCK | EFD_CLOEXEC); one 8-byte read makes
  *          it unreadable again. poll_fd == signal_fd.
  *   POSIX: the read end of a pipe (both ends O_NONBLOCK and FD_CLOEXEC,
@@ -93,10 +110,31 @@ PORTREG_HIDDEN void portreg__os_notifier_close(struct portreg_os_notifier *n);
 
 /* A mutex that can also be taken with a deadline (the writer lock).
  * Not recursive; unlocked by the thread that locked it. */
-#if defined(PORTREG_OS_POSIX)
+#if defined(PORTREG_OS_WIN32)
+/* The system's slim lock and condition variable (one pointer each). */
+typedef struct {
+    void *opaque;
+} portreg_os_mutex;
+typedef struct {
+    void *opaque;
+} portreg_os_cond;
+typedef void *portreg_os_thread; /* a thread HANDLE */
+typedef uint32_t portreg_os_key; /* a fiber-local storage index */
+#define PORTREG_OS_MUTEX_INITIALIZER                                                               \
+    {                                                                                              \
+        NULL                                                                                       \
+    } /* SRWLOCK_INIT */
+#endif
+
+#if defined(PORTREG_OS_POSIX) || defined(PORTREG_OS_WIN32)
 struct portreg_os_lock {
+#if defined(PORTREG_OS_WIN32)
+    portreg_os_mutex m; /* guards held */
+    portreg_os_cond freed;
+#else
     pthread_mutex_t m; /* guards held */
     pthread_cond_t freed;
+#endif
     bool held;
 };
 #else
@@ -114,6 +152,21 @@ PORTREG_HIDDEN bool portreg__os_trylock(struct portreg_os_lock *l);
 PORTREG_HIDDEN bool portreg__os_lock_until(struct portreg_os_lock *l, int64_t deadline);
 PORTREG_HIDDEN void portreg__os_unlock(struct portreg_os_lock *l);
 
+#if defined(PORTREG_OS_WIN32)
+/* As below, out of line in win32.c. */
+PORTREG_HIDDEN int portreg__os_mutex_init(portreg_os_mutex *m);
+PORTREG_HIDDEN void portreg__os_mutex_destroy(portreg_os_mutex *m);
+PORTREG_HIDDEN void portreg__os_mutex_lock(portreg_os_mutex *m);
+PORTREG_HIDDEN bool portreg__os_mutex_trylock(portreg_os_mutex *m);
+PORTREG_HIDDEN void portreg__os_mutex_unlock(portreg_os_mutex *m);
+PORTREG_HIDDEN int portreg__os_cond_init(portreg_os_cond *c);
+PORTREG_HIDDEN void portreg__os_cond_destroy(portreg_os_cond *c);
+PORTREG_HIDDEN void portreg__os_cond_signal(portreg_os_cond *c);
+PORTREG_HIDDEN void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m,
+                                                int64_t deadline);
+PORTREG_HIDDEN int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg);
+PORTREG_HIDDEN void portreg__os_thread_join(portreg_os_thread t);
+#else
 /* A mutex, a condition variable and a thread: POSIX threads' on both
  * backends (inline below), so that no file outside src/os/ names them.
  * PORTREG_OS_MUTEX_INITIALIZER makes a static mutex. _init functions
@@ -171,19 +224,23 @@ static inline void portreg__os_thread_join(portreg_os_thread t)
 {
     pthread_join(t, NULL);
 }
+#endif
 
 /* A thread-local value with a function that runs at the thread's exit
  * when the value is not NULL (POSIX: a pthread key; the value is NULL
  * again while the function runs, and setting it there runs the function
- * once more). Never deleted. 0, or an errno value. */
+ * once more; Windows: a fiber-local storage callback, which runs once, and
+ * pins the module that holds it). Never deleted. 0, or an errno value. */
+#if !defined(PORTREG_OS_WIN32)
 typedef pthread_key_t portreg_os_key;
+#endif
 PORTREG_HIDDEN int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *));
 PORTREG_HIDDEN void *portreg__os_key_get(portreg_os_key k);
 PORTREG_HIDDEN int portreg__os_key_set(portreg_os_key k, const void *v);
 
 /* Handlers fork() runs (POSIX: pthread_atfork(); prepare handlers in
- * reverse order of registration, the others in order). 0, or an errno
- * value. */
+ * reverse order of registration, the others in order; Windows has no
+ * fork: accepted, never run). 0, or an errno value. */
 PORTREG_HIDDEN int portreg__os_atfork(void (*prepare)(void), void (*parent)(void),
                                       void (*child)(void));
 

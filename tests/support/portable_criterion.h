@@ -39,11 +39,20 @@
 
 #if defined(_WIN32)
 #include <process.h>
+#include <windows.h>
 #else
 #include <fnmatch.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#endif
+
+/* The printf dialect of the checks' messages: mingw-w64's own (C99, with
+ * %zu) where the build asks for it with __USE_MINGW_ANSI_STDIO. */
+#if defined(__MINGW32__)
+#define PCR_PRINTF gnu_printf
+#else
+#define PCR_PRINTF printf
 #endif
 
 struct pcr_extra {
@@ -143,7 +152,7 @@ static inline void pcr_leave(int status)
 
 /* Reports a failed check; the message (a format and its arguments) is
  * optional and ends with a null pointer the macros add. */
-__attribute__((format(printf, 4, 0))) static inline void
+__attribute__((format(PCR_PRINTF, 4, 0))) static inline void
 pcr_report(const char *file, int line, const char *expr, const char *fmt, va_list ap)
 {
     fprintf(stderr, "[----] %s:%d: Assertion failed: %s\n", file, line, expr);
@@ -212,8 +221,8 @@ static inline void pcr_check(bool ok, bool fatal, const char *file, int line, co
 #define cr_log_error(...) pcr_log("[ERR ] ", __VA_ARGS__)
 #define cr_skip_test(...) pcr_skip("" __VA_ARGS__)
 
-__attribute__((format(printf, 2, 3))) static inline void pcr_log(const char *tag, const char *fmt,
-                                                                 ...)
+__attribute__((format(PCR_PRINTF, 2, 3))) static inline void pcr_log(const char *tag,
+                                                                     const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -223,7 +232,8 @@ __attribute__((format(printf, 2, 3))) static inline void pcr_log(const char *tag
     va_end(ap);
 }
 
-__attribute__((format(printf, 1, 2), noreturn)) static inline void pcr_skip(const char *fmt, ...)
+__attribute__((format(PCR_PRINTF, 1, 2), noreturn)) static inline void pcr_skip(const char *fmt,
+                                                                                ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -308,17 +318,37 @@ static inline enum pcr_outcome pcr_judge(const struct pcr_test *t, int code, int
 static const char *pcr_self;
 
 #if defined(_WIN32)
-/* Windows has no fork: the test runs in a new process of this program. An
- * abort() there exits with status 3, which stands for SIGABRT. */
+/* Windows has no fork: the test runs in a new process of this program,
+ * which is ended at its timeout. An abort() there exits with status 3,
+ * which stands for SIGABRT; an exception (an access violation, say) ends
+ * it with the exception's code (0xC0000000 and up), a crash. */
 static inline enum pcr_outcome pcr_run_isolated(const struct pcr_test *t, bool exec_mode)
 {
     (void)exec_mode;
     char spec[512];
     snprintf(spec, sizeof spec, "%s/%s", t->suite, t->name);
     const char *args[] = {pcr_self, "--run", spec, NULL};
-    intptr_t code = _spawnv(_P_WAIT, pcr_self, args);
-    if (code == -1)
+    fflush(stdout);
+    fflush(stderr);
+    intptr_t h = _spawnv(_P_NOWAIT, pcr_self, args);
+    if (h == -1) {
+        perror("portable_criterion: spawn");
         return PCR_CRASH;
+    }
+    double timeout = pcr_timeout_of(t);
+    DWORD ms = timeout > 0 ? (DWORD)(timeout * 1000 + 0.5) : INFINITE;
+    if (WaitForSingleObject((HANDLE)h, ms) == WAIT_TIMEOUT) {
+        TerminateProcess((HANDLE)h, 0xC0000102); /* STATUS_TIMEOUT */
+        WaitForSingleObject((HANDLE)h, INFINITE);
+        CloseHandle((HANDLE)h);
+        fprintf(stderr, "[----] %s::%s: timed out after %g s\n", t->suite, t->name, timeout);
+        return pcr_judge(t, 0, SIGTERM);
+    }
+    DWORD code = 1;
+    GetExitCodeProcess((HANDLE)h, &code);
+    CloseHandle((HANDLE)h);
+    if (code >= 0xC0000000u)
+        return pcr_judge(t, 0, SIGSEGV);
     return pcr_judge(t, (int)code, code == 3 ? SIGABRT : 0);
 }
 #else

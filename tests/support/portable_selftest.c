@@ -4,6 +4,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#if defined(_WIN32)
+#include <windows.h>
+/* Sleeps until the process ends. */
+#define pause() Sleep(INFINITE)
+#endif
 
 static void say_fini(void)
 {

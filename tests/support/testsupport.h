@@ -14,6 +14,33 @@
 
 #include "portreg.h"
 
+/* Tests of fork() compile where it exists; elsewhere each is replaced by a
+ * test of the same name that skips itself and says why (SKIPPED_TEST). */
+#if defined(_WIN32)
+#define PORTREG_TEST_HAVE_FORK 0
+#else
+#define PORTREG_TEST_HAVE_FORK 1
+#endif
+#define SKIPPED_TEST(suite, name, why)                                                             \
+    Test(suite, name)                                                                              \
+    {                                                                                              \
+        cr_skip_test(why);                                                                         \
+    }
+
+#if defined(_WIN32)
+/* The C library of Windows has no rand_r(): the same contract, a
+ * generator of the caller's own (a 32-bit xorshift). */
+static inline int rand_r(unsigned *seed)
+{
+    unsigned x = *seed != 0 ? *seed : 0x9e3779b9u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *seed = x;
+    return (int)(x & 0x7fffffff);
+}
+#endif
+
 /* A string literal as (bytes, length), without its NUL. */
 #define ID(s) (s), (sizeof(s) - 1)
 

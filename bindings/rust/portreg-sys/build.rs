@@ -18,6 +18,16 @@
 //! binaries and passed on to dependents as `DEP_PORTREG_LIB_DIR` (the
 //! `portreg` crate does the same for its own binaries), so tests run
 //! without `LD_LIBRARY_PATH`.
+//!
+//! Windows (x86_64): the same three ways, with the library directory
+//! holding the DLL's import library, under the name each target's linker
+//! looks for: `portreg.lib` (`x86_64-pc-windows-msvc`) or `libportreg.dll.a`
+//! (`x86_64-pc-windows-gnu`; the build installs both). Windows has no run
+//! path: `libportreg.dll` (installed in `<prefix>/bin`) must be next to the
+//! program or on `PATH`. With `PORTREG_STATIC=1` the gnu target links the
+//! static library instead (`libportreg.a`, and the system libraries it
+//! needs); the msvc target cannot, since that archive is built by mingw-w64
+//! and needs its runtime.
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{self, Command};
@@ -113,6 +123,7 @@ fn main() {
         "PORTREG_SOURCE_DIR",
         "PORTREG_CMAKE_ARGS",
         "PORTREG_CK_SOURCE",
+        "PORTREG_STATIC",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -136,8 +147,20 @@ fn main() {
     let lib_dir = lib_dir.canonicalize().unwrap_or_else(|_| {
         fail(&format!("library directory {} does not exist (PORTREG_LIB_DIR and PORTREG_INCLUDE_DIR must be absolute paths)", lib_dir.display()))
     });
-    if !lib_dir.join("libportreg.so").exists() {
-        fail(&format!("{} holds no libportreg.so", lib_dir.display()));
+    let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
+    let windows = target_os == "windows";
+    let static_link = windows && target_env == "gnu" && env::var_os("PORTREG_STATIC").is_some();
+    // The file the target's linker takes for `-l portreg`.
+    let lib_file = match (target_os.as_str(), target_env.as_str()) {
+        ("windows", "msvc") => "portreg.lib",
+        ("windows", _) if static_link => "libportreg.a",
+        ("windows", _) => "libportreg.dll.a",
+        ("macos", _) | ("ios", _) => "libportreg.dylib",
+        _ => "libportreg.so",
+    };
+    if !lib_dir.join(lib_file).exists() {
+        fail(&format!("{} holds no {lib_file}", lib_dir.display()));
     }
     let include_dir = include_dir.canonicalize().unwrap_or_else(|_| {
         fail(&format!("include directory {} does not exist", include_dir.display()))
@@ -146,11 +169,20 @@ fn main() {
         fail(&format!("{} holds no portreg.h (set PORTREG_INCLUDE_DIR)", include_dir.display()));
     }
     println!("cargo:rerun-if-changed={}", include_dir.join("portreg.h").display());
-    println!("cargo:rerun-if-changed={}", lib_dir.join("libportreg.so").display());
+    println!("cargo:rerun-if-changed={}", lib_dir.join(lib_file).display());
 
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
-    println!("cargo:rustc-link-lib=dylib=portreg");
-    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
+    if static_link {
+        println!("cargo:rustc-link-lib=static=portreg");
+        for sys in ["synchronization", "bcrypt", "winpthread"] {
+            println!("cargo:rustc-link-lib=dylib={sys}");
+        }
+    } else {
+        println!("cargo:rustc-link-lib=dylib=portreg");
+    }
+    if !windows {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib_dir.display());
+    }
     // Dependents read these as DEP_PORTREG_LIB_DIR / DEP_PORTREG_INCLUDE_DIR.
     println!("cargo:lib_dir={}", lib_dir.display());
     println!("cargo:include_dir={}", include_dir.display());

@@ -1,0 +1,345 @@
+/*
+ * The Windows backend of os.h (Windows 8 and later, x64), built with
+ * mingw-w64 and tested under Wine.
+ *
+ * Word waits are WaitOnAddress() and WakeByAddressAll(): the system
+ * compares the word with the expected value and queues the waiter as one
+ * step against WakeByAddress*(), so a wake that follows a change is never
+ * lost (the waiter either sees the change or is queued when the wake
+ * comes).
+ *
+ * No asymmetric barrier. FlushProcessWriteBuffers() would be one, but
+ * Wine implements it as a call that does nothing, so a read side that
+ * relied on it could not be tested here and would be unsafe under Wine:
+ * epoch readers fence (epoch.h), scans fence.
+ *
+ * Mutexes are slim reader/writer locks taken exclusively, condition
+ * variables are the system's (timed waits take a relative time in
+ * milliseconds, rounded up, so a wait never ends before its deadline for
+ * rounding's sake), and the timed writer lock is a lock, a condition
+ * variable and a flag, as on the POSIX backend (a slim lock has no timed
+ * acquire).
+ *
+ * The change notification is an auto-reset event: set on every change,
+ * and a successful wait on it re-arms it. Its HANDLE travels in the
+ * notifier's int (portreg_eventfd()'s type): the system keeps handle
+ * values below 2^24 and documents that a handle may be truncated to 32
+ * bits and sign-extended back.
+ *
+ * Thread-exit keys are fiber-local storage indices with a callback, which
+ * the system runs at every thread's exit for a non-NULL value (also for
+ * threads ended by ExitThread() or _endthreadex()), except once
+ * ExitProcess() has begun (see fls_exit()). There is one such key. The callback is this
+ * library's code: the first key pins the module (the DLL, or the program
+ * that links the static library) so that it is never unloaded while a
+ * thread may still exit through it, as -z nodelete does on Linux.
+ *
+ * Windows has no fork: fork handlers are accepted and never run.
+ */
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+
+#include <bcrypt.h>
+#include <errno.h>
+#include <process.h>
+#include <stdlib.h>
+
+#include "os/os.h"
+
+_Static_assert(sizeof(SRWLOCK) == sizeof(portreg_os_mutex), "portreg_os_mutex holds an SRWLOCK");
+_Static_assert(sizeof(CONDITION_VARIABLE) == sizeof(portreg_os_cond),
+               "portreg_os_cond holds a CONDITION_VARIABLE");
+
+static SRWLOCK *srw(portreg_os_mutex *m)
+{
+    return (SRWLOCK *)(void *)m;
+}
+
+static CONDITION_VARIABLE *cv(portreg_os_cond *c)
+{
+    return (CONDITION_VARIABLE *)(void *)c;
+}
+
+int64_t portreg__os_now_ns(void)
+{
+    /* The frequency is fixed at boot; the call reads it from memory the
+     * system shares with every process (no system call). */
+    LARGE_INTEGER freq, c;
+    QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&c);
+    int64_t f = freq.QuadPart;
+    /* Split so that the product cannot overflow. */
+    return c.QuadPart / f * 1000000000 + c.QuadPart % f * 1000000000 / f;
+}
+
+/* Milliseconds from now to deadline, rounded up; INFINITE for none, 0 once
+ * past. */
+static DWORD ms_until(int64_t deadline)
+{
+    if (deadline < 0)
+        return INFINITE;
+    int64_t left = deadline - portreg__os_now_ns();
+    if (left <= 0)
+        return 0;
+    int64_t ms = (left + 999999) / 1000000;
+    return ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)ms;
+}
+
+void portreg__os_wait32(const uint32_t *word, uint32_t expected, int64_t deadline)
+{
+    DWORD ms = ms_until(deadline);
+    if (ms == 0)
+        return;
+    /* WaitOnAddress() compares *word with expected itself, atomically with
+     * respect to WakeByAddressAll(). */
+    WaitOnAddress((volatile VOID *)word, &expected, sizeof expected, ms);
+}
+
+void portreg__os_wake32(const uint32_t *word)
+{
+    WakeByAddressAll((PVOID)word);
+}
+
+bool portreg__os_heavy_barrier_setup(void)
+{
+    return false;
+}
+
+int portreg__os_heavy_barrier(void)
+{
+    return ENOSYS;
+}
+
+bool portreg__os_random(void *buf, size_t len)
+{
+    return len <= 256 &&
+           BCRYPT_SUCCESS(BCryptGenRandom(NULL, buf, (ULONG)len, BCRYPT_USE_SYSTEM_PREFERRED_RNG));
+}
+
+/* Large pages on Windows need a privilege a service rarely has, and must
+ * be asked for when memory is allocated: no advice to give afterwards. */
+void portreg__os_advise_huge_pages(void *p, size_t len)
+{
+    (void)p;
+    (void)len;
+}
+
+int portreg__os_notifier_open(struct portreg_os_notifier *n)
+{
+    /* Auto-reset, not signalled, unnamed, not inherited by child processes. */
+    HANDLE h = CreateEventW(NULL, FALSE, FALSE, NULL);
+    if (h == NULL)
+        return ENOMEM;
+    intptr_t v = (intptr_t)h;
+    if (v <= 0 || v > INT32_MAX) {
+        CloseHandle(h);
+        return EMFILE;
+    }
+    n->poll_fd = n->signal_fd = (int)v;
+    return 0;
+}
+
+void portreg__os_notifier_signal(const struct portreg_os_notifier *n)
+{
+    SetEvent((HANDLE)(intptr_t)n->signal_fd);
+}
+
+void portreg__os_notifier_close(struct portreg_os_notifier *n)
+{
+    CloseHandle((HANDLE)(intptr_t)n->poll_fd);
+    n->poll_fd = n->signal_fd = -1;
+}
+
+int portreg__os_mutex_init(portreg_os_mutex *m)
+{
+    InitializeSRWLock(srw(m));
+    return 0;
+}
+
+void portreg__os_mutex_destroy(portreg_os_mutex *m)
+{
+    (void)m; /* a slim lock holds no resources */
+}
+
+void portreg__os_mutex_lock(portreg_os_mutex *m)
+{
+    AcquireSRWLockExclusive(srw(m));
+}
+
+bool portreg__os_mutex_trylock(portreg_os_mutex *m)
+{
+    return TryAcquireSRWLockExclusive(srw(m)) != 0;
+}
+
+void portreg__os_mutex_unlock(portreg_os_mutex *m)
+{
+    ReleaseSRWLockExclusive(srw(m));
+}
+
+int portreg__os_cond_init(portreg_os_cond *c)
+{
+    InitializeConditionVariable(cv(c));
+    return 0;
+}
+
+void portreg__os_cond_destroy(portreg_os_cond *c)
+{
+    (void)c;
+}
+
+void portreg__os_cond_signal(portreg_os_cond *c)
+{
+    WakeConditionVariable(cv(c));
+}
+
+void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_t deadline)
+{
+    DWORD ms = ms_until(deadline);
+    if (ms == 0)
+        return;
+    SleepConditionVariableSRW(cv(c), srw(m), ms, 0);
+}
+
+struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+};
+
+static unsigned __stdcall thread_main(void *p)
+{
+    struct thread_start s = *(struct thread_start *)p;
+    free(p);
+    s.fn(s.arg);
+    return 0;
+}
+
+/* Windows delivers no signals to threads: nothing to block. */
+int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg)
+{
+    struct thread_start *s = malloc(sizeof *s);
+    if (s == NULL)
+        return ENOMEM;
+    s->fn = fn;
+    s->arg = arg;
+    uintptr_t h = _beginthreadex(NULL, 0, thread_main, s, 0, NULL);
+    if (h == 0) {
+        int err = errno != 0 ? errno : EAGAIN;
+        free(s);
+        return err;
+    }
+    *t = (portreg_os_thread)h;
+    return 0;
+}
+
+void portreg__os_thread_join(portreg_os_thread t)
+{
+    WaitForSingleObject((HANDLE)t, INFINITE);
+    CloseHandle((HANDLE)t);
+}
+
+/* Keeps this module (the DLL, or the program holding the static library)
+ * loaded until the process ends: thread-exit callbacks point into it. */
+static bool pin_this_module(void)
+{
+    HMODULE self;
+    return GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                                  GET_MODULE_HANDLE_EX_FLAG_PIN,
+                              (LPCWSTR)(void *)pin_this_module, &self) != 0;
+}
+
+/* ntdll: true once ExitProcess() has begun. */
+__declspec(dllimport) BOOLEAN NTAPI RtlDllShutdownInProgress(void);
+
+/* The one thread-exit function (the library makes one key). */
+static void (*exit_fn)(void *);
+
+/* At ExitProcess() the system has already ended every other thread,
+ * wherever it was (inside a lock of ours, say), and then runs the exiting
+ * thread's fiber-local storage callbacks: a hand-back there could wait for
+ * a lock forever. Nothing needs to be given back to a process that ends,
+ * as with exit() on POSIX systems, which runs no key destructors. */
+static void WINAPI fls_exit(void *value)
+{
+    if (!RtlDllShutdownInProgress())
+        exit_fn(value);
+}
+
+int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *))
+{
+    if (exit_fn != NULL && exit_fn != at_thread_exit)
+        return EEXIST; /* one key per process here */
+    if (!pin_this_module())
+        return EAGAIN;
+    exit_fn = at_thread_exit;
+    DWORD i = FlsAlloc(fls_exit);
+    if (i == FLS_OUT_OF_INDEXES)
+        return EAGAIN;
+    *k = i;
+    return 0;
+}
+
+void *portreg__os_key_get(portreg_os_key k)
+{
+    return FlsGetValue(k);
+}
+
+int portreg__os_key_set(portreg_os_key k, const void *v)
+{
+    return FlsSetValue(k, (void *)v) ? 0 : ENOMEM;
+}
+
+int portreg__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    (void)prepare;
+    (void)parent;
+    (void)child;
+    return 0;
+}
+
+int portreg__os_lock_init(struct portreg_os_lock *l)
+{
+    portreg__os_mutex_init(&l->m);
+    portreg__os_cond_init(&l->freed);
+    l->held = false;
+    return 0;
+}
+
+void portreg__os_lock_destroy(struct portreg_os_lock *l)
+{
+    (void)l;
+}
+
+bool portreg__os_lock_until(struct portreg_os_lock *l, int64_t deadline)
+{
+    portreg__os_mutex_lock(&l->m);
+    while (l->held && (deadline < 0 || portreg__os_now_ns() < deadline))
+        portreg__os_cond_wait_until(&l->freed, &l->m, deadline);
+    bool got = !l->held;
+    if (got)
+        l->held = true;
+    portreg__os_mutex_unlock(&l->m);
+    return got;
+}
+
+void portreg__os_lock(struct portreg_os_lock *l)
+{
+    portreg__os_lock_until(l, -1);
+}
+
+bool portreg__os_trylock(struct portreg_os_lock *l)
+{
+    portreg__os_mutex_lock(&l->m);
+    bool got = !l->held;
+    if (got)
+        l->held = true;
+    portreg__os_mutex_unlock(&l->m);
+    return got;
+}
+
+void portreg__os_unlock(struct portreg_os_lock *l)
+{
+    portreg__os_mutex_lock(&l->m);
+    l->held = false;
+    portreg__os_cond_signal(&l->freed);
+    portreg__os_mutex_unlock(&l->m);
+}
