@@ -1156,3 +1156,52 @@ Test(robustness, a_stalled_free_hook_does_not_hold_back_other_threads_frees)
     portreg_destroy(r);
     cr_assert_eq(atomic_load(&stall.live), 0);
 }
+
+/* Review of the OS layer (1, 2): the POSIX backend's writer lock was a
+ * mutex, a condition variable and a flag. A forked child's destroy waited
+ * in pthread_cond_destroy() for parent threads that had been waiting for
+ * the lock (they do not exist in the child), and its try-lock could block
+ * on the mutex. The lock is one word on the backend's word waits now. The
+ * Linux backend never hung here; this keeps both honest. */
+static atomic_bool lockers_stop;
+
+static void *churn_until_stopped(void *arg)
+{
+    char id[32];
+    for (unsigned n = 0; !atomic_load(&lockers_stop); n++) {
+        int len = idf(id, sizeof id, arg, n % 5000);
+        if (strcmp(arg, "waited") == 0) {
+            portreg_wait(reg, id, (size_t)len, 0, 1000, NULL); /* takes the writer lock */
+        } else {
+            portreg_track(reg, id, (size_t)len);
+            portreg_untrack(reg, id, (size_t)len, NULL);
+        }
+    }
+    return NULL;
+}
+
+Test(robustness, a_child_destroys_a_registry_whose_writer_lock_parent_threads_wanted,
+     .timeout = 120)
+{
+    pthread_t t[3];
+    cr_assert_eq(pthread_create(&t[0], NULL, churn_until_stopped, "churned"), 0);
+    cr_assert_eq(pthread_create(&t[1], NULL, churn_until_stopped, "waited"), 0);
+    cr_assert_eq(pthread_create(&t[2], NULL, churn_until_stopped, "waited"), 0);
+    unsigned hung = 0;
+    for (int i = 0; i < 200; i++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            alarm(5); /* a child that hangs must not outlive the test */
+            portreg_destroy(reg);
+            _exit(0);
+        }
+        int status;
+        cr_assert_eq(waitpid(pid, &status, 0), pid);
+        hung += !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    atomic_store(&lockers_stop, true);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    cr_assert_eq(hung, 0, "%u of 200 children hung in destroy", hung);
+}

@@ -126,16 +126,19 @@ typedef uint32_t portreg_os_key; /* a fiber-local storage index */
     } /* SRWLOCK_INIT */
 #endif
 
-#if defined(PORTREG_OS_POSIX) || defined(PORTREG_OS_WIN32)
-struct portreg_os_lock {
 #if defined(PORTREG_OS_WIN32)
+struct portreg_os_lock {
     portreg_os_mutex m; /* guards held */
     portreg_os_cond freed;
-#else
-    pthread_mutex_t m; /* guards held */
-    pthread_cond_t freed;
-#endif
     bool held;
+};
+#elif defined(PORTREG_OS_POSIX)
+/* One word on the backend's own word waits: 0 free, 1 held, 2 held with
+ * someone waiting. No pthread object, so nothing of a thread a fork left
+ * behind can block the child (a condition variable's destroy waits for
+ * waiters that do not exist there), and a try is one compare-and-swap. */
+struct portreg_os_lock {
+    _Atomic uint32_t word;
 };
 #else
 struct portreg_os_lock {

@@ -198,34 +198,31 @@ void portreg__os_notifier_close(struct portreg_os_notifier *n)
 
 int portreg__os_lock_init(struct portreg_os_lock *l)
 {
-    int err = pthread_mutex_init(&l->m, NULL);
-    if (err != 0)
-        return err;
-    err = portreg__os_cond_init(&l->freed);
-    if (err != 0) {
-        pthread_mutex_destroy(&l->m);
-        return err;
-    }
-    l->held = false;
+    atomic_init(&l->word, 0);
     return 0;
 }
 
 void portreg__os_lock_destroy(struct portreg_os_lock *l)
 {
-    pthread_cond_destroy(&l->freed);
-    pthread_mutex_destroy(&l->m);
+    (void)l;
 }
 
 bool portreg__os_lock_until(struct portreg_os_lock *l, int64_t deadline)
 {
-    pthread_mutex_lock(&l->m);
-    while (l->held && (deadline < 0 || portreg__os_now_ns() < deadline))
-        portreg__os_cond_wait_until(&l->freed, &l->m, deadline);
-    bool got = !l->held;
-    if (got)
-        l->held = true;
-    pthread_mutex_unlock(&l->m);
-    return got;
+    uint32_t free_word = 0;
+    /* acquire: what the last holder wrote before its release exchange. */
+    if (atomic_compare_exchange_strong_explicit(&l->word, &free_word, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return true;
+    for (;;) {
+        /* Marks it contended, so the holder's unlock wakes us; taking a
+         * free lock this way just leaves one spurious wake behind. */
+        if (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0)
+            return true;
+        if (deadline >= 0 && portreg__os_now_ns() >= deadline)
+            return false;
+        portreg__os_wait32((const uint32_t *)&l->word, 2, deadline);
+    }
 }
 
 void portreg__os_lock(struct portreg_os_lock *l)
@@ -235,18 +232,14 @@ void portreg__os_lock(struct portreg_os_lock *l)
 
 bool portreg__os_trylock(struct portreg_os_lock *l)
 {
-    pthread_mutex_lock(&l->m);
-    bool got = !l->held;
-    if (got)
-        l->held = true;
-    pthread_mutex_unlock(&l->m);
-    return got;
+    uint32_t free_word = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &free_word, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
 }
 
 void portreg__os_unlock(struct portreg_os_lock *l)
 {
-    pthread_mutex_lock(&l->m);
-    l->held = false;
-    pthread_cond_signal(&l->freed);
-    pthread_mutex_unlock(&l->m);
+    /* release: the critical section before the next holder's acquire. */
+    if (atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2)
+        portreg__os_wake32((const uint32_t *)&l->word);
 }
