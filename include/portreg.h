@@ -132,7 +132,7 @@
 /* Platforms: Linux (glibc, musl), other POSIX systems (macOS, the BSDs)
  * and Windows 8 or later, 64-bit only. Every contract in this header holds
  * on all of them, except where a declaration says what differs:
- * portreg_eventfd() (an eventfd on Linux, a pipe on other POSIX systems, an
+ * portreg_eventfd() (an eventfd on Linux, a socket on other POSIX systems, an
  * event object's HANDLE on Windows), the read side of the epochs (plain
  * stores with membarrier(2) on Linux; an atomic exchange per lookup
  * elsewhere, as with portreg_options_t.no_membarrier) and fork() (Windows
@@ -496,7 +496,8 @@ PORTREG_API void portreg_snapshot_free(portreg_snapshot_t *snap);
  * current state. Also PORTREG_EINVAL, PORTREG_ENOMEM and PORTREG_EFULL (an
  * untracked id needs a placeholder slot to sleep on; it counts toward
  * max_ids while someone sleeps on it and is compacted away after). Sleeps
- * on a futex: no polling, every waiter sleeps however many there are, and
+ * on the system's word wait (a futex on Linux, WaitOnAddress on Windows, a
+ * condition variable elsewhere): no polling, every waiter sleeps however many there are, and
  * writers pay nothing unless someone waits on that backend. Blocking. */
 PORTREG_API int portreg_wait(portreg_t *reg, const char *id, size_t id_len, uint32_t seen_version,
                              int64_t timeout_ns, portreg_state_t *state);
@@ -508,15 +509,19 @@ PORTREG_API uint64_t portreg_changes(portreg_t *reg);
  * change, for event loops: read it (8 bytes) to re-arm, then compare
  * portreg_changes() with the value you saw last. Created on first call; the
  * same fd afterwards; closed by portreg_destroy(). With the POSIX backend
- * (not Linux) it is the read end of a pipe instead (O_NONBLOCK, FD_CLOEXEC),
- * one byte per change (none once the pipe is full: it is readable anyway):
- * read until EAGAIN to re-arm. After fork() the child shares it with the
- * parent on every POSIX backend: a change in one makes it readable in both.
+ * (not Linux) it is one end of a Unix socket pair instead (O_NONBLOCK,
+ * FD_CLOEXEC, set just after it is made), one byte per change (none once
+ * its buffer is full: it is readable anyway): read until EAGAIN to re-arm.
+ * Closing it is harmless there (never SIGPIPE). After fork() the child
+ * shares it with the parent on every POSIX backend: a change in one makes
+ * it readable in both, and a read in one re-arms it in both, so only one
+ * of them should wait on it.
  * On Windows it is the HANDLE of an auto-reset event object, as an int
  * (Windows handles fit in 32 bits): (HANDLE)(intptr_t)portreg_eventfd(reg);
  * it is set after any change, and a successful wait on it
  * (WaitForSingleObject(), WaitForMultipleObjects(),
- * RegisterWaitForSingleObject()) re-arms it; do not close it. Until it exists, writers
+ * RegisterWaitForSingleObject()) re-arms it; do not close it. Until it
+ * exists, writers
  * make no system call for it. Returns the fd, or PORTREG_EINVAL,
  * PORTREG_ESYSTEM (portreg_last_errno() says why). Lock-free. examples/epoll_changes.c shows
  * the loop. */

@@ -95,7 +95,9 @@ static void after_fork_in_child(void)
          * exiting in the parent would make destroy wait forever. relaxed:
          * one thread. */
         atomic_store_explicit(&a->exiting, 0, memory_order_relaxed);
-        if (dom->thread_started) {
+        /* Gone, unless it is the thread that forked (from a free hook):
+         * that one goes on, and destroy stops it as before. */
+        if (dom->thread_started && !portreg__os_thread_is_current(dom->thread)) {
             dom->thread_started = false;
             dom->want_thread = true;
         }

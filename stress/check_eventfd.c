@@ -157,15 +157,15 @@ static void verify_round(struct erun *r, struct ethread *th, unsigned nc, uint64
     return;
 #else
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
-        /* The POSIX backend's pipe: one byte per signal, dropped when the
-         * pipe is full, so no count: after any change not counted in the
-         * smallest baseline, the pipe must be readable. */
+    if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        /* The POSIX backend's socket: one byte per signal, dropped when
+         * it is full, so no count: after any change not counted in the
+         * smallest baseline, the socket must be readable. */
         char buf[4096];
         ssize_t got = read(fd, buf, sizeof buf);
         if (got <= 0 && min_base < total)
             fail(CHECK,
-                 "round %u: %llu changes, smallest creator baseline %llu, but the pipe is "
+                 "round %u: %llu changes, smallest creator baseline %llu, but the socket is "
                  "empty (seed %llu)",
                  r->round, (unsigned long long)total, (unsigned long long)min_base, seed);
         while (got > 0) {

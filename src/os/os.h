@@ -169,6 +169,7 @@ PORTREG_HIDDEN void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_m
                                                 int64_t deadline);
 PORTREG_HIDDEN int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg);
 PORTREG_HIDDEN void portreg__os_thread_join(portreg_os_thread t);
+PORTREG_HIDDEN bool portreg__os_thread_is_current(portreg_os_thread t);
 #else
 /* A mutex, a condition variable and a thread: POSIX threads' on both
  * backends (inline below), so that no file outside src/os/ names them.
@@ -223,6 +224,12 @@ PORTREG_HIDDEN void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_m
 /* Starts fn(arg) on a new thread that blocks every signal (a library's
  * thread must not take the application's signals). 0, or an errno value. */
 PORTREG_HIDDEN int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg);
+/* True on the thread t names. */
+static inline bool portreg__os_thread_is_current(portreg_os_thread t)
+{
+    return pthread_equal(t, pthread_self()) != 0;
+}
+
 static inline void portreg__os_thread_join(portreg_os_thread t)
 {
     pthread_join(t, NULL);

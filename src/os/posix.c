@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -165,9 +166,16 @@ static int set_flags(int fd)
 
 int portreg__os_notifier_open(struct portreg_os_notifier *n)
 {
+    /* A socket pair rather than a pipe: a write to a pipe whose read end
+     * the caller closed raises SIGPIPE, which would kill the process from
+     * inside a registry call; send() can be told not to. */
     int fds[2];
-    if (pipe(fds) != 0)
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds) != 0)
         return errno;
+#ifdef SO_NOSIGPIPE /* macOS and the BSDs: no MSG_NOSIGNAL there */
+    int on = 1;
+    (void)setsockopt(fds[1], SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
     int err = set_flags(fds[0]);
     if (err == 0)
         err = set_flags(fds[1]);
@@ -184,8 +192,12 @@ int portreg__os_notifier_open(struct portreg_os_notifier *n)
 void portreg__os_notifier_signal(const struct portreg_os_notifier *n)
 {
     char one = 1;
-    /* EAGAIN: the pipe is full, so already readable. */
-    ssize_t r = write(n->signal_fd, &one, 1);
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0 /* SO_NOSIGPIPE was set instead */
+#endif
+    /* EAGAIN: the buffer is full, so already readable. EPIPE: the caller
+     * closed the read end; nobody is listening. */
+    ssize_t r = send(n->signal_fd, &one, 1, MSG_NOSIGNAL);
     (void)r;
 }
 

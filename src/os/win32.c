@@ -231,6 +231,11 @@ int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *ar
     return 0;
 }
 
+bool portreg__os_thread_is_current(portreg_os_thread t)
+{
+    return GetThreadId((HANDLE)t) == GetCurrentThreadId();
+}
+
 void portreg__os_thread_join(portreg_os_thread t)
 {
     WaitForSingleObject((HANDLE)t, INFINITE);
