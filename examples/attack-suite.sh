@@ -474,8 +474,19 @@ check_port_switch() {
   [[ $answer == "sw-0 bound "* ]] || fail "a switching daemon lost its binding: $answer"
   release nc2
   release switcher
+  # Reconnecting for each change must not buy a fresh budget: it belongs
+  # to the id, which outlives its connection.
+  held reswitcher "$probe_bin" switch-reconnect "$sock" 16 rsw- 60000
+  wait_until 10 log_has reswitcher '^switching' || fail "the reconnecting switcher did not start"
+  q "$sock" wait rsw-15 bound 10000
+  c0=$(stat_of "$sock" port_checks)
+  sleep 2
+  c1=$(stat_of "$sock" port_checks)
+  echo "   measured: 16 ids reconnecting to change port every 16 ms: $(((c1 - c0) / 2)) port checks/s"
+  ((c1 - c0 <= 16 * (2 + 4) + 16)) || fail "$((c1 - c0)) port checks in 2 s for 16 reconnecting ids"
+  release reswitcher
   stop_broker "$bpid" TERM
-  ok "port changes cost at most one check per connection per second after a burst; newcomers bound promptly"
+  ok "port changes cost at most one check per id per second after a burst, reconnects included; newcomers bound promptly"
 }
 
 check_ready_flood() {

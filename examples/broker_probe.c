@@ -364,7 +364,10 @@ static int do_flood(const char *sock, int n, const char *prefix, int hold_ms)
     return 0;
 }
 
-static int do_switch(const char *sock, int n, const char *prefix, int hold_ms)
+/* n connections changing port every 16 ms; with reconnect, each change
+ * comes on a fresh connection (hello, then the new port), as a daemon
+ * that wants a fresh budget each time would do. */
+static int do_switch(const char *sock, int n, const char *prefix, int hold_ms, bool reconnect)
 {
     unsigned ports[2];
     uint8_t ready[2][8];
@@ -399,6 +402,17 @@ static int do_switch(const char *sock, int n, const char *prefix, int hold_ms)
         if (poll(&in, 1, 16) > 0)
             break;
         for (int i = 0; i < k; i++) {
+            if (reconnect) {
+                char id[300];
+                int len = snprintf(id, sizeof id, "%s%d", prefix, i);
+                if (fds[i] >= 0)
+                    close(fds[i]);
+                fds[i] = unix_connect(sock);
+                if (fds[i] >= 0 && !send_frame(fds[i], id, (size_t)len)) {
+                    close(fds[i]);
+                    fds[i] = -1;
+                }
+            }
             if (fds[i] < 0)
                 continue;
             if (send_frame(fds[i], ready[turn % 2], body[turn % 2])) {
@@ -575,12 +589,14 @@ static int do_ctl_stall(const char *ctl, const char *mode)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: broker_probe listen [ADDR] | farm N | switch SOCK N PREFIX HOLD_MS | "
-                    "report SOCK ID PORT WAIT_MS | silent "
-                    "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
-                    "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
-                    "HOLD_MS [TEXT] | ctl-stall CTL "
-                    "silent|trickle|noread | raw SOCK TEXT WAIT_MS\n");
+    fprintf(
+        stderr,
+        "usage: broker_probe listen [ADDR] | farm N | switch[-reconnect] SOCK N PREFIX HOLD_MS | "
+        "report SOCK ID PORT WAIT_MS | silent "
+        "SOCK N HOLD_MS [PREFIX] | close-listener SOCK ID WAIT_MS | flood SOCK N "
+        "PREFIX HOLD_MS | churn SOCK N PREFIX MOD | ctl-raw CTL TEXT | ctl-hog CTL N "
+        "HOLD_MS [TEXT] | ctl-stall CTL "
+        "silent|trickle|noread | raw SOCK TEXT WAIT_MS\n");
 }
 
 int main(int argc, char **argv)
@@ -600,7 +616,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "flood") == 0 && argc == 6)
         return do_flood(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
     if (strcmp(mode, "switch") == 0 && argc == 6)
-        return do_switch(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]));
+        return do_switch(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), false);
+    if (strcmp(mode, "switch-reconnect") == 0 && argc == 6)
+        return do_switch(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), true);
     if (strcmp(mode, "churn") == 0 && argc == 6 && atol(argv[5]) > 0)
         return do_churn(argv[2], atol(argv[3]), argv[4], atol(argv[5]));
     if (strcmp(mode, "raw") == 0 && argc == 5)

@@ -51,11 +51,14 @@
  * port; a flood is read no faster than this. */
 #define FRAME_BURST    64
 #define FRAME_INTERVAL (1000 * MS / 64)
-/* Port changes a connection may make: CHANGE_BURST at once, then one per
+/* Port changes an id may have: CHANGE_BURST at once, then one per
  * CHANGE_INTERVAL. Each costs a check; a daemon changes port when it
- * restarts its listener, not every few milliseconds. Past its budget a
- * connection is not read until it is back within it, and the frames that
- * waited meanwhile are coalesced: only the last port counts. */
+ * restarts its listener, not every few milliseconds. The budget belongs to
+ * the id, not the connection, so reconnecting does not renew it (the id's
+ * record outlives its connection for the grace period). A change past the
+ * budget is held, unchecked, and the connection not read, until the id is
+ * back within it; frames that wait meanwhile are coalesced: only the last
+ * port counts. */
 #define CHANGE_BURST    4
 #define CHANGE_INTERVAL (1000 * MS)
 
@@ -67,6 +70,7 @@ struct backend {
     struct conn *conn; /* the live connection holding the id, or NULL */
     int64_t disconnected_at;
     uint32_t version_at_disconnect;
+    int64_t change_at; /* the port-change budget (virtual time) */
 };
 
 struct conn {
@@ -82,7 +86,7 @@ struct conn {
      * (virtual time); while paused_until is set, its fd is watched for a
      * hang-up only. */
     int64_t budget_at, paused_until;
-    int64_t change_at; /* the same for port changes */
+    uint16_t held_port; /* a change past the id's budget, checked on resume */
 };
 
 /* Connections and backends live in two flat arrays, searched linearly:
@@ -330,6 +334,8 @@ static void charge(struct plane *p, struct conn *c, int64_t *at, unsigned n, int
         c->paused_until = now + ahead;
 }
 
+static bool port_reported(struct plane *p, struct conn *c, uint16_t port, int64_t now);
+
 /* Reads what c has sent. NULL: keep it; otherwise why to drop it. */
 static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
 {
@@ -377,13 +383,35 @@ static const char *conn_readable(struct plane *p, struct conn *c, int64_t now)
             return "";
         }
     }
-    bool change = port != 0 && !(c->reported && port == c->port);
-    if (port != 0 && !on_port(p, c, port))
-        return ""; /* on_port() logged why */
     charge(p, c, &c->budget_at, frames, FRAME_INTERVAL, FRAME_BURST, now);
+    return port_reported(p, c, port, now) ? NULL : "";
+}
+
+/* A port c reported (0: none). A change within the id's budget is checked
+ * now; past it, it is held and the connection paused until the budget
+ * allows it (enforce_deadlines() comes back to it). False: dropped. */
+static bool port_reported(struct plane *p, struct conn *c, uint16_t port, int64_t now)
+{
+    if (port == 0)
+        return true;
+    bool change = !(c->reported && port == c->port);
+    struct backend *bk = c->backend;
+    int64_t at = bk->change_at > now ? bk->change_at : now;
+    if (change && at + CHANGE_INTERVAL - now > CHANGE_BURST * CHANGE_INTERVAL) {
+        c->held_port = port;
+        if (c->paused_until == 0)
+            conn_watch(p, c, false);
+        int64_t until = at + CHANGE_INTERVAL - CHANGE_BURST * CHANGE_INTERVAL;
+        if (c->paused_until < until)
+            c->paused_until = until;
+        return true;
+    }
+    c->held_port = 0;
+    if (!on_port(p, c, port))
+        return false; /* on_port() logged why */
     if (change)
-        charge(p, c, &c->change_at, 1, CHANGE_INTERVAL, CHANGE_BURST, now);
-    return NULL;
+        charge(p, c, &bk->change_at, 1, CHANGE_INTERVAL, CHANGE_BURST, now);
+    return true;
 }
 
 static unsigned conns_of(const struct plane *p, uid_t uid)
@@ -444,12 +472,8 @@ static void conn_open(struct plane *p, int fd, int64_t now)
         struct conn *c = &p->conns[i];
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.u64 = i};
         if (epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev) == 0) {
-            *c = (struct conn){.fd = fd,
-                               .pid = pid,
-                               .uid = uid,
-                               .accepted_at = now,
-                               .budget_at = now,
-                               .change_at = now};
+            *c = (struct conn){
+                .fd = fd, .pid = pid, .uid = uid, .accepted_at = now, .budget_at = now};
             portreg_frame_reader_init(&c->frames, DAEMON_MAX_BODY);
             p->nconns++;
             publish_gauges(p);
@@ -476,6 +500,10 @@ static int64_t enforce_deadlines(struct plane *p, int64_t now)
         if (c->fd >= 0 && c->paused_until != 0 && c->paused_until <= now) {
             c->paused_until = 0;
             conn_watch(p, c, true);
+            if (c->held_port != 0 && !port_reported(p, c, c->held_port, now)) {
+                conn_close(p, c, NULL, now);
+                continue;
+            }
         }
         if (c->fd >= 0 && c->paused_until != 0)
             next = earliest(next, c->paused_until);
