@@ -643,6 +643,33 @@ Test(fork_handlers, fork_beside_a_create_under_the_programs_lock)
     pthread_join(t, NULL);
 }
 
+/* A registry of its own (allocator hooks NULL: the default), without the
+ * reclaim thread, after n tracks and untracks of ids named prefix-i made
+ * inside an open iteration: it holds the grace period back, so the memory
+ * they free stays deferred also with the fenced read side, where every
+ * writer polls. */
+static portreg_t *deferring_registry(portreg_alloc_fn alloc, portreg_free_fn free_fn,
+                                     const char *prefix, unsigned n)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.alloc = alloc;
+    o.free = free_fn;
+    o.no_reclaim_thread = true;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    char id[32];
+    portreg_iter_t it;
+    portreg_iter_init(&it, r);
+    for (unsigned i = 0; i < n; i++) {
+        int len = idf(id, sizeof id, prefix, i);
+        cr_assert_eq(portreg_track(r, id, (size_t)len), 0);
+        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+    }
+    portreg_iter_fini(&it);
+    return r;
+}
+
 /* Defect of 0.3.0: a forked child's first call set up the registry's
  * reclaim lock again before it published that it had, so two threads
  * making their first calls at once could both do it, one while the other
@@ -660,22 +687,7 @@ Test(robustness, threads_of_a_forked_child_may_make_their_first_calls_at_once, .
 {
     /* Without the reclaim thread, memory stays deferred in the parent, so
      * every child's reclaims have a list to detach. */
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    /* An open iteration holds the grace period back: the memory stays
-     * deferred also with the fenced read side, where every writer polls. */
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < 1000; i++) {
-        int n = idf(id, sizeof id, "f", i);
-        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
-    }
-    portreg_iter_fini(&it);
+    portreg_t *r = deferring_registry(NULL, NULL, "f", 1000);
     portreg_stats_t st;
     cr_assert_eq(portreg_stats(r, &st), 0);
     cr_assert_gt(st.deferred_bytes, 0);
@@ -754,24 +766,7 @@ static void *reclaim_batch(void *arg)
 
 Test(robustness, a_fork_while_a_batch_is_freed_neither_leaks_it_nor_frees_it_twice)
 {
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = alloc_live;
-    o.free = free_stalling;
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    /* An open iteration holds the grace period back: the memory stays
-     * deferred also with the fenced read side, where every writer polls. */
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < 1000; i++) { /* compactions defer old tables */
-        int n = idf(id, sizeof id, "batch", i);
-        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
-    }
-    portreg_iter_fini(&it);
+    portreg_t *r = deferring_registry(alloc_live, free_stalling, "batch", 1000);
     portreg_stats_t st;
     cr_assert_eq(portreg_stats(r, &st), 0);
     /* Many batches (old tables, dropped slots), none a large part. */
@@ -864,24 +859,7 @@ Test(robustness, fork_never_waits_for_an_allocator_hook)
     sem_init(&pool.in_free, 0, 0);
     sem_init(&pool.go, 0, 0);
     cr_assert_eq(pthread_atfork(pool_prepare, pool_after_fork, pool_after_fork), 0);
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = pool_alloc;
-    o.free = pool_free;
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    /* An open iteration holds the grace period back: the memory stays
-     * deferred also with the fenced read side, where every writer polls. */
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < 1000; i++) {
-        int n = idf(id, sizeof id, "pool", i);
-        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
-    }
-    portreg_iter_fini(&it);
+    portreg_t *r = deferring_registry(pool_alloc, pool_free, "pool", 1000);
     pthread_t t;
     atomic_store(&pool.armed, true);
     cr_assert_eq(pthread_create(&t, NULL, reclaim_batch_on, r), 0);
@@ -932,24 +910,7 @@ static void free_reclaiming(void *ctx, void *p, size_t size)
 
 Test(robustness, reclaim_from_a_free_hook_of_the_same_registry_is_refused)
 {
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = alloc_plain;
-    o.free = free_reclaiming;
-    o.no_reclaim_thread = true;
-    portreg_t *r = nested.reg = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    /* An open iteration holds the grace period back: the memory stays
-     * deferred also with the fenced read side, where every writer polls. */
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < 300; i++) {
-        int n = idf(id, sizeof id, "nested", i);
-        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
-    }
-    portreg_iter_fini(&it);
+    portreg_t *r = nested.reg = deferring_registry(alloc_plain, free_reclaiming, "nested", 300);
     atomic_store(&nested.armed, true);
     cr_assert_eq(portreg_reclaim(r), 0);
     cr_assert(!atomic_load(&nested.armed), "no free ran inside the reclaim");
@@ -989,24 +950,7 @@ static void *reclaim_then_check(void *arg)
 
 Test(robustness, reclaim_waits_for_a_batch_another_thread_is_freeing)
 {
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = alloc_plain;
-    o.free = free_slowly;
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    /* An open iteration holds the grace period back: the memory stays
-     * deferred also with the fenced read side, where every writer polls. */
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < 1000; i++) {
-        int n = idf(id, sizeof id, "slow", i);
-        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
-    }
-    portreg_iter_fini(&it);
+    portreg_t *r = deferring_registry(alloc_plain, free_slowly, "slow", 1000);
     pthread_t freer, checker;
     atomic_store(&slow.armed, true);
     cr_assert_eq(pthread_create(&freer, NULL, reclaim_batch_on, r), 0);
@@ -1047,29 +991,6 @@ static void free_reclaiming_both(void *ctx, void *p, size_t size)
     free(p);
 }
 
-static portreg_t *churned_registry(portreg_free_fn free_fn, const char *prefix, unsigned n)
-{
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = alloc_plain;
-    o.free = free_fn;
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    /* An open iteration holds the grace period back: the memory stays
-     * deferred also with the fenced read side, where every writer polls. */
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < n; i++) {
-        int len = idf(id, sizeof id, prefix, i);
-        cr_assert_eq(portreg_track(r, id, (size_t)len), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-    }
-    portreg_iter_fini(&it);
-    return r;
-}
-
 static void free_plain_hook(void *ctx, void *p, size_t size)
 {
     (void)ctx;
@@ -1079,8 +1000,8 @@ static void free_plain_hook(void *ctx, void *p, size_t size)
 
 Test(robustness, reclaim_from_inside_any_free_hook_is_refused)
 {
-    cross.b = churned_registry(free_plain_hook, "b", 300);
-    cross.a = churned_registry(free_reclaiming_both, "a", 300);
+    cross.b = deferring_registry(alloc_plain, free_plain_hook, "b", 300);
+    cross.a = deferring_registry(alloc_plain, free_reclaiming_both, "a", 300);
     atomic_store(&cross.armed, true);
     cr_assert_eq(portreg_reclaim(cross.a), 0);
     cr_assert(!atomic_load(&cross.armed), "no free ran inside the reclaim");
@@ -1122,22 +1043,8 @@ static void free_stalled(void *ctx, void *p, size_t size)
 
 Test(robustness, a_stalled_free_hook_does_not_hold_back_other_threads_frees)
 {
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = alloc_counted_stall;
-    o.free = free_stalled;
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
+    portreg_t *r = deferring_registry(alloc_counted_stall, free_stalled, "warm", 1000);
     char id[32];
-    portreg_iter_t it; /* keeps the warm-up's memory deferred (see above) */
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < 1000; i++) {
-        int n = idf(id, sizeof id, "warm", i);
-        cr_assert_eq(portreg_track(r, id, (size_t)n), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)n, NULL), 0);
-    }
-    portreg_iter_fini(&it);
     atomic_store(&stall.armed, true);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, reclaim_batch_on, r), 0);
