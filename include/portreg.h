@@ -518,7 +518,8 @@ PORTREG_API uint64_t portreg_changes(portreg_t *reg);
  * of them should wait on it.
  * On Windows it is the HANDLE of an auto-reset event object, as an int
  * (Windows handles fit in 32 bits): (HANDLE)(intptr_t)portreg_eventfd(reg);
- * it is set after any change, and a successful wait on it
+ * it is set after any change (an auto-reset event: one waiter wakes per
+ * signal, so give it to one event loop), and a successful wait on it
  * (WaitForSingleObject(), WaitForMultipleObjects(),
  * RegisterWaitForSingleObject()) re-arms it; do not close it. Until it
  * exists, writers

@@ -530,6 +530,33 @@ static void *alloc_plain(void *ctx, size_t size)
     return malloc(size);
 }
 
+/* A registry of its own (allocator hooks NULL: the default), without the
+ * reclaim thread, after n tracks and untracks of ids named prefix-i made
+ * inside an open iteration: it holds the grace period back, so the memory
+ * they free stays deferred also with the fenced read side, where every
+ * writer polls. */
+static portreg_t *deferring_registry(portreg_alloc_fn alloc, portreg_free_fn free_fn,
+                                     const char *prefix, unsigned n)
+{
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.alloc = alloc;
+    o.free = free_fn;
+    o.no_reclaim_thread = true;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    char id[32];
+    portreg_iter_t it;
+    portreg_iter_init(&it, r);
+    for (unsigned i = 0; i < n; i++) {
+        int len = idf(id, sizeof id, prefix, i);
+        cr_assert_eq(portreg_track(r, id, (size_t)len), 0);
+        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+    }
+    portreg_iter_fini(&it);
+    return r;
+}
+
 #if PORTREG_TEST_HAVE_FORK
 /* ---- fork handlers that use the library ---- */
 
@@ -641,33 +668,6 @@ Test(fork_handlers, fork_beside_a_create_under_the_programs_lock)
     }
     atomic_store(&churn_stop, true);
     pthread_join(t, NULL);
-}
-
-/* A registry of its own (allocator hooks NULL: the default), without the
- * reclaim thread, after n tracks and untracks of ids named prefix-i made
- * inside an open iteration: it holds the grace period back, so the memory
- * they free stays deferred also with the fenced read side, where every
- * writer polls. */
-static portreg_t *deferring_registry(portreg_alloc_fn alloc, portreg_free_fn free_fn,
-                                     const char *prefix, unsigned n)
-{
-    portreg_options_t o;
-    portreg_options_init(&o);
-    o.alloc = alloc;
-    o.free = free_fn;
-    o.no_reclaim_thread = true;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    portreg_iter_t it;
-    portreg_iter_init(&it, r);
-    for (unsigned i = 0; i < n; i++) {
-        int len = idf(id, sizeof id, prefix, i);
-        cr_assert_eq(portreg_track(r, id, (size_t)len), 0);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-    }
-    portreg_iter_fini(&it);
-    return r;
 }
 
 /* Defect of 0.3.0: a forked child's first call set up the registry's
@@ -1064,6 +1064,7 @@ Test(robustness, a_stalled_free_hook_does_not_hold_back_other_threads_frees)
     cr_assert_eq(atomic_load(&stall.live), 0);
 }
 
+#if PORTREG_TEST_HAVE_FORK
 /* Review of the OS layer (1, 2): the POSIX backend's writer lock was a
  * mutex, a condition variable and a flag. A forked child's destroy waited
  * in pthread_cond_destroy() for parent threads that had been waiting for
@@ -1112,3 +1113,4 @@ Test(robustness, a_child_destroys_a_registry_whose_writer_lock_parent_threads_wa
         pthread_join(t[i], NULL);
     cr_assert_eq(hung, 0, "%u of 200 children hung in destroy", hung);
 }
+#endif
