@@ -16,24 +16,11 @@
 
 #include "os/os.h"
 
-int64_t portreg__os_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec to_timespec(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
-    return ts;
-}
-
 void portreg__os_wait32(const uint32_t *word, uint32_t expected, int64_t deadline)
 {
     struct timespec ts, *tsp = NULL;
     if (deadline >= 0) {
-        ts = to_timespec(deadline);
+        ts = portreg__os_timespec(deadline);
         tsp = &ts;
     }
     /* The kernel compares *word with expected under its own lock and sleeps
@@ -141,7 +128,7 @@ bool portreg__os_lock_until(struct portreg_os_lock *l, int64_t deadline)
             left = 10000000;
         struct timespec wall;
         clock_gettime(CLOCK_REALTIME, &wall);
-        wall = to_timespec((int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + left);
+        wall = portreg__os_timespec((int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec + left);
         int rc = pthread_mutex_timedlock(&l->m, &wall);
         if (rc == 0)
             return true;
@@ -173,6 +160,6 @@ void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_
         pthread_cond_wait(c, m);
         return;
     }
-    struct timespec ts = to_timespec(deadline);
+    struct timespec ts = portreg__os_timespec(deadline);
     pthread_cond_timedwait(c, m, &ts);
 }

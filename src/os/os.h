@@ -41,6 +41,7 @@
 
 #if !defined(PORTREG_OS_WIN32)
 #include <pthread.h>
+#include <time.h>
 #endif
 
 /* Windows has no hidden visibility: a DLL exports what is marked
@@ -176,6 +177,13 @@ PORTREG_HIDDEN bool portreg__os_thread_is_current(portreg_os_thread t);
  * PORTREG_OS_MUTEX_INITIALIZER makes a static mutex. _init functions
  * return 0 or an errno value; a mutex may be initialised again in a
  * forked child, whatever its state was in the parent. */
+/* ns (of portreg__os_now_ns(), or a wall-clock time) as a timespec. */
+static inline struct timespec portreg__os_timespec(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+    return ts;
+}
+
 typedef pthread_mutex_t portreg_os_mutex;
 typedef pthread_cond_t portreg_os_cond;
 typedef pthread_t portreg_os_thread;

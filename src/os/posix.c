@@ -38,19 +38,6 @@
 
 #include "os/os.h"
 
-int64_t portreg__os_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static struct timespec to_timespec(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
-    return ts;
-}
-
 /* Caller holds m. */
 void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_t deadline)
 {
@@ -62,13 +49,13 @@ void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_
     if (left <= 0)
         return;
 #if defined(PORTREG_HAVE_COND_TIMEDWAIT_RELATIVE_NP)
-    struct timespec rel = to_timespec(left);
+    struct timespec rel = portreg__os_timespec(left);
     pthread_cond_timedwait_relative_np(c, m, &rel);
 #else
     struct timespec wall;
     clock_gettime(CLOCK_REALTIME, &wall);
     int64_t now = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
-    wall = to_timespec(left > INT64_MAX - now ? INT64_MAX : now + left);
+    wall = portreg__os_timespec(left > INT64_MAX - now ? INT64_MAX : now + left);
     pthread_cond_timedwait(c, m, &wall);
 #endif
 }

@@ -1,10 +1,18 @@
 /*
  * What both POSIX backends (linux, posix) take from POSIX threads as it
- * is: thread-exit keys and fork handlers (os.h).
+ * is: the monotonic clock, thread-exit keys and fork handlers (os.h).
  */
 #include <signal.h>
+#include <time.h>
 
 #include "os/os.h"
+
+int64_t portreg__os_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg)
 {
