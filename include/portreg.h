@@ -142,7 +142,16 @@
  * Windows: link the DLL through its import library (portreg.lib or
  * libportreg.dll.a), or the static library (libportreg.a) with
  * PORTREG_STATIC_DEFINE defined before this header (CMake's
- * portreg::portreg_static and pkg-config --static do that). */
+ * portreg::portreg_static and pkg-config --static do that).
+ *
+ * Windows fibers: a thread's fibers share its epoch records (they are the
+ * thread's, not the fiber's). A fiber must not move to another thread, nor
+ * be deleted, while it holds an iteration open. A thread's records are
+ * handed back at its exit when the fiber running then (or the thread, if
+ * it is no fiber then) is the one whose call first set them up on that
+ * thread; otherwise they stay with the registry until portreg_destroy() (a
+ * record per registry per such thread). Deleting a fiber never hands back
+ * the records of the thread that deletes it. */
 
 #include <stdbool.h>
 #include <stddef.h>
