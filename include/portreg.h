@@ -251,9 +251,13 @@ typedef struct {
     /* Ids the table holds before its first grow; rounded up. 0: 64. */
     size_t initial_capacity;
     /* Seed from which each table's secret hash keys are derived (see
-     * "Hostile ids"). 0 (recommended): random, from getrandom(2) at create
-     * and again at every reseed. Non-zero: reproducible tables and
-     * reseeds, for tests; a seed an attacker can guess defeats the keys. */
+     * "Hostile ids"). 0 (recommended): random, from getrandom(2)
+     * (BCryptGenRandom() on Windows) at create and again at every reseed.
+     * Should the system's random source fail, create does not: it falls
+     * back to a seed made from an address and the process id, and a reseed
+     * to one derived from the previous seed, which an attacker may guess.
+     * Non-zero: reproducible tables and reseeds, for tests; a seed an
+     * attacker can guess defeats the keys. */
     uint64_t hash_seed;
     /* Both NULL: malloc/free. Both set: every allocation of the registry
      * goes through them (they must be thread-safe), except what may
