@@ -56,6 +56,12 @@
 
 /* Monotonic time in nanoseconds. */
 PORTREG_HIDDEN int64_t portreg__os_now_ns(void);
+/* Lets another ready thread run (POSIX: sched_yield(); Windows:
+ * SwitchToThread()). */
+PORTREG_HIDDEN void portreg__os_yield(void);
+/* Sleeps for at least us microseconds (Windows rounds up to whole
+ * milliseconds). */
+PORTREG_HIDDEN void portreg__os_sleep_us(unsigned us);
 
 /* Sleeps while *word holds expected, until portreg__os_wake32(word), the
  * deadline, or a spurious wake-up. A wake that follows a change of *word

@@ -73,6 +73,16 @@ int64_t portreg__os_now_ns(void)
     return c.QuadPart / f * 1000000000 + c.QuadPart % f * 1000000000 / f;
 }
 
+void portreg__os_yield(void)
+{
+    SwitchToThread();
+}
+
+void portreg__os_sleep_us(unsigned us)
+{
+    Sleep((us + 999) / 1000);
+}
+
 /* Milliseconds from now to deadline, rounded up; INFINITE for none, 0 once
  * past. */
 static DWORD ms_until(int64_t deadline)
