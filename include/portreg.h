@@ -142,7 +142,16 @@
  * Windows: link the DLL through its import library (portreg.lib or
  * libportreg.dll.a), or the static library (libportreg.a) with
  * PORTREG_STATIC_DEFINE defined before this header (CMake's
- * portreg::portreg_static and pkg-config --static do that). */
+ * portreg::portreg_static and pkg-config --static do that).
+ *
+ * Windows fibers: a thread's fibers share its epoch records (they are the
+ * thread's, not the fiber's). A fiber must not move to another thread, nor
+ * be deleted, while it holds an iteration open. A thread's records are
+ * handed back at its exit when the fiber running then (or the thread, if
+ * it is no fiber then) is the one whose call first set them up on that
+ * thread; otherwise they stay with the registry until portreg_destroy() (a
+ * record per registry per such thread). Deleting a fiber never hands back
+ * the records of the thread that deletes it. */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -242,9 +251,13 @@ typedef struct {
     /* Ids the table holds before its first grow; rounded up. 0: 64. */
     size_t initial_capacity;
     /* Seed from which each table's secret hash keys are derived (see
-     * "Hostile ids"). 0 (recommended): random, from getrandom(2) at create
-     * and again at every reseed. Non-zero: reproducible tables and
-     * reseeds, for tests; a seed an attacker can guess defeats the keys. */
+     * "Hostile ids"). 0 (recommended): random, from getrandom(2)
+     * (BCryptGenRandom() on Windows) at create and again at every reseed.
+     * Should the system's random source fail, create does not: it falls
+     * back to a seed made from an address and the process id, and a reseed
+     * to one derived from the previous seed, which an attacker may guess.
+     * Non-zero: reproducible tables and reseeds, for tests; a seed an
+     * attacker can guess defeats the keys. */
     uint64_t hash_seed;
     /* Both NULL: malloc/free. Both set: every allocation of the registry
      * goes through them (they must be thread-safe), except what may

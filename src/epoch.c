@@ -50,7 +50,6 @@
  * Points 4 and 5 and fork() are argued in the files that implement them.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -235,7 +234,7 @@ void portreg__epoch_fini(struct portreg *reg)
      * pairs with hand_back(). */
     atomic_store_explicit(&a->dead, true, memory_order_seq_cst);
     while (atomic_load_explicit(&a->exiting, memory_order_seq_cst) != 0)
-        sched_yield();
+        portreg__os_yield();
 
     portreg__reclaim_thread_stop(dom);
     /* No thread is in a section: everything deferred can go. */
@@ -313,12 +312,10 @@ void portreg__epoch_poll_if_due(struct portreg *reg)
 static void backoff(unsigned *round)
 {
     if (++*round < 64) {
-        sched_yield();
+        portreg__os_yield();
         return;
     }
-    unsigned us = *round < 1024 ? *round : 1000;
-    struct timespec ts = {0, (long)us * 1000};
-    nanosleep(&ts, NULL);
+    portreg__os_sleep_us(*round < 1024 ? *round : 1000);
 }
 
 /* True if the calling thread is inside a read section of dom (found by its

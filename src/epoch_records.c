@@ -37,7 +37,6 @@
  * key could then run the destructor on memory destroy just freed.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>

@@ -20,7 +20,6 @@
  * op_transition() (state.h) is the whole state machine; everything here
  * finds the slot and retries.
  */
-#include <sched.h>
 
 #include "internal.h"
 
@@ -75,7 +74,7 @@ static int slot_apply(struct portreg *reg, struct slot *s, const struct op *op,
         if (r <= 0)
             break;
         if (PLANT_LOST_UPDATE) {
-            sched_yield();
+            portreg__os_yield();
             atomic_store_explicit(&s->state, next, memory_order_release);
             break;
         }

@@ -18,6 +18,8 @@
 #if !defined(_WIN32)
 #include <sys/wait.h>
 #include <unistd.h>
+#else
+#include <windows.h>
 #endif
 
 #include "fixture.h"
@@ -1112,5 +1114,83 @@ Test(robustness, a_child_destroys_a_registry_whose_writer_lock_parent_threads_wa
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
     cr_assert_eq(hung, 0, "%u of 200 children hung in destroy", hung);
+}
+#endif
+
+#if defined(_WIN32)
+/* ---- fibers (Windows) ---- */
+
+struct fiber_call {
+    portreg_t *r;
+    void *back; /* the fiber that switched to this one */
+    int rc;
+};
+
+static void WINAPI track_from_a_fiber(void *arg)
+{
+    struct fiber_call *c = arg;
+    c->rc = portreg_track(c->r, "fiber", 5);
+    SwitchToFiber(c->back);
+}
+
+/* Found by the win32 review: DeleteFiber() runs the deleted fiber's
+ * fiber-local storage callbacks on the calling thread, which lives on. The
+ * thread-exit callback took that for the thread's exit and gave back the
+ * thread's epoch records while it held an iteration open: reclaim then
+ * freed the memory the iteration was still reading. */
+Test(robustness, deleting_a_fiber_leaves_the_thread_inside_its_iteration)
+{
+    void *self = ConvertThreadToFiber(NULL);
+    cr_assert_not_null(self);
+    portreg_options_t o;
+    portreg_options_init(&o);
+    o.no_reclaim_thread = true; /* only this test frees deferred memory */
+    portreg_t *r = portreg_create(&o);
+    portreg_t *other = portreg_create(NULL);
+    cr_assert(r != NULL && other != NULL);
+    /* The fiber's call is the thread's first: the exit key's value is set
+     * in the fiber's own storage. */
+    struct fiber_call c = {other, self, -1};
+    void *fiber = CreateFiber(0, track_from_a_fiber, &c);
+    cr_assert_not_null(fiber);
+    SwitchToFiber(fiber);
+    cr_assert_eq(c.rc, 0);
+
+    char id[32];
+    for (unsigned i = 0; i < 100; i++) {
+        int len = idf(id, sizeof id, "stable", i);
+        cr_assert_eq(portreg_track(r, id, (size_t)len), 0);
+    }
+    cr_assert_eq(portreg_reclaim(r), 0);
+    portreg_iter_t it;
+    portreg_iter_init(&it, r);
+    /* Memory deferred under the iteration: the tables compactions replace. */
+    for (unsigned i = 0; i < 1000; i++) {
+        int len = idf(id, sizeof id, "churn", i);
+        cr_assert_eq(portreg_track(r, id, (size_t)len), 0);
+        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+    }
+    portreg_stats_t before, after;
+    cr_assert_eq(portreg_stats(r, &before), 0);
+    cr_assert_gt(before.deferred_bytes, 0);
+
+    DeleteFiber(fiber);
+    cr_assert_eq(portreg_reclaim(r), PORTREG_EINVAL,
+                 "reclaim does not see the thread inside its iteration");
+    cr_assert_eq(portreg_stats(r, &after), 0);
+    cr_assert_eq(after.deferred_bytes, before.deferred_bytes, "%zu of %zu deferred bytes freed",
+                 before.deferred_bytes - after.deferred_bytes, before.deferred_bytes);
+    unsigned stable = 0;
+    portreg_entry_t e;
+    while (portreg_iter_next(&it, &e))
+        stable += e.id_len > 7 && memcmp(e.id, "stable-", 7) == 0;
+    portreg_iter_fini(&it);
+    cr_assert_eq(stable, 100);
+    cr_assert_eq(portreg_reclaim(r), 0);
+    cr_assert_eq(portreg_stats(r, &after), 0);
+    cr_assert_eq(after.deferred_bytes, 0);
+    portreg_destroy(r);
+    portreg_destroy(other);
+    cr_assert(ConvertFiberToThread());
 }
 #endif

@@ -56,6 +56,12 @@
 
 /* Monotonic time in nanoseconds. */
 PORTREG_HIDDEN int64_t portreg__os_now_ns(void);
+/* Lets another ready thread run (POSIX: sched_yield(); Windows:
+ * SwitchToThread()). */
+PORTREG_HIDDEN void portreg__os_yield(void);
+/* Sleeps for at least us microseconds (Windows rounds up to whole
+ * milliseconds). */
+PORTREG_HIDDEN void portreg__os_sleep_us(unsigned us);
 
 /* Sleeps while *word holds expected, until portreg__os_wake32(word), the
  * deadline, or a spurious wake-up. A wake that follows a change of *word
@@ -248,7 +254,10 @@ static inline void portreg__os_thread_join(portreg_os_thread t)
  * when the value is not NULL (POSIX: a pthread key; the value is NULL
  * again while the function runs, and setting it there runs the function
  * once more; Windows: a fiber-local storage callback, which runs once, and
- * pins the module that holds it). Never deleted. 0, or an errno value. */
+ * pins the module that holds it; the value stored is the setter's fiber or
+ * thread, not v, and the function runs only when the thread itself exits,
+ * not when another fiber is deleted: see win32.c). Never deleted. 0, or an
+ * errno value. */
 #if !defined(PORTREG_OS_WIN32)
 typedef pthread_key_t portreg_os_key;
 #endif

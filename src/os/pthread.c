@@ -2,6 +2,8 @@
  * What both POSIX backends (linux, posix) take from POSIX threads as it
  * is: the monotonic clock, thread-exit keys and fork handlers (os.h).
  */
+#include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <time.h>
 
@@ -12,6 +14,18 @@ int64_t portreg__os_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void portreg__os_yield(void)
+{
+    sched_yield();
+}
+
+void portreg__os_sleep_us(unsigned us)
+{
+    struct timespec ts = {(time_t)(us / 1000000), (long)(us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg)

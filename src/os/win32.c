@@ -28,8 +28,9 @@
  *
  * Thread-exit keys are fiber-local storage indices with a callback, which
  * the system runs at every thread's exit for a non-NULL value (also for
- * threads ended by ExitThread() or _endthreadex()), except once
- * ExitProcess() has begun (see fls_exit()). There is one such key. The callback is this
+ * threads ended by ExitThread() or _endthreadex()), and also when a fiber
+ * is deleted: the callback tells the two apart (see fls_exit()), and does
+ * nothing once ExitProcess() has begun. There is one such key. The callback is this
  * library's code: the first key pins the module (the DLL, or the program
  * that links the static library) so that it is never unloaded while a
  * thread may still exit through it, as -z nodelete does on Linux.
@@ -70,6 +71,16 @@ int64_t portreg__os_now_ns(void)
     int64_t f = freq.QuadPart;
     /* Split so that the product cannot overflow. */
     return c.QuadPart / f * 1000000000 + c.QuadPart % f * 1000000000 / f;
+}
+
+void portreg__os_yield(void)
+{
+    SwitchToThread();
+}
+
+void portreg__os_sleep_us(unsigned us)
+{
+    Sleep((us + 999) / 1000);
 }
 
 /* Milliseconds from now to deadline, rounded up; INFINITE for none, 0 once
@@ -258,14 +269,50 @@ __declspec(dllimport) BOOLEAN NTAPI RtlDllShutdownInProgress(void);
 /* The one thread-exit function (the library makes one key). */
 static void (*exit_fn)(void *);
 
-/* At ExitProcess() the system has already ended every other thread,
+/* What the key holds: who set it. A fiber's fiber-local storage moves with
+ * the fiber, and the system runs its callback at the exit of the thread
+ * that runs it, but also on a live thread that deletes it (DeleteFiber()
+ * of another fiber). The value is the fiber that set it, or, on a thread
+ * that is no fiber, an odd number made from the thread's id (a fiber's
+ * address is even). */
+static void *exit_identity(void)
+{
+    if (IsThreadAFiber()) {
+        /* GetCurrentFiber() reads the thread's information block at a
+         * fixed offset from the gs segment, which GCC takes for an
+         * access past an empty array. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+        return GetCurrentFiber();
+#pragma GCC diagnostic pop
+    }
+    return (void *)(((uintptr_t)GetCurrentThreadId() << 1) | 1);
+}
+
+/* The callback runs for a value set in the storage it is given back:
+ * - at the exit of the thread that runs the storage's fiber (or whose own
+ *   storage it is, for a thread that is no fiber): then that fiber is the
+ *   current one, or that thread is the caller, and the identity matches;
+ * - when a fiber is deleted by another fiber or on another thread: the
+ *   caller is alive and may be inside an epoch section of the thread's
+ *   records, so it must not give them back. The deleted fiber is not the
+ *   current one (deleting the current fiber ends its thread: the case
+ *   above), and it is not the caller either: the identity differs.
+ * So the exit function runs only when the identity matches. Otherwise the
+ * thread's records stay registered (registry memory, freed at destroy)
+ * and its links stay allocated: a thread that exits while running a fiber
+ * whose storage was not the one its first call set (its value names
+ * another fiber, or the thread before it became a fiber) keeps them, a
+ * bounded leak per such thread, never a hand-back under a live reader.
+ * At ExitProcess() the system has already ended every other thread,
  * wherever it was (inside a lock of ours, say), and then runs the exiting
- * thread's fiber-local storage callbacks: a hand-back there could wait for
- * a lock forever. Nothing needs to be given back to a process that ends,
- * as with exit() on POSIX systems, which runs no key destructors. */
+ * thread's callbacks: a hand-back there could wait for a lock forever.
+ * Nothing needs to be given back to a process that ends, as with exit()
+ * on POSIX systems, which runs no key destructors. No thread-local is read
+ * here: the C runtime may be tearing them down. */
 static void WINAPI fls_exit(void *value)
 {
-    if (!RtlDllShutdownInProgress())
+    if (value == exit_identity() && !RtlDllShutdownInProgress())
         exit_fn(value);
 }
 
@@ -288,9 +335,11 @@ void *portreg__os_key_get(portreg_os_key k)
     return FlsGetValue(k);
 }
 
+/* Stores the caller's identity, not v (see fls_exit()). */
 int portreg__os_key_set(portreg_os_key k, const void *v)
 {
-    return FlsSetValue(k, (void *)v) ? 0 : ENOMEM;
+    (void)v;
+    return FlsSetValue(k, exit_identity()) ? 0 : ENOMEM;
 }
 
 int portreg__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))

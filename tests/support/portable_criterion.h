@@ -16,7 +16,10 @@
  * leaked registry cannot touch the next test:
  *   fork    (POSIX, the default) the runner forks once per test;
  *   exec    (--exec, and always on Windows) the runner starts its own
- *           program again with --run SUITE/NAME.
+ *           program again with --run SUITE/NAME. A spawn that fails to
+ *           start the process is retried (3 attempts, each failure printed
+ *           as [RUNR] with its system error); a test whose process never
+ *           starts counts as crashing.
  * A failed assertion on another thread than the test's ends the test's
  * process at once (exit status 1), without the fixtures' .fini.
  *
@@ -27,6 +30,7 @@
 #ifndef PORTREG_PORTABLE_CRITERION_H
 #define PORTREG_PORTABLE_CRITERION_H
 
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -318,6 +322,8 @@ static inline enum pcr_outcome pcr_judge(const struct pcr_test *t, int code, int
 static const char *pcr_self;
 
 #if defined(_WIN32)
+#define PCR_SPAWN_ATTEMPTS 3
+
 /* Windows has no fork: the test runs in a new process of this program,
  * which is ended at its timeout. An abort() there exits with status 3,
  * which stands for SIGABRT; an exception (an access violation, say) ends
@@ -330,9 +336,24 @@ static inline enum pcr_outcome pcr_run_isolated(const struct pcr_test *t, bool e
     const char *args[] = {pcr_self, "--run", spec, NULL};
     fflush(stdout);
     fflush(stderr);
-    intptr_t h = _spawnv(_P_NOWAIT, pcr_self, args);
+    /* A spawn that fails to start the process is the runner's error, not
+     * the test's: under Wine it failed now and then (EINVAL, msvcrt's
+     * errno for a system error it has no name for), so it is retried a
+     * few times and each failure says which system error it was. */
+    intptr_t h = -1;
+    for (int attempt = 1; h == -1 && attempt <= PCR_SPAWN_ATTEMPTS; attempt++) {
+        errno = 0;
+        _doserrno = 0;
+        h = _spawnv(_P_NOWAIT, pcr_self, args);
+        if (h == -1)
+            fprintf(stderr,
+                    "[RUNR] %s::%s: spawn failed (attempt %d of %d): %s, system error %lu\n",
+                    t->suite, t->name, attempt, PCR_SPAWN_ATTEMPTS, strerror(errno),
+                    (unsigned long)_doserrno);
+    }
     if (h == -1) {
-        perror("portable_criterion: spawn");
+        fprintf(stderr, "[RUNR] %s::%s: runner error: the test's process never started\n", t->suite,
+                t->name);
         return PCR_CRASH;
     }
     double timeout = pcr_timeout_of(t);
