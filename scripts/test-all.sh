@@ -28,16 +28,24 @@ export TSAN_OPTIONS="suppressions=$PWD/stress/tsan.supp halt_on_error=1 second_d
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
+# Every stage runs under a time limit (STAGE_LIMIT seconds, default 900;
+# 1500 for the stress stages), so that a hang fails its own stage, by name,
+# and the stages after it still run: CI's whole budget is never spent on
+# one stuck process. timeout(1) signals the stage's whole process group.
+suite_start=$SECONDS
 stage() {
-  local name=$1
+  local name=$1 limit=${STAGE_LIMIT:-900}
   shift
+  case $1 in run_stress) limit=$((limit > 1500 ? limit : 1500)) ;; esac
   echo
-  echo "=== stage: $name"
-  local start=$SECONDS
-  if "$@"; then
+  echo "=== stage: $name ($(date -u +%H:%M:%S), $((SECONDS - suite_start)) s into the suite)"
+  local start=$SECONDS rc=0
+  timeout -k 30 "$limit" bash -c '"$@"' stage "$@" || rc=$?
+  if [ "$rc" -eq 0 ]; then
     echo "=== stage $name: PASS ($((SECONDS - start)) s)"
     passed=$((passed + 1))
   else
+    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && echo "=== stage $name: TIMED OUT after $limit s"
     echo "=== stage $name: FAIL ($((SECONDS - start)) s)"
     failed=$((failed + 1))
     failures+=("$name")
@@ -60,6 +68,7 @@ run_stress() {
   run_ctest "$1" stress --verbose | grep -E "^[0-9]+: (portreg_stress|exchange|iter|reclaim|churn|waiters|eventfd|handles|exits)|Test +#|tests passed|tests failed"
   return "${PIPESTATUS[0]}"
 }
+export -f build run_ctest run_stress
 
 stage "dev: build" build dev
 stage "dev: unit, install, example" run_ctest dev "unit|install|example"
@@ -84,5 +93,5 @@ echo
 for f in "${failures[@]+"${failures[@]}"}"; do
   echo "failed stage: $f"
 done
-echo "stages: $passed passed, $failed failed"
+echo "stages: $passed passed, $failed failed ($((SECONDS - suite_start)) s)"
 [ "$failed" -eq 0 ]

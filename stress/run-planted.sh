@@ -47,6 +47,7 @@ seed_args=()
 mkdir -p build
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0
+limit=${PLANT_TIME_LIMIT:-300}
 
 for plant in "${plants[@]}"; do
     dir=build/plant-$plant
@@ -90,12 +91,23 @@ for plant in "${plants[@]}"; do
     fi
 
     log=$dir/stress.log
-    TSAN_OPTIONS="suppressions=$root/stress/tsan.supp:halt_on_error=1:exitcode=66" \
-        ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=66" \
-        UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
-        sh stress/expect-fail.sh "${catch[@]}" -- \
-        "$dir/stress/portreg_stress" --size ci --check "$check" "${seed_args[@]}" >"$log" 2>&1
-    rc=$?
+    # A planted bug corrupts memory, and corrupted memory can also hang a
+    # thread (a lock inside freed memory, say) instead of failing a check.
+    # Each run gets a time limit; a run that hangs is reported and the plant
+    # is tried again with a fresh seed, at most three times. A run that ends
+    # without the expected catch is never retried.
+    rc=124
+    for try in 1 2 3; do
+        TSAN_OPTIONS="suppressions=$root/stress/tsan.supp:halt_on_error=1:exitcode=66" \
+            ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:exitcode=66" \
+            UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+            timeout -k 10 "$limit" sh stress/expect-fail.sh "${catch[@]}" -- \
+            "$dir/stress/portreg_stress" --size ci --check "$check" "${seed_args[@]}" >"$log" 2>&1
+        rc=$?
+        [ $rc -eq 124 ] || [ $rc -eq 137 ] || break
+        echo "planted $plant: run $try hung for ${limit} s; $([ $try -lt 3 ] && echo 'trying a fresh seed' || echo 'giving up')"
+        [ -z "$seed" ] || break # a fixed seed would hang again
+    done
     used=$(sed -n 's/.*seed=\([0-9]*\).*/\1/p' "$log" | head -n1)
     if [ $rc -eq 0 ]; then
         echo "planted $plant: caught by $how (seed $used)"
