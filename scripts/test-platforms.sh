@@ -222,7 +222,8 @@ short_stress() {
     shift
   done
   [ $# -gt 0 ] && shift
-  "$@" "$dir/stress/portreg_stress" --scale "$scale" "${opts[@]+"${opts[@]}"}"
+  # A hang fails the stage in bounded time, never CI's whole budget.
+  timeout -k 10 "${STRESS_TIME_LIMIT:-1200}" "$@" "$dir/stress/portreg_stress" --scale "$scale" "${opts[@]+"${opts[@]}"}"
 }
 
 prepare() {
@@ -346,7 +347,7 @@ rust_bundled() {
     env -u PORTREG_LIB_DIR -u PORTREG_INCLUDE_DIR CARGO_TARGET_DIR="$P/rust-bundled" \
       PORTREG_CMAKE_ARGS=-DPORTREG_CK=bundled PORTREG_CK_SOURCE="$(ck_tarball)" \
       PATH="$(dirname "$cargo"):$PATH" \
-      "$cargo" test --offline --workspace --features portreg-sys/bundled 2>&1 |
+      timeout -k 10 900 "$cargo" test --offline --workspace --features portreg-sys/bundled 2>&1 |
     grep -E "^(test result|error)|FAILED|panicked"
     exit "${PIPESTATUS[0]}")
 }
