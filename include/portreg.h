@@ -25,7 +25,14 @@
  *   last round of destructors (PTHREAD_DESTRUCTOR_ITERATIONS); otherwise
  *   the record stays registered until portreg_destroy(), and the thread's
  *   link and array of links are never freed, nor the registry's anchor
- *   (about 40 bytes) that the link holds.
+ *   (about 40 bytes) that the link holds. On Windows the library's exit
+ *   handler is a fiber-local storage callback that runs once: a call made
+ *   on an exiting thread after it (from a fiber-local storage callback
+ *   allocated later, a DLL_THREAD_DETACH handler, a TLS callback, a C++
+ *   thread_local destructor) is never given back in that way, and with
+ *   mingw-w64 GCC's emulated thread-locals such a call on a thread that
+ *   used a registry corrupted the heap under Wine: make no call into the
+ *   library from a thread-exit hook there.
  * - The library stays loaded once loaded: a thread that used a registry
  *   runs the library's exit handler when it exits, also after dlclose().
  *   The shared library is linked with -z nodelete, and the static one
