@@ -36,8 +36,11 @@ log() { echo "test-platforms: $*"; }
 
 # --- host packages ----------------------------------------------------------
 host_packages() {
-  local packages=(gcc-aarch64-linux-gnu qemu-user-static binfmt-support musl-tools dpkg-dev
-                  clang libclang-rt-14-dev mingw-w64 wine64) missing=() p
+  # libc6-dev-arm64-cross (the target's crt files and libc.so) is only a
+  # recommendation of the cross compiler, which --no-install-recommends
+  # leaves out: without it nothing links for aarch64.
+  local packages=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static binfmt-support
+                  musl-tools dpkg-dev clang libclang-rt-14-dev mingw-w64 wine64) missing=() p
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
