@@ -273,8 +273,9 @@ musl_stress() {
 
 # Windows x64: mingw-w64 builds, wine64 runs (cmake/wine-run.sh, which the
 # toolchain file makes ctest's emulator). Every Wine run goes through
-# wine-run.sh: a time limit of its own (below ctest's), and a run that hangs
-# at exit after printing its results is killed and retried (said on stderr).
+# wine-run.sh: the prefix made once under a lock, a time limit of its own
+# (below ctest's), and a run that hangs at exit after printing its results,
+# or that Wine failed to start, is retried (said on stderr).
 windows_build() {
   local dir=$P/windows dll
   configure "$dir" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/x86_64-w64-mingw32.cmake" \
