@@ -29,10 +29,11 @@
  *   handler is a fiber-local storage callback that runs once: a call made
  *   on an exiting thread after it (from a fiber-local storage callback
  *   allocated later, a DLL_THREAD_DETACH handler, a TLS callback, a C++
- *   thread_local destructor) is never given back in that way, and with
- *   mingw-w64 GCC's emulated thread-locals such a call on a thread that
- *   used a registry corrupted the heap under Wine: make no call into the
- *   library from a thread-exit hook there.
+ *   thread_local destructor) is never given back in that way. A library
+ *   built by mingw-w64 GCC, whose thread-locals are emulated in blocks the
+ *   C runtime frees while the thread exits, must get no such call at all:
+ *   under Wine one hung the next thread's start or corrupted the heap.
+ *   Built by clang for the same target (native thread-locals), it answers.
  * - The library stays loaded once loaded: a thread that used a registry
  *   runs the library's exit handler when it exits, also after dlclose().
  *   The shared library is linked with -z nodelete, and the static one

@@ -87,7 +87,7 @@ stage "planted bugs are caught" bash stress/run-planted.sh
 stage "fuzz (${FUZZ_SECONDS} s)" bash fuzz/run.sh "$FUZZ_SECONDS"
 stage "rust bindings" bash bindings/rust/run-tests.sh
 stage "ship: header C/C++, symbols, man pages, plain install, ABI" bash scripts/check-ship.sh
-stage "clang-format" bash -c 'git ls-files "*.c" "*.h" | xargs clang-format --dry-run --Werror'
+stage "clang-format" bash -c 'git ls-files "*.c" "*.h" "*.cpp" | xargs clang-format --dry-run --Werror'
 
 echo
 for f in "${failures[@]+"${failures[@]}"}"; do

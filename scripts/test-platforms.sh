@@ -12,7 +12,9 @@
 #   windows  x64, mingw-w64 cross build (CK bundled, nanopb from Debian's
 #            source package); the DLL exports portreg_* alone; the unit
 #            tests through the portable runner, a program linked through the
-#            import library and a short stress run, all under wine64
+#            import library and a short stress run, all under wine64; then
+#            the same compiled by clang for the mingw-w64 target (native
+#            thread-locals), with unit.late_exit_call
 #   rust     the Rust crates' tests with portreg-sys building libportreg
 #            (and Concurrency Kit) itself: its bundled feature
 # Usage: scripts/test-platforms.sh [prepare|aarch64|musl|posix|windows|rust]...
@@ -313,8 +315,26 @@ windows_unit() {
   ctest --test-dir "$P/windows" -L unit -j2 --timeout 1000
 }
 windows_stress() {
-  (cd "$P/windows/bin" && "$ROOT/cmake/wine-run.sh" ./portreg_stress.exe --scale "$STRESS_SCALE" \
+  (cd "$P/${1:-windows}/bin" && "$ROOT/cmake/wine-run.sh" ./portreg_stress.exe --scale "$STRESS_SCALE" \
     --check exchange,iter,reclaim,churn,iterinsert,waiters,eventfd,handles,exits)
+}
+# The same target compiled by clang: native thread-locals, where GCC's are
+# emulated. Its unit suite adds unit.late_exit_call (a C++ thread_local
+# destructor calling into the library), which a GCC build skips.
+windows_clang_build() {
+  configure "$P/windows-clang" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/x86_64-w64-mingw32.cmake" \
+    -DPORTREG_MINGW_CLANG=ON -DPORTREG_TARGET_ROOT="$WINDOWS_ROOT" \
+    -DNANOPB_GENERATOR=/usr/bin/nanopb_generator.py -DPORTREG_CK=bundled \
+    -DPORTREG_CK_SOURCE="$(ck_tarball)" -DPORTREG_TEST_RUNNER=portable || return 1
+  build "$P/windows-clang" || return 1
+  # Native thread-locals: no call to GCC's emulation anywhere in the DLL.
+  if x86_64-w64-mingw32-objdump -d "$P/windows-clang/bin/libportreg.dll" | grep -q '__emutls_get_address'; then
+    echo "the clang-built DLL calls __emutls_get_address"
+    return 1
+  fi
+}
+windows_clang_unit() {
+  ctest --test-dir "$P/windows-clang" -L unit -j2 --timeout 1000
 }
 
 # The POSIX backend on this Linux: the whole unit suite, then the stress
@@ -383,6 +403,9 @@ run_target() {
     stage "windows: mingw-w64 build (DLL, import library, static library)" windows_build || return
     stage "windows: unit suite under wine64" windows_unit
     stage "windows: stress under wine64" windows_stress
+    stage "windows (clang): build" windows_clang_build || return
+    stage "windows (clang): unit suite under wine64" windows_clang_unit
+    stage "windows (clang): stress under wine64" windows_stress windows-clang
     ;;
   rust)
     prepare_once || return

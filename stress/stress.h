@@ -120,8 +120,9 @@ bool id_parse(const char *id, size_t len, char *tag, uint32_t *group, uint32_t *
  * other threads wind down. Only the first few are printed. */
 extern _Atomic unsigned stress_failures;
 extern _Atomic bool stress_stop;
-/* mingw-w64's printf dialect (C99) where the build selects it. */
-#if defined(__MINGW32__)
+/* mingw-w64's printf dialect (C99) where the build selects it; clang
+ * knows no gnu_printf and checks printf against C99 there. */
+#if defined(__MINGW32__) && !defined(__clang__)
 #define STRESS_PRINTF gnu_printf
 #else
 #define STRESS_PRINTF printf

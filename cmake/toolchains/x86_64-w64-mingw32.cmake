@@ -25,6 +25,9 @@ list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES PORTREG_TARGET_ROOT PORTREG_MIN
 if(PORTREG_MINGW_CLANG)
   set(CMAKE_C_COMPILER clang)
   set(CMAKE_C_COMPILER_TARGET ${PORTREG_MINGW_PREFIX})
+  # No .llvm_addrsig sections: GNU ld does not know them and maps one at
+  # an address outside the image, which Windows then refuses to load.
+  string(APPEND CMAKE_C_FLAGS_INIT " -fno-addrsig")
   # clang finds mingw-w64's headers and linker, not GCC's runtime library.
   file(GLOB _libgcc_dirs /usr/lib/gcc/${PORTREG_MINGW_PREFIX}/*-win32)
   foreach(_d ${_libgcc_dirs})
@@ -34,6 +37,9 @@ if(PORTREG_MINGW_CLANG)
 else()
   set(CMAKE_C_COMPILER ${PORTREG_MINGW_PREFIX}-gcc)
 endif()
+# C++ (test programs only): mingw-w64's g++ in both cases, as a user's
+# C++ program would be built.
+set(CMAKE_CXX_COMPILER ${PORTREG_MINGW_PREFIX}-g++)
 set(CMAKE_RC_COMPILER ${PORTREG_MINGW_PREFIX}-windres)
 set(CMAKE_AR ${PORTREG_MINGW_PREFIX}-ar)
 set(CMAKE_RANLIB ${PORTREG_MINGW_PREFIX}-ranlib)

@@ -53,7 +53,7 @@
 
 /* The printf dialect of the checks' messages: mingw-w64's own (C99, with
  * %zu) where the build asks for it with __USE_MINGW_ANSI_STDIO. */
-#if defined(__MINGW32__)
+#if defined(__MINGW32__) && !defined(__clang__)
 #define PCR_PRINTF gnu_printf
 #else
 #define PCR_PRINTF printf
