@@ -195,6 +195,7 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     dom->gen = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
     dom->head = NULL;
     dom->tail = &dom->head;
+    dom->late = NULL;
     dom->want_thread = thread;
     dom->anchor = malloc(sizeof *dom->anchor);
     if (dom->anchor == NULL)
@@ -246,6 +247,7 @@ void portreg__epoch_fini(struct portreg *reg)
         struct epoch_record *r = (struct epoch_record *)(void *)cursor;
         portreg__mem_free(reg, r->raw, r->raw_size);
     }
+    portreg__epoch_late_fini(reg); /* their records went with the others */
     if (portreg__epoch_tls.dom == dom)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     /* Off the list before its locks go: the fork handlers take them. */

@@ -214,9 +214,100 @@ static void prune_links(void)
     }
 }
 
+/* Late records (os.h): a thread that calls in after its exit function has
+ * run gets a record no exit will give back. It goes on the registry's
+ * list with a hold on the thread, and the next late call on the registry
+ * (from any thread) recycles the records of threads that have ended;
+ * destroy frees what is left. A thread finds its own late record again by
+ * its number, which no running thread shares; the one-entry cache serves
+ * its calls in between. The list is under dom->lock; the allocator hooks
+ * run with no lock held. */
+
+/* Takes the entries of ended threads off the list and unregisters their
+ * records (their threads will never use them again). Caller holds
+ * dom->lock. */
+static struct epoch_late *take_ended(struct epoch_domain *dom)
+{
+    struct epoch_late *gone = NULL;
+    for (struct epoch_late **p = &dom->late; *p != NULL;) {
+        struct epoch_late *e = *p;
+        if (!portreg__os_thread_ended(e->hold)) {
+            p = &e->next;
+            continue;
+        }
+        *p = e->next;
+        TSAN_RELEASE(&e->r->rec); /* as in hand_back() */
+        ck_epoch_unregister(&e->r->rec);
+        e->next = gone;
+        gone = e;
+    }
+    return gone;
+}
+
+static void free_late(struct portreg *reg, struct epoch_late *e)
+{
+    while (e != NULL) {
+        struct epoch_late *next = e->next;
+        portreg__os_thread_release(e->hold);
+        portreg__mem_free(reg, e, sizeof *e);
+        e = next;
+    }
+}
+
+static struct epoch_record *late_record(struct portreg *reg)
+{
+    struct epoch_domain *dom = &reg->epoch;
+    uint64_t me = portreg__os_thread_id();
+    struct epoch_late *mine = NULL;
+
+    portreg__os_mutex_lock(&dom->lock);
+    struct epoch_late *gone = take_ended(dom);
+    for (struct epoch_late *e = dom->late; e != NULL && mine == NULL; e = e->next)
+        if (e->thread_id == me)
+            mine = e;
+    portreg__os_mutex_unlock(&dom->lock);
+    free_late(reg, gone);
+
+    if (mine == NULL) {
+        mine = portreg__mem_alloc(reg, sizeof *mine);
+        if (mine == NULL)
+            return NULL;
+        mine->hold = portreg__os_thread_hold();
+        if (mine->hold == 0) {
+            portreg__mem_free(reg, mine, sizeof *mine);
+            return NULL;
+        }
+        ck_epoch_record_t *rec = ck_epoch_recycle(&dom->ck, NULL);
+        if (rec != NULL)
+            TSAN_ACQUIRE(rec); /* as in portreg__epoch_record_slow() */
+        mine->r = rec != NULL ? (struct epoch_record *)(void *)rec : portreg__epoch_record_new(reg);
+        if (mine->r == NULL) {
+            mine->next = NULL;
+            free_late(reg, mine);
+            return NULL;
+        }
+        mine->thread_id = me;
+        portreg__os_mutex_lock(&dom->lock);
+        mine->next = dom->late;
+        dom->late = mine;
+        portreg__os_mutex_unlock(&dom->lock);
+    }
+    portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, mine->r};
+    return mine->r;
+}
+
+void portreg__epoch_late_fini(struct portreg *reg)
+{
+    struct epoch_late *e = reg->epoch.late;
+    reg->epoch.late = NULL;
+    free_late(reg, e);
+}
+
 struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
+    if (UNLIKELY(portreg__os_exit_ran()))
+        return late_record(reg);
     struct epoch_link *l = portreg__epoch_link_of(dom);
 
     if (l == NULL) {

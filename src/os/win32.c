@@ -268,6 +268,11 @@ __declspec(dllimport) BOOLEAN NTAPI RtlDllShutdownInProgress(void);
 
 /* The one thread-exit function (the library makes one key). */
 static void (*exit_fn)(void *);
+/* Set on a thread once its exit function has run: a call after that is
+ * late (os.h). A thread-local written from the callback, as the exit
+ * function's own are: native thread-locals live until the end of the
+ * thread's exit; GCC's emulated ones are the limit the README states. */
+static _Thread_local bool exit_ran;
 
 /* What the key holds: who set it. A fiber's fiber-local storage moves with
  * the fiber, and the system runs its callback at the exit of the thread
@@ -312,8 +317,40 @@ static void *exit_identity(void)
  * here: the C runtime may be tearing them down. */
 static void WINAPI fls_exit(void *value)
 {
-    if (value == exit_identity() && !RtlDllShutdownInProgress())
+    if (value == exit_identity() && !RtlDllShutdownInProgress()) {
+        exit_ran = true;
         exit_fn(value);
+    }
+}
+
+bool portreg__os_exit_ran(void)
+{
+    return exit_ran;
+}
+
+uintptr_t portreg__os_thread_hold(void)
+{
+    HANDLE h;
+    if (!DuplicateHandle(GetCurrentProcess(), GetCurrentThread(), GetCurrentProcess(), &h,
+                         SYNCHRONIZE, FALSE, 0))
+        return 0;
+    return (uintptr_t)h;
+}
+
+/* A thread's handle is signalled once the thread has ended. */
+bool portreg__os_thread_ended(uintptr_t hold)
+{
+    return WaitForSingleObject((HANDLE)hold, 0) == WAIT_OBJECT_0;
+}
+
+void portreg__os_thread_release(uintptr_t hold)
+{
+    CloseHandle((HANDLE)hold);
+}
+
+uint64_t portreg__os_thread_id(void)
+{
+    return GetCurrentThreadId();
 }
 
 int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *))
