@@ -26,14 +26,18 @@
  *   the record stays registered until portreg_destroy(), and the thread's
  *   link and array of links are never freed, nor the registry's anchor
  *   (about 40 bytes) that the link holds. On Windows the library's exit
- *   handler is a fiber-local storage callback that runs once: a call made
+ *   handler is a fiber-local storage callback that runs once. A call made
  *   on an exiting thread after it (from a fiber-local storage callback
  *   allocated later, a DLL_THREAD_DETACH handler, a TLS callback, a C++
- *   thread_local destructor) is never given back in that way. A library
- *   built by mingw-w64 GCC, whose thread-locals are emulated in blocks the
- *   C runtime frees while the thread exits, must get no such call at all:
- *   under Wine one hung the next thread's start or corrupted the heap.
- *   Built by clang for the same target (native thread-locals), it answers.
+ *   thread_local destructor) takes a record of its own, which the
+ *   registry keeps with a handle to the thread and recycles at the next
+ *   such late call on it once the thread has ended; portreg_destroy()
+ *   frees what is left.
+ *   A library built by mingw-w64 GCC, whose thread-locals are emulated in
+ *   blocks the C runtime frees while the thread exits, must get no such
+ *   call at all: under Wine one hung the next thread's start or corrupted
+ *   the heap. Built by clang for the same target (native thread-locals),
+ *   it answers.
  * - The library stays loaded once loaded: a thread that used a registry
  *   runs the library's exit handler when it exits, also after dlclose().
  *   The shared library is linked with -z nodelete, and the static one

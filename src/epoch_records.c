@@ -32,6 +32,9 @@
  *   anchor's exiting count, or destroy would wait for it forever, and
  *   sets up each registry's reclaim state for the child (it is the
  *   child's only thread then: no first call races another).
+ * - A call after the thread's exit function ran (Windows only: a later
+ *   exit hook; os.h) takes a late record instead, which the registry
+ *   recycles once the thread has ended (late_record() below).
  * A per-registry key would be simpler, but destroy would have to delete
  * it, and a thread whose exit had already fetched its record from the
  * key could then run the destructor on memory destroy just freed.
