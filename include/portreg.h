@@ -29,10 +29,11 @@
  *   handler is a fiber-local storage callback that runs once. A call made
  *   on an exiting thread after it (from a fiber-local storage callback
  *   allocated later, a DLL_THREAD_DETACH handler, a TLS callback, a C++
- *   thread_local destructor) takes a record of its own, which the
- *   registry keeps with a handle to the thread and recycles at the next
- *   such late call on it once the thread has ended; portreg_destroy()
- *   frees what is left.
+ *   thread_local destructor) links records as any call does; the library
+ *   keeps a handle to the thread and hands them back for it once it has
+ *   ended (at the next thread's first call on any registry, or at a
+ *   portreg_destroy()). A thread whose first call of all is made there
+ *   keeps its record until portreg_destroy(), as above.
  *   A library built by mingw-w64 GCC, whose thread-locals are emulated in
  *   blocks the C runtime frees while the thread exits, must get no such
  *   call at all: under Wine one hung the next thread's start or corrupted

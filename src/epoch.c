@@ -195,7 +195,6 @@ int portreg__epoch_init(struct portreg *reg, bool membarrier, bool thread)
     dom->gen = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed);
     dom->head = NULL;
     dom->tail = &dom->head;
-    dom->late = NULL;
     dom->want_thread = thread;
     dom->anchor = malloc(sizeof *dom->anchor);
     if (dom->anchor == NULL)
@@ -230,6 +229,9 @@ void portreg__epoch_fini(struct portreg *reg)
     struct epoch_anchor *a = dom->anchor;
     ck_stack_entry_t *cursor, *next;
 
+    /* Late threads that have ended give their links back first (their
+     * links to this registry included, which are still live). */
+    portreg__epoch_reap_late();
     /* Point 5: from here on an exiting thread leaves its record alone; one
      * that got in before waits for nothing and takes a few stores. seq_cst:
      * pairs with hand_back(). */
@@ -247,7 +249,6 @@ void portreg__epoch_fini(struct portreg *reg)
         struct epoch_record *r = (struct epoch_record *)(void *)cursor;
         portreg__mem_free(reg, r->raw, r->raw_size);
     }
-    portreg__epoch_late_fini(reg); /* their records went with the others */
     if (portreg__epoch_tls.dom == dom)
         portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
     /* Off the list before its locks go: the fork handlers take them. */

@@ -65,14 +65,6 @@ struct epoch_link {
     struct epoch_record *r; /* the registry's memory: valid while !anchor->dead */
 };
 
-/* A record a thread took after its exit function ran (os.h, "late"). */
-struct epoch_late {
-    struct epoch_late *next;
-    struct epoch_record *r;
-    uintptr_t hold;     /* tells when the thread has ended */
-    uint64_t thread_id; /* the thread's number while it runs */
-};
-
 /* Something to free once no reader can hold it. Embedded in the object. */
 struct epoch_entry {
     struct epoch_entry *next;
@@ -108,9 +100,6 @@ struct epoch_domain {
     /* The threads freeing batches they took off that list (free_batch()
      * in epoch.c): linked here, from their stacks, while they run. */
     struct epoch_freer *freers;
-    /* Records of late callers (epoch_records.c), recycled once their
-     * threads have ended. */
-    struct epoch_late *late;
     _Atomic size_t pending; /* entries deferred, not yet freed */
     _Atomic size_t pending_bytes;
     size_t bytes_since_poll;
@@ -134,9 +123,9 @@ struct epoch_cache {
 extern _Thread_local struct epoch_cache portreg__epoch_tls PORTREG_HIDDEN PORTREG_TLS_FAST;
 
 PORTREG_HIDDEN struct epoch_record *portreg__epoch_record_slow(struct portreg *reg);
-/* Destroy: lets every late record's entry and hold go (the records are
- * freed with the others). */
-PORTREG_HIDDEN void portreg__epoch_late_fini(struct portreg *reg);
+/* Hands back the links of late threads (epoch_records.c) that have
+ * ended. Takes portreg__registries_lock. */
+PORTREG_HIDDEN void portreg__epoch_reap_late(void);
 
 /* The calling thread's record, or NULL if it cannot be allocated. */
 static inline struct epoch_record *epoch_record(struct portreg *reg, struct epoch_domain *dom)

@@ -32,9 +32,9 @@
  *   anchor's exiting count, or destroy would wait for it forever, and
  *   sets up each registry's reclaim state for the child (it is the
  *   child's only thread then: no first call races another).
- * - A call after the thread's exit function ran (Windows only: a later
- *   exit hook; os.h) takes a late record instead, which the registry
- *   recycles once the thread has ended (late_record() below).
+ * - A thread that calls in after its exit function ran (Windows only: from
+ *   a later exit hook; os.h) is late: its links are handed back for it
+ *   once it has ended (late_threads below).
  * A per-registry key would be simpler, but destroy would have to delete
  * it, and a thread whose exit had already fetched its record from the
  * key could then run the destructor on memory destroy just freed.
@@ -217,100 +217,91 @@ static void prune_links(void)
     }
 }
 
-/* Late records (os.h): a thread that calls in after its exit function has
- * run gets a record no exit will give back. It goes on the registry's
- * list with a hold on the thread, and the next late call on the registry
- * (from any thread) recycles the records of threads that have ended;
- * destroy frees what is left. A thread finds its own late record again by
- * its number, which no running thread shares; the one-entry cache serves
- * its calls in between. The list is under dom->lock; the allocator hooks
- * run with no lock held. */
+/* Late threads (os.h): a thread whose exit function has already run, and
+ * that calls in again (from a later thread-exit hook), links records as
+ * any thread does, but no exit function will give them back. So it puts
+ * itself on late_threads with a hold on itself and its array of links
+ * (kept current whenever it moves), and once the thread has ended, the
+ * next first call of any thread on any registry, or a destroy, hands its
+ * links back for it. The hold's signal (the thread has ended) orders the
+ * thread's last stores to its links before that hand-back, which follows
+ * point 5's protocol like an exit's. */
+struct late_thread {
+    struct late_thread *next;
+    uintptr_t hold;
+    struct epoch_link **slots;
+    size_t nslots;
+};
+static struct late_thread *late_threads; /* under portreg__registries_lock */
+static _Atomic size_t late_count;        /* its length, read without the lock */
+static _Thread_local struct late_thread *late_self;
 
-/* Takes the entries of ended threads off the list and unregisters their
- * records (their threads will never use them again). Caller holds
- * dom->lock. */
-static struct epoch_late *take_ended(struct epoch_domain *dom)
+/* The calling (late) thread joins late_threads, once. */
+static bool late_enlist(void)
 {
-    struct epoch_late *gone = NULL;
-    for (struct epoch_late **p = &dom->late; *p != NULL;) {
-        struct epoch_late *e = *p;
-        if (!portreg__os_thread_ended(e->hold)) {
-            p = &e->next;
+    if (late_self != NULL)
+        return true;
+    struct late_thread *t = malloc(sizeof *t);
+    if (t == NULL)
+        return false;
+    t->hold = portreg__os_thread_hold();
+    if (t->hold == 0) {
+        free(t);
+        return false;
+    }
+    t->slots = thread_slots;
+    t->nslots = thread_nslots;
+    portreg__os_mutex_lock(&portreg__registries_lock);
+    t->next = late_threads;
+    late_threads = t;
+    atomic_fetch_add_explicit(&late_count, 1, memory_order_relaxed);
+    portreg__os_mutex_unlock(&portreg__registries_lock);
+    late_self = t;
+    return true;
+}
+
+/* The calling late thread's array of links moved. */
+static void late_moved(void)
+{
+    portreg__os_mutex_lock(&portreg__registries_lock);
+    late_self->slots = thread_slots;
+    late_self->nslots = thread_nslots;
+    portreg__os_mutex_unlock(&portreg__registries_lock);
+}
+
+void portreg__epoch_reap_late(void)
+{
+    if (atomic_load_explicit(&late_count, memory_order_relaxed) == 0)
+        return;
+    struct late_thread *ended = NULL;
+    portreg__os_mutex_lock(&portreg__registries_lock);
+    for (struct late_thread **p = &late_threads; *p != NULL;) {
+        struct late_thread *t = *p;
+        if (!portreg__os_thread_ended(t->hold)) {
+            p = &t->next;
             continue;
         }
-        *p = e->next;
-        TSAN_RELEASE(&e->r->rec); /* as in hand_back() */
-        ck_epoch_unregister(&e->r->rec);
-        e->next = gone;
-        gone = e;
+        *p = t->next;
+        atomic_fetch_sub_explicit(&late_count, 1, memory_order_relaxed);
+        t->next = ended;
+        ended = t;
     }
-    return gone;
-}
-
-static void free_late(struct portreg *reg, struct epoch_late *e)
-{
-    while (e != NULL) {
-        struct epoch_late *next = e->next;
-        portreg__os_thread_release(e->hold);
-        portreg__mem_free(reg, e, sizeof *e);
-        e = next;
+    portreg__os_mutex_unlock(&portreg__registries_lock);
+    while (ended != NULL) {
+        struct late_thread *next = ended->next;
+        for (size_t i = 0; i < ended->nslots; i++)
+            if (ended->slots[i] != NULL)
+                hand_back(ended->slots[i]);
+        free(ended->slots);
+        portreg__os_thread_release(ended->hold);
+        free(ended);
+        ended = next;
     }
-}
-
-static struct epoch_record *late_record(struct portreg *reg)
-{
-    struct epoch_domain *dom = &reg->epoch;
-    uint64_t me = portreg__os_thread_id();
-    struct epoch_late *mine = NULL;
-
-    portreg__os_mutex_lock(&dom->lock);
-    struct epoch_late *gone = take_ended(dom);
-    for (struct epoch_late *e = dom->late; e != NULL && mine == NULL; e = e->next)
-        if (e->thread_id == me)
-            mine = e;
-    portreg__os_mutex_unlock(&dom->lock);
-    free_late(reg, gone);
-
-    if (mine == NULL) {
-        mine = portreg__mem_alloc(reg, sizeof *mine);
-        if (mine == NULL)
-            return NULL;
-        mine->hold = portreg__os_thread_hold();
-        if (mine->hold == 0) {
-            portreg__mem_free(reg, mine, sizeof *mine);
-            return NULL;
-        }
-        ck_epoch_record_t *rec = ck_epoch_recycle(&dom->ck, NULL);
-        if (rec != NULL)
-            TSAN_ACQUIRE(rec); /* as in portreg__epoch_record_slow() */
-        mine->r = rec != NULL ? (struct epoch_record *)(void *)rec : portreg__epoch_record_new(reg);
-        if (mine->r == NULL) {
-            mine->next = NULL;
-            free_late(reg, mine);
-            return NULL;
-        }
-        mine->thread_id = me;
-        portreg__os_mutex_lock(&dom->lock);
-        mine->next = dom->late;
-        dom->late = mine;
-        portreg__os_mutex_unlock(&dom->lock);
-    }
-    portreg__epoch_tls = (struct epoch_cache){dom, dom->gen, mine->r};
-    return mine->r;
-}
-
-void portreg__epoch_late_fini(struct portreg *reg)
-{
-    struct epoch_late *e = reg->epoch.late;
-    reg->epoch.late = NULL;
-    free_late(reg, e);
 }
 
 struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
 {
     struct epoch_domain *dom = &reg->epoch;
-    if (UNLIKELY(portreg__os_exit_ran()))
-        return late_record(reg);
     struct epoch_link *l = portreg__epoch_link_of(dom);
 
     if (l == NULL) {
@@ -319,9 +310,14 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
          * key's value before it runs the destructor: set it again if this
          * thread's exit has begun (another destructor called us), so that
          * its hand-backs run once more. */
-        if (portreg__os_key_get(exit_key) == NULL &&
-            portreg__os_key_set(exit_key, &thread_slots) != 0)
+        if (UNLIKELY(portreg__os_exit_ran())) {
+            if (!late_enlist())
+                return NULL;
+        } else if (portreg__os_key_get(exit_key) == NULL &&
+                   portreg__os_key_set(exit_key, &thread_slots) != 0) {
             return NULL;
+        }
+        portreg__epoch_reap_late();
         prune_links();
         size_t slot = dom->anchor->slot;
         if (slot >= thread_nslots) {
@@ -334,6 +330,8 @@ struct epoch_record *portreg__epoch_record_slow(struct portreg *reg)
             memset(grown + thread_nslots, 0, (n - thread_nslots) * sizeof *grown);
             thread_slots = grown;
             thread_nslots = n;
+            if (UNLIKELY(late_self != NULL))
+                late_moved();
         }
         l = malloc(sizeof *l);
         if (l == NULL)

@@ -5,10 +5,13 @@
  *
  * Such a destructor runs while the thread exits, after the library's own
  * exit callback (fiber-local storage) has given the thread's records back:
- * the late call takes a record that no exit gives back, and the registry
- * recycles it once the thread has ended (at the next late call, or at
- * destroy): what the registry holds must not grow with the number of
- * threads. What must not happen either is what a library built by
+ * the late call links records that no exit gives back, and the library
+ * hands them back for the thread once it has ended (at the next first call
+ * of a thread, or at destroy): what the registries hold must not grow with
+ * the number of threads. Meanwhile the late thread's calls find its
+ * records as an early call would: two registries in turn, and
+ * portreg_reclaim() inside an iteration refuses (PORTREG_EINVAL) instead
+ * of waiting for the thread itself. What must not happen either is what a library built by
  * mingw-w64 GCC does, whose thread-locals are emulated with per-thread
  * blocks that the C runtime frees while the thread exits: under Wine the
  * late call deadlocked the next thread's start (5 of 5 runs) or corrupted
@@ -35,8 +38,8 @@ namespace
 constexpr int threads = 200;
 
 std::atomic<long> live_blocks;
-portreg_t *reg;
-std::atomic<int> late_calls, late_answers;
+portreg_t *reg, *reg2;
+std::atomic<int> late_calls, late_answers, late_reclaims;
 
 void *count_alloc(void *, size_t size)
 {
@@ -59,15 +62,35 @@ bool resolves(void)
     return portreg_lookup(reg, "svc", 3, &port) && port == 8080;
 }
 
+bool resolves2(void)
+{
+    uint16_t port = 0;
+    return portreg_lookup(reg2, "svc", 3, &port) && port == 9090;
+}
+
 struct LateCaller {
     bool armed = false;
     ~LateCaller()
     {
         if (!armed)
             return;
-        late_calls++;
-        if (portreg_thread_attach(reg) == 0 && resolves())
+        int n = late_calls++;
+        /* Two registries in turn: each call finds the thread's record the
+         * way an early call does. */
+        bool ok = portreg_thread_attach(reg) == 0;
+        for (int i = 0; i < 50 && ok; i++)
+            ok = resolves() && resolves2();
+        if (ok)
             late_answers++;
+        /* Inside an iteration the thread's record is in a section:
+         * reclaim must see that and refuse (it would wait for itself). */
+        if (n % 20 == 0) {
+            portreg_iter_t it;
+            portreg_iter_init(&it, reg);
+            if (portreg_reclaim(reg) == PORTREG_EINVAL)
+                late_reclaims++;
+            portreg_iter_fini(&it);
+        }
     }
 };
 
@@ -99,7 +122,9 @@ int main()
     opts.alloc = count_alloc;
     opts.free = count_free;
     reg = portreg_create(&opts);
-    if (reg == nullptr || portreg_register(reg, "svc", 3, 8080, nullptr) != 0)
+    reg2 = portreg_create(&opts);
+    if (reg == nullptr || reg2 == nullptr || portreg_register(reg, "svc", 3, 8080, nullptr) != 0 ||
+        portreg_register(reg2, "svc", 3, 9090, nullptr) != 0)
         return fail("create and register", -1);
     long held_early = 0;
     for (int i = 0; i < threads; i++) {
@@ -118,16 +143,19 @@ int main()
     }
     if (late_calls != threads || late_answers != threads)
         return fail("a late call did not answer as an early one", late_answers);
+    if (late_reclaims != threads / 20)
+        return fail("portreg_reclaim() inside a late iteration did not refuse", late_reclaims);
     if (!HeapValidate(GetProcessHeap(), 0, nullptr))
         return fail("the process heap is corrupt", -1);
     for (int i = 0; i < 10000; i++)
         std::free(std::malloc(16 + i % 512));
-    /* Each late call recycles the records of the late callers that have
-     * ended: what the registry holds stops growing. */
+    /* The records of late threads that have ended come back at the next
+     * first call: what the registries hold stops growing. */
     long held = live_blocks;
     if (held > held_early + 10)
         return fail("late records are not recycled after their threads end", (int)held);
     portreg_destroy(reg);
+    portreg_destroy(reg2);
     if (live_blocks != 0)
         return fail("destroy left blocks allocated", (int)live_blocks.load());
     std::printf("late_exit_call: ok: %d late calls answered; registry blocks held after 10 "

@@ -269,21 +269,18 @@ PORTREG_HIDDEN int portreg__os_key_set(portreg_os_key k, const void *v);
  * exit left to give its record back (Windows: a call from a thread-exit
  * hook that runs after the fiber-local storage callback; POSIX: never,
  * since setting the key there runs the function once more).
- * epoch_records.c keeps such a record on its registry's list of late
- * records, with a hold on the thread, and recycles it once the thread has
- * ended.
+ * epoch_records.c keeps such a thread's links, with a hold on the thread,
+ * and hands them back for it once it has ended.
  * portreg__os_exit_ran(): true on such a thread.
  * portreg__os_thread_hold(): something that tells later whether the
  * calling thread has ended; 0 if it cannot be had (POSIX: always).
- * portreg__os_thread_ended(): whether that thread has ended (it never
- * runs again once this says so). portreg__os_thread_release() lets the
- * hold go. portreg__os_thread_id(): the calling thread's number, unique
- * among the threads that have not ended. */
+ * portreg__os_thread_ended(): whether that thread has ended: it never
+ * runs again once this says so, and its stores come before this call's
+ * return. portreg__os_thread_release() lets the hold go. */
 PORTREG_HIDDEN bool portreg__os_exit_ran(void);
 PORTREG_HIDDEN uintptr_t portreg__os_thread_hold(void);
 PORTREG_HIDDEN bool portreg__os_thread_ended(uintptr_t hold);
 PORTREG_HIDDEN void portreg__os_thread_release(uintptr_t hold);
-PORTREG_HIDDEN uint64_t portreg__os_thread_id(void);
 
 /* Handlers fork() runs (POSIX: pthread_atfork(); prepare handlers in
  * reverse order of registration, the others in order; Windows has no

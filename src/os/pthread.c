@@ -78,11 +78,6 @@ void portreg__os_thread_release(uintptr_t hold)
     (void)hold;
 }
 
-uint64_t portreg__os_thread_id(void)
-{
-    return 0;
-}
-
 int portreg__os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
     return pthread_atfork(prepare, parent, child);

@@ -337,7 +337,8 @@ uintptr_t portreg__os_thread_hold(void)
     return (uintptr_t)h;
 }
 
-/* A thread's handle is signalled once the thread has ended. */
+/* A thread's handle is signalled once the thread has ended; a wait that
+ * sees it signalled synchronizes with the thread's end. */
 bool portreg__os_thread_ended(uintptr_t hold)
 {
     return WaitForSingleObject((HANDLE)hold, 0) == WAIT_OBJECT_0;
@@ -346,11 +347,6 @@ bool portreg__os_thread_ended(uintptr_t hold)
 void portreg__os_thread_release(uintptr_t hold)
 {
     CloseHandle((HANDLE)hold);
-}
-
-uint64_t portreg__os_thread_id(void)
-{
-    return GetCurrentThreadId();
 }
 
 int portreg__os_key_create(portreg_os_key *k, void (*at_thread_exit)(void *))
