@@ -344,11 +344,10 @@ PORTREG_API portreg_t *portreg_create(const portreg_options_t *opts);
  * a link to it (a few dozen bytes of malloc's memory) until it exits or
  * next makes a first call on some registry. Any number of registries may
  * live at once; a thread finds its record in any of them in one step.
- * It waits for the registry's reclaim thread to end, so on Windows it must
- * not be called where the loader lock is held (DllMain, a TLS callback, a
- * C++ thread_local destructor), unless the registry was created with
- * no_reclaim_thread: the reclaim thread's exit needs that lock (under Wine
- * such a destroy hung). NULL is a no-op. */
+ * It waits for the registry's reclaim thread to leave the library's code;
+ * on Windows it waits for neither that thread's start nor its end, which
+ * need the loader lock, so it may run where that lock is held (DllMain, a
+ * TLS callback, a C++ thread_local destructor). NULL is a no-op. */
 PORTREG_API void portreg_destroy(portreg_t *reg);
 
 /* Sets up the calling thread's epoch record now instead of on its first

@@ -1,27 +1,30 @@
 /*
  * unit.late_exit_call (Windows, a library built with native thread-locals,
- * by clang): a C++ program's thread_local destructor calls into the
- * library on a thread that used a registry.
+ * by clang): a C++ program's thread_local destructors call into the
+ * library on threads that used a registry.
  *
  * Such a destructor runs while the thread exits, after the library's own
- * exit callback (fiber-local storage) has given the thread's records back:
- * the late call links records that no exit gives back, and the library
- * hands them back for the thread once it has ended (at the next first call
- * of a thread, or at destroy): what the registries hold must not grow with
- * the number of threads. Meanwhile the late thread's calls find its
- * records as an early call would: two registries in turn, and
- * portreg_reclaim() inside an iteration refuses (PORTREG_EINVAL) instead
- * of waiting for the thread itself. What must not happen either is what a library built by
- * mingw-w64 GCC does, whose thread-locals are emulated with per-thread
- * blocks that the C runtime frees while the thread exits: under Wine the
- * late call deadlocked the next thread's start (5 of 5 runs) or corrupted
- * the heap. So this program checks that every thread finishes exiting,
- * that every late call answers as an early one would, that the process
- * heap is intact afterwards, and that destroy frees what the late calls
- * allocated.
+ * exit callback (fiber-local storage) has given the thread's records back,
+ * and with the loader lock held. Checked here:
+ * - the late call links records that no exit gives back; the library
+ *   hands them back for the thread once it has ended (at the next first
+ *   call of a thread, or at destroy): what the registries hold must not
+ *   grow with the number of threads;
+ * - meanwhile the late thread's calls find its records as an early call
+ *   would: two registries in turn, and portreg_reclaim() inside an
+ *   iteration refuses (PORTREG_EINVAL) instead of waiting for the thread
+ *   itself;
+ * - a destroy made there returns, whether the registry's reclaim thread
+ *   ran already or was started there (and cannot start while the lock is
+ *   held);
+ * - every thread finishes exiting and the process heap stays intact. A
+ *   library built by mingw-w64 GCC, whose thread-locals are emulated in
+ *   per-thread blocks that the C runtime frees while the thread exits,
+ *   fails this: under Wine a late call hung the next thread's start (5 of
+ *   5 runs) or corrupted the heap.
  *
  * The program is built by mingw-w64 g++, as a user's would be: its own
- * thread_local is emulated, whatever compiled the library.
+ * thread_locals are emulated, whatever compiled the library.
  *
  * Exit status 0 when all of that held, 1 otherwise.
  */
@@ -96,6 +99,51 @@ struct LateCaller {
 
 thread_local LateCaller late_caller;
 
+/* Defers memory until the registry's reclaim thread has started. */
+bool churn(portreg_t *r)
+{
+    char id[32];
+    for (int i = 0; i < 3000; i++) {
+        int n = std::snprintf(id, sizeof id, "churn-%d", i);
+        if (portreg_register(r, id, (size_t)n, 1000, nullptr) != 0 ||
+            portreg_untrack(r, id, (size_t)n, nullptr) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* portreg_destroy() under the loader lock (a thread_local destructor
+ * holds it): of a registry whose reclaim thread runs already, and of one
+ * made there, whose reclaim thread cannot even start until the lock is
+ * free. Neither may wait for that thread's start or end. */
+portreg_t *early_reg;
+std::atomic<int> late_destroys;
+struct LateDestroyer {
+    bool armed = false;
+    ~LateDestroyer()
+    {
+        if (!armed)
+            return;
+        portreg_destroy(early_reg);
+        late_destroys++;
+        portreg_t *r = portreg_create(nullptr);
+        if (r == nullptr || !churn(r))
+            return;
+        portreg_destroy(r);
+        late_destroys++;
+    }
+};
+thread_local LateDestroyer late_destroyer;
+
+DWORD WINAPI destroyer(void *)
+{
+    early_reg = portreg_create(nullptr);
+    if (early_reg == nullptr || !churn(early_reg))
+        return 1;
+    late_destroyer.armed = true;
+    return 0;
+}
+
 DWORD WINAPI worker(void *)
 {
     if (!resolves())
@@ -145,6 +193,14 @@ int main()
         return fail("a late call did not answer as an early one", late_answers);
     if (late_reclaims != threads / 20)
         return fail("portreg_reclaim() inside a late iteration did not refuse", late_reclaims);
+    HANDLE d = CreateThread(nullptr, 0, destroyer, nullptr, 0, nullptr);
+    if (d == nullptr)
+        return fail("CreateThread", -1);
+    if (WaitForSingleObject(d, 20000) != WAIT_OBJECT_0)
+        return fail("portreg_destroy() from a thread_local destructor hung", late_destroys);
+    CloseHandle(d);
+    if (late_destroys != 2)
+        return fail("a destroy from a thread_local destructor did not run", late_destroys);
     if (!HeapValidate(GetProcessHeap(), 0, nullptr))
         return fail("the process heap is corrupt", -1);
     for (int i = 0; i < 10000; i++)

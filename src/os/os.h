@@ -125,7 +125,7 @@ typedef struct {
 typedef struct {
     void *opaque;
 } portreg_os_cond;
-typedef void *portreg_os_thread; /* a thread HANDLE */
+typedef void *portreg_os_thread; /* a struct win_thread (win32.c) */
 typedef uint32_t portreg_os_key; /* a fiber-local storage index */
 #define PORTREG_OS_MUTEX_INITIALIZER                                                               \
     {                                                                                              \
@@ -175,6 +175,8 @@ PORTREG_HIDDEN void portreg__os_cond_signal(portreg_os_cond *c);
 PORTREG_HIDDEN void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m,
                                                 int64_t deadline);
 PORTREG_HIDDEN int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg);
+/* Waits until the thread's fn has returned (not for the thread's end,
+ * which needs the loader lock a joiner may hold: win32.c). */
 PORTREG_HIDDEN void portreg__os_thread_join(portreg_os_thread t);
 PORTREG_HIDDEN bool portreg__os_thread_is_current(portreg_os_thread t);
 #else

@@ -43,6 +43,7 @@
 #include <bcrypt.h>
 #include <errno.h>
 #include <process.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "os/os.h"
@@ -211,46 +212,96 @@ void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_
     SleepConditionVariableSRW(cv(c), srw(m), ms, 0);
 }
 
-struct thread_start {
+/* A library thread. A thread's start and its end both take the loader
+ * lock (to deliver DLL_THREAD_ATTACH and DLL_THREAD_DETACH), and a joiner
+ * may hold it (portreg_destroy() called from DllMain, a TLS callback or a
+ * C++ thread_local destructor). So a join waits neither for the thread's
+ * start nor for its end:
+ * - a thread that has not begun fn yet is abandoned: when it runs, it
+ *   frees its own state and returns without calling fn;
+ * - otherwise the join waits for fn to return (fn takes no loader lock),
+ *   after which the thread touches nothing of the joiner's and leaves
+ *   through this module's code, pinned (pin_this_module()) when the first
+ *   registry is made, before any library thread starts.
+ * `state` settles which of the two happens: the thread moves it from
+ * NOT_BEGUN to RUNNING, the joiner from NOT_BEGUN to ABANDONED; whoever
+ * fails found the other's. */
+enum { NOT_BEGUN, RUNNING, ABANDONED };
+struct win_thread {
     void *(*fn)(void *);
     void *arg;
+    HANDLE returned; /* manual-reset: fn has returned */
+    HANDLE thread;
+    _Atomic int state;
 };
+
+static void win_thread_free(struct win_thread *t)
+{
+    CloseHandle(t->returned);
+    CloseHandle(t->thread);
+    free(t);
+}
 
 static unsigned __stdcall thread_main(void *p)
 {
-    struct thread_start s = *(struct thread_start *)p;
-    free(p);
-    s.fn(s.arg);
+    struct win_thread *t = p;
+    int expected = NOT_BEGUN;
+    /* acq_rel: the joiner's abandonment, with its store of t->thread,
+     * comes before the free below; the start, before its join's wait. */
+    if (!atomic_compare_exchange_strong_explicit(&t->state, &expected, RUNNING,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        win_thread_free(t); /* abandoned: nobody else holds t */
+        return 0;
+    }
+    t->fn(t->arg);
+    /* The last touch of *t: the joiner may free it from here on. */
+    SetEvent(t->returned);
     return 0;
 }
 
 /* Windows delivers no signals to threads: nothing to block. */
-int portreg__os_thread_start(portreg_os_thread *t, void *(*fn)(void *), void *arg)
+int portreg__os_thread_start(portreg_os_thread *out, void *(*fn)(void *), void *arg)
 {
-    struct thread_start *s = malloc(sizeof *s);
-    if (s == NULL)
+    struct win_thread *t = malloc(sizeof *t);
+    if (t == NULL)
         return ENOMEM;
-    s->fn = fn;
-    s->arg = arg;
-    uintptr_t h = _beginthreadex(NULL, 0, thread_main, s, 0, NULL);
+    t->fn = fn;
+    t->arg = arg;
+    t->thread = NULL;
+    atomic_init(&t->state, NOT_BEGUN);
+    t->returned = CreateEventW(NULL, TRUE, FALSE, NULL);
+    if (t->returned == NULL) {
+        free(t);
+        return EAGAIN;
+    }
+    /* Suspended until t->thread is stored: an abandoned thread closes it. */
+    uintptr_t h = _beginthreadex(NULL, 0, thread_main, t, CREATE_SUSPENDED, NULL);
     if (h == 0) {
         int err = errno != 0 ? errno : EAGAIN;
-        free(s);
+        CloseHandle(t->returned);
+        free(t);
         return err;
     }
-    *t = (portreg_os_thread)h;
+    t->thread = (HANDLE)h;
+    ResumeThread(t->thread);
+    *out = t;
     return 0;
 }
 
 bool portreg__os_thread_is_current(portreg_os_thread t)
 {
-    return GetThreadId((HANDLE)t) == GetCurrentThreadId();
+    return GetThreadId(((struct win_thread *)t)->thread) == GetCurrentThreadId();
 }
 
-void portreg__os_thread_join(portreg_os_thread t)
+void portreg__os_thread_join(portreg_os_thread p)
 {
-    WaitForSingleObject((HANDLE)t, INFINITE);
-    CloseHandle((HANDLE)t);
+    struct win_thread *t = p;
+    int expected = NOT_BEGUN;
+    if (atomic_compare_exchange_strong_explicit(&t->state, &expected, ABANDONED,
+                                                memory_order_acq_rel, memory_order_acquire))
+        return; /* the thread frees t when it runs */
+    WaitForSingleObject(t->returned, INFINITE);
+    win_thread_free(t);
 }
 
 /* Keeps this module (the DLL, or the program holding the static library)
