@@ -220,7 +220,8 @@ void portreg__os_cond_wait_until(portreg_os_cond *c, portreg_os_mutex *m, int64_
  * - a thread that has not begun fn yet is abandoned: when it runs, it
  *   frees its own state and returns without calling fn;
  * - otherwise the join waits for fn to return (fn takes no loader lock),
- *   after which the thread touches nothing of the joiner's and leaves
+ *   or for the thread's end if it was ended without returning (at process
+ *   exit), after which the thread touches nothing of the joiner's and leaves
  *   through this module's code, pinned (pin_this_module()) when the first
  *   registry is made, before any library thread starts.
  * `state` settles which of the two happens: the thread moves it from
@@ -300,7 +301,11 @@ void portreg__os_thread_join(portreg_os_thread p)
     if (atomic_compare_exchange_strong_explicit(&t->state, &expected, ABANDONED,
                                                 memory_order_acq_rel, memory_order_acquire))
         return; /* the thread frees t when it runs */
-    WaitForSingleObject(t->returned, INFINITE);
+    /* fn returns, or the thread is gone without returning: ExitProcess()
+     * ends every other thread before DllMain(DLL_PROCESS_DETACH) runs, and
+     * a destroy may run there. */
+    HANDLE either[2] = {t->returned, t->thread};
+    WaitForMultipleObjects(2, either, FALSE, INFINITE);
     win_thread_free(t);
 }
 
