@@ -278,12 +278,18 @@ musl_stress() {
 # wine-run.sh: the prefix made once under a lock, a time limit of its own
 # (below ctest's), and a run that hangs at exit after printing its results,
 # or that Wine failed to start, is retried (said on stderr).
-windows_build() {
-  local dir=$P/windows dll
+# windows_configure DIR [CMAKE-ARG...]: the mingw-w64 cross build, CK
+# bundled, the unit tests through the portable runner.
+windows_configure() {
+  local dir=$1
+  shift
   configure "$dir" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/x86_64-w64-mingw32.cmake" \
     -DPORTREG_TARGET_ROOT="$WINDOWS_ROOT" -DNANOPB_GENERATOR=/usr/bin/nanopb_generator.py \
-    -DPORTREG_CK=bundled -DPORTREG_CK_SOURCE="$(ck_tarball)" -DPORTREG_TEST_RUNNER=portable ||
-    return 1
+    -DPORTREG_CK=bundled -DPORTREG_CK_SOURCE="$(ck_tarball)" -DPORTREG_TEST_RUNNER=portable "$@"
+}
+windows_build() {
+  local dir=$P/windows dll
+  windows_configure "$dir" || return 1
   build "$dir" || return 1
   dll=$dir/bin/libportreg.dll
   # Exports: the header's functions and nothing else; imports: system DLLs
@@ -311,8 +317,10 @@ windows_build() {
   fi
   echo "$(echo "$exports" | wc -l) exports, all portreg_*; imports: $(echo $imports)"
 }
+# windows_unit [BUILD-DIR-NAME], windows_stress [BUILD-DIR-NAME]: the GCC
+# build's by default.
 windows_unit() {
-  ctest --test-dir "$P/windows" -L unit -j2 --timeout 1000
+  ctest --test-dir "$P/${1:-windows}" -L unit -j2 --timeout 1000
 }
 windows_stress() {
   (cd "$P/${1:-windows}/bin" && "$ROOT/cmake/wine-run.sh" ./portreg_stress.exe --scale "$STRESS_SCALE" \
@@ -322,19 +330,13 @@ windows_stress() {
 # emulated. Its unit suite adds unit.late_exit_call (a C++ thread_local
 # destructor calling into the library), which a GCC build skips.
 windows_clang_build() {
-  configure "$P/windows-clang" -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/x86_64-w64-mingw32.cmake" \
-    -DPORTREG_MINGW_CLANG=ON -DPORTREG_TARGET_ROOT="$WINDOWS_ROOT" \
-    -DNANOPB_GENERATOR=/usr/bin/nanopb_generator.py -DPORTREG_CK=bundled \
-    -DPORTREG_CK_SOURCE="$(ck_tarball)" -DPORTREG_TEST_RUNNER=portable || return 1
+  windows_configure "$P/windows-clang" -DPORTREG_MINGW_CLANG=ON || return 1
   build "$P/windows-clang" || return 1
   # Native thread-locals: no call to GCC's emulation anywhere in the DLL.
   if x86_64-w64-mingw32-objdump -d "$P/windows-clang/bin/libportreg.dll" | grep -q '__emutls_get_address'; then
     echo "the clang-built DLL calls __emutls_get_address"
     return 1
   fi
-}
-windows_clang_unit() {
-  ctest --test-dir "$P/windows-clang" -L unit -j2 --timeout 1000
 }
 
 # The POSIX backend on this Linux: the whole unit suite, then the stress
@@ -404,7 +406,7 @@ run_target() {
     stage "windows: unit suite under wine64" windows_unit
     stage "windows: stress under wine64" windows_stress
     stage "windows (clang): build" windows_clang_build || return
-    stage "windows (clang): unit suite under wine64" windows_clang_unit
+    stage "windows (clang): unit suite under wine64" windows_unit windows-clang
     stage "windows (clang): stress under wine64" windows_stress windows-clang
     ;;
   rust)

@@ -174,6 +174,16 @@ static void hand_back(struct epoch_link *l)
     free(l);
 }
 
+/* A thread's exit (its own, or one a late thread's end stands for): every
+ * link it holds goes back, then its array. */
+static void hand_back_all(struct epoch_link **slots, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (slots[i] != NULL)
+            hand_back(slots[i]);
+    free(slots);
+}
+
 struct epoch_link *portreg__epoch_link_of(const struct epoch_domain *dom)
 {
     size_t i = dom->anchor->slot;
@@ -289,10 +299,7 @@ void portreg__epoch_reap_late(void)
     portreg__os_mutex_unlock(&portreg__registries_lock);
     while (ended != NULL) {
         struct late_thread *next = ended->next;
-        for (size_t i = 0; i < ended->nslots; i++)
-            if (ended->slots[i] != NULL)
-                hand_back(ended->slots[i]);
-        free(ended->slots);
+        hand_back_all(ended->slots, ended->nslots);
         portreg__os_thread_release(ended->hold);
         free(ended);
         ended = next;
@@ -379,8 +386,5 @@ void portreg__epoch_thread_exit(void *unused)
     thread_slots = NULL;
     thread_nslots = 0;
     portreg__epoch_tls = (struct epoch_cache){NULL, 0, NULL};
-    for (size_t i = 0; i < n; i++)
-        if (slots[i] != NULL)
-            hand_back(slots[i]);
-    free(slots);
+    hand_back_all(slots, n);
 }
