@@ -322,3 +322,56 @@ Test(registry, grows_to_a_million_ids, .timeout = 300)
     cr_assert_leq(st.table_capacity, 4u * (size_t)n, "table grew to %zu", st.table_capacity);
     cr_assert_eq(st.slots, (size_t)n);
 }
+
+/* The map's size rule (table.c, map_buckets_for()): at most half full;
+ * beyond 2^10 buckets at least 2^14, and at most a quarter full below
+ * 2^16. A registry created for n ids must already have the map that n
+ * inserts grow a default one to: the expected size, and no grow while it
+ * fills. */
+static size_t capacity_of(portreg_t *r)
+{
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(r, &st), 0);
+    return st.table_capacity;
+}
+
+static void fill(portreg_t *r, size_t n)
+{
+    char id[32];
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(id, sizeof id, "spread-%zu", i);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+    }
+}
+
+Test(registry, map_size_follows_the_sparse_rule)
+{
+    /* From the default capacity (64) on, across every change of rule. */
+    static const struct {
+        size_t ids, buckets;
+    } want[] = {
+        {64, 128},     {300, 1024},    {512, 1024},     {513, 16384},
+        {1000, 16384}, {4096, 16384},  {4097, 32768},   {8192, 32768},
+        {8193, 65536}, {32768, 65536}, {32769, 131072}, {70000, 262144},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        size_t n = want[i].ids;
+        portreg_options_t o;
+        portreg_options_init(&o);
+        o.hash_seed = 7;
+        portreg_t *grown = portreg_create(&o);
+        o.initial_capacity = n;
+        portreg_t *made = portreg_create(&o);
+        cr_assert(grown != NULL && made != NULL);
+        cr_assert_eq(capacity_of(made), want[i].buckets, "made for %zu ids: %zu buckets", n,
+                     capacity_of(made));
+        fill(grown, n);
+        fill(made, n);
+        cr_assert_eq(capacity_of(grown), want[i].buckets, "%zu ids grew a map to %zu buckets", n,
+                     capacity_of(grown));
+        cr_assert_eq(capacity_of(made), want[i].buckets, "made for %zu ids, grew to %zu", n,
+                     capacity_of(made));
+        portreg_destroy(grown);
+        portreg_destroy(made);
+    }
+}
