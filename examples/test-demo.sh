@@ -8,6 +8,12 @@
 # (--ready-fd), answers `wait` queries by blocking in portreg_wait() until a
 # backend reaches a state, and daemons print each step before they take it.
 # Every wait has a timeout, so a bug fails the test instead of hanging it.
+# Programs run under `timeout --foreground`, and a kill aimed at one of
+# them reaches it through timeout: without --foreground, timeout passes a
+# signal on to its whole process group and then sends SIGCONT there too.
+# A SIGCONT that lands while LeakSanitizer's exit check is stopping the
+# exiting program (its tracer shares the group) cancels the stop, and the
+# check waits forever: the ASan run of this test hung that way.
 set -euo pipefail
 
 [[ $# -eq 3 ]] || { echo "usage: $0 BROKER FAKE_DAEMON BROKER_CTL" >&2; exit 2; }
@@ -54,7 +60,7 @@ start_daemon() {
   local name=$1 id=$2 fd
   shift 2
   mkfifo "$tmp/$name.in"
-  timeout 60 "$daemon" --socket "$sock" --id "$id" "$@" <"$tmp/$name.in" >"$tmp/$name.log" 2>&1 &
+  timeout --foreground 60 "$daemon" --socket "$sock" --id "$id" "$@" <"$tmp/$name.in" >"$tmp/$name.log" 2>&1 &
   pid_of[$name]=$!
   pids+=($!)
   exec {fd}>"$tmp/$name.in"
@@ -103,7 +109,7 @@ http_body() {
 
 echo "== broker"
 mkfifo "$tmp/ready"
-timeout 90 "$broker" --socket "$sock" --readers 2 --route zccache --route fbuild --ready-fd 3 \
+timeout --foreground 90 "$broker" --socket "$sock" --readers 2 --route zccache --route fbuild --ready-fd 3 \
   3>"$tmp/ready" >"$tmp/broker.log" 2>&1 &
 broker_pid=$!
 pids+=("$broker_pid")
