@@ -22,7 +22,7 @@
  * Random ids keep it far lower (measured with the keyed hash: 8-10 at a
  * thousand ids, 12-13 at 100,000, 18-19 at a million): below log2 of the
  * bucket count. The reseed threshold, RESEED_BASE + RESEED_PER_DOUBLING *
- * log2(buckets) (38 at 2,048 buckets, 58 at two million), leaves about
+ * log2(buckets) (36 at 1,024 buckets, 58 at two million), leaves about
  * three times that. An insert that leaves probe_max above it means the
  * ids collide far more than random ones do (the keys leaked, or the hash
  * met inputs it handles badly): the table is rebuilt with fresh keys.
@@ -60,30 +60,42 @@
 #define RESEED_PER_DOUBLING 2
 
 /* Mid-sized maps are kept sparser than ck_ht's half full, so that most
- * lookups decide on the first entry they examine, a miss included. A
- * table that outgrows SMALL_BUCKETS gets at least SPARSE_MIN_BUCKETS
- * (512 KiB of map: at 1,000 ids a sixteenth full, where a miss takes
- * about 20% less time than at a quarter), and a map below SPARSE_BUCKETS
- * grows at a quarter full. Larger maps keep ck_ht's half, for memory (96
- * bytes per entry at 1M ids); smaller ones too, because a small table
- * under churn is rebuilt very often, and every rebuild defers its old
- * map to the epoch. */
+ * lookups decide on the first entry they examine, a miss included: a map
+ * of more than SMALL_BUCKETS and fewer than SPARSE_BUCKETS buckets grows
+ * at a quarter full, and one whose table has more than SPARSE_LIVE live
+ * ids gets at least SPARSE_MIN_BUCKETS (512 KiB of map: at 1,000 ids a
+ * sixteenth full, where a miss takes about 20% less time than at a
+ * quarter). Larger maps keep ck_ht's half, for memory (96 bytes per entry
+ * at 1M ids). Smaller ones keep it too, and the floor counts live ids,
+ * not slots, because a small table under churn is rebuilt very often:
+ * every rebuild defers its old map to the epoch, and a table of a few
+ * hundred live ids fills up with as many untracked slots between two
+ * rebuilds. */
 #define SMALL_BUCKETS      ((size_t)1 << 10)
+#define SPARSE_LIVE        ((size_t)512)
 #define SPARSE_MIN_BUCKETS ((size_t)1 << 14)
 #define SPARSE_BUCKETS     ((size_t)1 << 16)
 
-/* The fewest buckets, at least at_least (a power of two), that hold ids
- * ids by the rule above. ck_ht grows at a half by itself. */
-static size_t map_buckets_for(size_t ids, size_t at_least)
+/* The fewest buckets, at least at_least (a power of two), for ids
+ * entries at ck_ht's half full. */
+static size_t map_half_for(size_t ids, size_t at_least)
 {
     size_t buckets = at_least;
     while (ids > buckets / 2)
         buckets *= 2;
-    if (buckets > SMALL_BUCKETS && buckets < SPARSE_BUCKETS) {
-        if (buckets < SPARSE_MIN_BUCKETS)
-            buckets = SPARSE_MIN_BUCKETS;
+    return buckets;
+}
+
+/* The same by the rule above, for a map whose table has live live ids
+ * (0: no floor). */
+static size_t map_buckets_for(size_t ids, size_t live, size_t at_least)
+{
+    size_t buckets = map_half_for(ids, at_least);
+    if (buckets > SMALL_BUCKETS) {
         while (ids > buckets / 4 && buckets < SPARSE_BUCKETS)
             buckets *= 2;
+        if (live > SPARSE_LIVE && buckets < SPARSE_MIN_BUCKETS)
+            buckets = SPARSE_MIN_BUCKETS;
     }
     return buckets;
 }
@@ -203,18 +215,26 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s)
     h.value = id_hash(s->id, s->id_len, &t->key);
     ck_ht_entry_set(&e, h, s->id, s->id_len, s);
     ckm_owner = reg;
+    /* A map kept sparser than libck's half (map_buckets_for()) grows
+     * before the put, in one step to the size it needs with the new
+     * entry, so that the put does not first grow it by libck's rule. The
+     * new slot is not in the books yet: count it as live. If the grows
+     * fail, the put goes on in the map there is (libck grows it at half
+     * full) and the next put tries again. */
+    size_t buckets = (size_t)1 << map_log2_buckets(map_of(t));
+    size_t ids = (size_t)ck_ht_count(&t->ht) + 1;
+    size_t dead = books_read(&reg->books.dead);
+    size_t want = map_buckets_for(ids, ids > dead ? ids - dead : 1, buckets);
+    if (want > buckets && !ck_ht_grow_spmc(&t->ht, want)) {
+        /* Without the floor: a smaller map, which the allocator may have. */
+        size_t smaller = map_buckets_for(ids, 0, buckets);
+        if (smaller > buckets && smaller < want)
+            ck_ht_grow_spmc(&t->ht, smaller);
+    }
     /* put fails only if the map had to grow first and that allocation
      * failed; then nothing was published. A failed grow after inserting
      * is ignored by ck_ht and retried on a later put. */
     bool ok = ck_ht_put_spmc(&t->ht, h, &e);
-    /* A mid-sized map is kept sparser than libck's half
-     * (map_buckets_for()): one grow straight to the size it needs, so no
-     * intermediate map is made and deferred. A failed grow is retried by
-     * the next put. */
-    size_t buckets = (size_t)1 << map_log2_buckets(map_of(t));
-    size_t want = map_buckets_for((size_t)ck_ht_count(&t->ht), buckets);
-    if (ok && want > buckets)
-        ck_ht_grow_spmc(&t->ht, want);
     ckm_owner = NULL;
     return ok;
 }
@@ -245,9 +265,13 @@ static struct table *table_make(struct portreg *reg, size_t capacity, const stru
     t->inline_read = reg->inline_read;
     if (capacity > UINT32_MAX / 2)
         capacity = UINT32_MAX / 2;
-    /* The size the puts would grow the map to (ht_put_for()). */
-    size_t buckets = map_buckets_for(capacity, 2);
-    if (!ht_init_for(reg, t, buckets)) {
+    /* The size the puts would grow the map to (ht_put_for()), or if that
+     * much memory is not to be had, ck_ht's half full: a map's sparseness
+     * only saves time, and a rebuild that fails leaves its untracked slots
+     * in place. */
+    size_t buckets = map_buckets_for(capacity, capacity, 2);
+    size_t least = map_half_for(capacity, 2);
+    if (!ht_init_for(reg, t, buckets) && (buckets == least || !ht_init_for(reg, t, least))) {
         portreg__mem_free(reg, t, sizeof *t);
         return NULL;
     }

@@ -375,3 +375,82 @@ Test(registry, map_size_follows_the_sparse_rule)
         portreg_destroy(made);
     }
 }
+
+/* Review of the sparse floor (1): a table of a few hundred live ids under
+ * churn fills up with as many untracked slots between two compactions;
+ * counting slots, the floor gave it a 512 KiB map every cycle, and that
+ * much more memory waited for grace periods. The floor counts live ids. */
+static void churn(portreg_t *r, size_t live, size_t cycles, size_t *max_capacity)
+{
+    char id[32];
+    for (size_t k = 0; k < cycles + live; k++) {
+        int len = snprintf(id, sizeof id, "churn-%zu", k);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0, "register %zu", k);
+        if (k >= live) {
+            len = snprintf(id, sizeof id, "churn-%zu", k - live);
+            cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+        }
+        size_t cap = capacity_of(r);
+        if (cap > *max_capacity)
+            *max_capacity = cap;
+    }
+}
+
+Test(registry, churn_of_a_few_hundred_ids_keeps_a_small_map)
+{
+    struct counting c;
+    portreg_t *r = counted_registry(&c);
+    size_t max_capacity = 0;
+    churn(r, 300, 20000, &max_capacity);
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(r, &st), 0);
+    cr_assert_gt(st.compactions, 10, "the churn must go through compactions");
+    /* 300 live ids and up to as many untracked: a quarter full at most. */
+    cr_assert_leq(max_capacity, 4096, "a map of %zu buckets for 300 live ids", max_capacity);
+    portreg_destroy(r);
+    cr_assert(counting_is_empty(&c));
+}
+
+/* Review of the sparse floor (2): the floor's 512 KiB map is an
+ * optimization; with an allocator that has no block that large, tables
+ * of more than 512 ids must still be made and rebuilt (compaction went
+ * on failing, so untracked slots piled up and registers failed). */
+Test(registry, tables_work_without_the_sparse_map)
+{
+    struct counting c;
+    portreg_options_t o;
+    counting_options(&c, &o);
+    c.max_block = (size_t)300 << 10;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    size_t max_capacity = 0;
+    churn(r, 600, 20000, &max_capacity);
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(r, &st), 0);
+    cr_assert_gt(atomic_load(&c.refused), 0, "the sparse map was never asked for");
+    cr_assert_gt(st.compactions, 10);
+    cr_assert_leq(st.slots, 2 * 600 + 64, "untracked slots piled up: %zu", st.slots);
+    cr_assert_eq(portreg_count(r), 600);
+    portreg_destroy(r);
+    cr_assert(counting_is_empty(&c));
+}
+
+/* Review of the sparse floor (3): the insert of the 513th id grew the map
+ * twice, by ck_ht's rule inside the put and then to the floor, making
+ * and deferring a map nobody used. */
+Test(registry, a_map_grows_once_to_its_size)
+{
+    struct counting c;
+    portreg_t *r = counted_registry(&c);
+    char id[32];
+    for (int i = 0; i < 513; i++) {
+        long before = atomic_load(&c.large_allocs);
+        int len = snprintf(id, sizeof id, "grow-%d", i);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+        cr_assert_leq(atomic_load(&c.large_allocs) - before, 1, "insert %d made %ld maps", i,
+                      atomic_load(&c.large_allocs) - before);
+    }
+    cr_assert_eq(capacity_of(r), 16384);
+    portreg_destroy(r);
+    cr_assert(counting_is_empty(&c));
+}

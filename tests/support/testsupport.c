@@ -24,6 +24,12 @@ static void *counting_alloc(void *ctx, size_t size)
         atomic_fetch_add_explicit(&c->failures, 1, memory_order_relaxed);
         return NULL;
     }
+    if (c->max_block != 0 && size > c->max_block) {
+        atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+        return NULL;
+    }
+    if (size >= (size_t)64 << 10)
+        atomic_fetch_add_explicit(&c->large_allocs, 1, memory_order_relaxed);
     struct block *b = malloc(sizeof *b + size);
     if (b == NULL)
         return NULL;

@@ -57,6 +57,11 @@ struct counting {
      * with no more failures); 0: none fails. */
     _Atomic long fail_countdown;
     _Atomic long failures; /* allocations failed on purpose */
+    /* Non-zero: allocations of more bytes fail, as from an allocator with
+     * no blocks that large (counted in refused, not in failures). */
+    size_t max_block;
+    _Atomic long refused;
+    _Atomic long large_allocs; /* of at least 64 KiB (hash maps, in practice) */
     /* true: freed blocks are not given back but filled with a pattern and
      * kept, so that counting_quarantine_intact() can tell whether anything
      * wrote to them after the free, also code ASan does not instrument
