@@ -105,6 +105,9 @@ struct portreg {
     bool seed_fixed;        /* the caller chose it: reseeds stay reproducible */
     size_t reseed_after;    /* no reseed before the table holds this many slots */
     size_t full_refusals;   /* inserts refused at max_ids since the last rebuild */
+    /* The allocator refused a sparse map's floor (table.c): no more asking
+     * for it until the next table is made. */
+    bool sparse_refused;
     /* Non-zero: the probe maximum above which inserts reseed. Only tests
      * set it: ids that defeat the keyed hash cannot be built without the
      * keys, so they lower the bar to reach the reseed path on demand. */

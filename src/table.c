@@ -62,15 +62,17 @@
 /* Mid-sized maps are kept sparser than ck_ht's half full, so that most
  * lookups decide on the first entry they examine, a miss included: a map
  * of more than SMALL_BUCKETS and fewer than SPARSE_BUCKETS buckets grows
- * at a quarter full, and one whose table has more than SPARSE_LIVE live
- * ids gets at least SPARSE_MIN_BUCKETS (512 KiB of map: at 1,000 ids a
- * sixteenth full, where a miss takes about 20% less time than at a
+ * at a quarter full, and the map of a registry with more than SPARSE_LIVE
+ * tracked ids gets at least SPARSE_MIN_BUCKETS (512 KiB of map: at 1,000
+ * ids a sixteenth full, where a miss takes about 20% less time than at a
  * quarter). Larger maps keep ck_ht's half, for memory (96 bytes per entry
- * at 1M ids). Smaller ones keep it too, and the floor counts live ids,
+ * at 1M ids). Smaller ones keep it too, and the floor counts tracked ids,
  * not slots, because a small table under churn is rebuilt very often:
  * every rebuild defers its old map to the epoch, and a table of a few
- * hundred live ids fills up with as many untracked slots between two
- * rebuilds. */
+ * hundred tracked ids fills up with as many untracked slots (and held
+ * placeholders) between two rebuilds. The floor only saves time: when the
+ * allocator refuses it, the registry stops asking until its next rebuild
+ * (reg->sparse_refused). */
 #define SMALL_BUCKETS      ((size_t)1 << 10)
 #define SPARSE_LIVE        ((size_t)512)
 #define SPARSE_MIN_BUCKETS ((size_t)1 << 14)
@@ -86,8 +88,8 @@ static size_t map_half_for(size_t ids, size_t at_least)
     return buckets;
 }
 
-/* The same by the rule above, for a map whose table has live live ids
- * (0: no floor). */
+/* The same by the rule above, for a map whose registry has live tracked
+ * ids (0: no floor). */
 static size_t map_buckets_for(size_t ids, size_t live, size_t at_least)
 {
     size_t buckets = map_half_for(ids, at_least);
@@ -207,7 +209,20 @@ static bool ht_init_for(struct portreg *reg, struct table *t, size_t buckets)
     return ok;
 }
 
-static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s)
+/* The tracked ids the floor of map_buckets_for() counts for a table of
+ * reg, with s (if not NULL), a slot the books do not count yet. Writer
+ * lock held. */
+static size_t sparse_live(struct portreg *reg, const struct slot *s)
+{
+    size_t tracked = books_read(&reg->books.tracked);
+    if (s != NULL && st_tracked(atomic_load_explicit(&s->state, memory_order_relaxed)))
+        tracked++;
+    return tracked;
+}
+
+/* Puts s into t; s is new (not in the books yet) or carried over by a
+ * rebuild. */
+static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s, bool new_slot)
 {
     ck_ht_entry_t e;
     ck_ht_hash_t h;
@@ -217,17 +232,20 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s)
     ckm_owner = reg;
     /* A map kept sparser than libck's half (map_buckets_for()) grows
      * before the put, in one step to the size it needs with the new
-     * entry, so that the put does not first grow it by libck's rule. The
-     * new slot is not in the books yet: count it as live. If the grows
-     * fail, the put goes on in the map there is (libck grows it at half
-     * full) and the next put tries again. */
+     * entry, so that the put does not first grow it by libck's rule. If
+     * the grows fail, the put goes on in the map there is (libck grows it
+     * at half full). */
     size_t buckets = (size_t)1 << map_log2_buckets(map_of(t));
     size_t ids = (size_t)ck_ht_count(&t->ht) + 1;
-    size_t dead = books_read(&reg->books.dead);
-    size_t want = map_buckets_for(ids, ids > dead ? ids - dead : 1, buckets);
+    /* After the allocator refused the floor's map, no floor until the
+     * next table is made (table_make() asks once). */
+    size_t live = reg->sparse_refused ? 0 : sparse_live(reg, new_slot ? s : NULL);
+    size_t want = map_buckets_for(ids, live, buckets);
     if (want > buckets && !ck_ht_grow_spmc(&t->ht, want)) {
         /* Without the floor: a smaller map, which the allocator may have. */
         size_t smaller = map_buckets_for(ids, 0, buckets);
+        if (smaller < want)
+            reg->sparse_refused = true;
         if (smaller > buckets && smaller < want)
             ck_ht_grow_spmc(&t->ht, smaller);
     }
@@ -255,8 +273,10 @@ void portreg__writer_unlock(struct portreg *reg)
     portreg__epoch_poll_if_due(reg);
 }
 
-/* A table with room for capacity ids, hashing with key. */
-static struct table *table_make(struct portreg *reg, size_t capacity, const struct hash_key *key)
+/* A table with room for capacity ids, live of them tracked, hashing with
+ * key. */
+static struct table *table_make(struct portreg *reg, size_t capacity, size_t live,
+                                const struct hash_key *key)
 {
     struct table *t = portreg__mem_alloc(reg, sizeof *t);
     if (t == NULL)
@@ -265,13 +285,22 @@ static struct table *table_make(struct portreg *reg, size_t capacity, const stru
     t->inline_read = reg->inline_read;
     if (capacity > UINT32_MAX / 2)
         capacity = UINT32_MAX / 2;
-    /* The size the puts would grow the map to (ht_put_for()), or if that
-     * much memory is not to be had, ck_ht's half full: a map's sparseness
-     * only saves time, and a rebuild that fails leaves its untracked slots
-     * in place. */
-    size_t buckets = map_buckets_for(capacity, capacity, 2);
-    size_t least = map_half_for(capacity, 2);
-    if (!ht_init_for(reg, t, buckets) && (buckets == least || !ht_init_for(reg, t, least))) {
+    /* The size the puts would grow the map to (ht_put_for()); if that much
+     * memory is not to be had, the size without the floor, then ck_ht's
+     * half full: a map's sparseness only saves time, and a rebuild that
+     * fails leaves its untracked slots in place. Each new table asks for
+     * the floor once; the puts into it do not, if it was refused. */
+    size_t sizes[3] = {map_buckets_for(capacity, live, 2), map_buckets_for(capacity, 0, 2),
+                       map_half_for(capacity, 2)};
+    bool ok = false;
+    for (size_t i = 0; i < 3 && !ok; i++) {
+        if (i > 0 && sizes[i] == sizes[i - 1])
+            continue;
+        ok = ht_init_for(reg, t, sizes[i]);
+        if (i == 0)
+            reg->sparse_refused = !ok && sizes[0] != sizes[1];
+    }
+    if (!ok) {
         portreg__mem_free(reg, t, sizeof *t);
         return NULL;
     }
@@ -285,7 +314,7 @@ struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t 
     reg->ckm.malloc = ckm_malloc;
     reg->ckm.free = ckm_free;
     hash_key_init(&key, seed);
-    return table_make(reg, capacity, &key);
+    return table_make(reg, capacity, capacity, &key);
 }
 
 void portreg__table_install(struct portreg *reg, struct table *t)
@@ -448,9 +477,9 @@ static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
     if (reseed) {
         struct hash_key key;
         hash_key_init(&key, next_seed(reg));
-        fresh = table_make(reg, total + 1, &key);
+        fresh = table_make(reg, total + 1, sparse_live(reg, NULL), &key);
     } else {
-        fresh = table_make(reg, total - drop_guess + 1, &old->key);
+        fresh = table_make(reg, total - drop_guess + 1, sparse_live(reg, NULL), &old->key);
     }
     if (fresh == NULL) {
         portreg__mem_free(reg, g, graveyard_size(cap));
@@ -478,7 +507,7 @@ static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
                 floor = st_version(w);
             continue;
         }
-        if (!ht_put_for(reg, fresh, s))
+        if (!ht_put_for(reg, fresh, s, false))
             goto undo;
     }
 
@@ -562,7 +591,7 @@ int portreg__table_insert(struct portreg *reg, const char *id, size_t id_len, co
     atomic_store_explicit(&s->state, w, memory_order_release);
     TSAN_RELEASE(s); /* ck_ht_put_spmc() publishes s; table_find() acquires */
     struct table *t = table_locked(reg);
-    if (!ht_put_for(reg, t, s)) {
+    if (!ht_put_for(reg, t, s, true)) {
         portreg__mem_free(reg, s, size);
         return PORTREG_ENOMEM;
     }

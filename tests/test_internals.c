@@ -812,3 +812,26 @@ Test(internals, an_entry_a_put_is_filling_reads_as_empty)
     assert_misses(id, (size_t)n);
     memset(e1, 0, sizeof *e1);
 }
+
+/* Second review of the sparse floor (B): a reseed sized its new table's
+ * floor by slots, untracked ones included: 300 tracked ids beside 250
+ * untracked slots got a 512 KiB map. The floor counts tracked ids. */
+Test(internals, a_reseed_sizes_the_floor_by_tracked_ids)
+{
+    char id[32];
+    for (int i = 0; i < 550; i++) {
+        int len = snprintf(id, sizeof id, "reseed-%d", i);
+        cr_assert_eq(portreg_register(reg, id, (size_t)len, 80, NULL), 0);
+    }
+    for (int i = 300; i < 550; i++) {
+        int len = snprintf(id, sizeof id, "reseed-%d", i);
+        cr_assert_eq(portreg_untrack(reg, id, (size_t)len, NULL), 0);
+    }
+    portreg_stats_t st = stats_now();
+    cr_assert_eq(st.slots, 550, "no compaction yet");
+    portreg__table_reseed(reg);
+    st = stats_now();
+    cr_assert_eq(st.reseeds, 1);
+    cr_assert_leq(st.table_capacity, 4096, "%zu buckets for 300 tracked ids", st.table_capacity);
+    cr_assert_eq(portreg_count(reg), 300);
+}

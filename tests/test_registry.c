@@ -379,7 +379,7 @@ Test(registry, map_size_follows_the_sparse_rule)
 /* Review of the sparse floor (1): a table of a few hundred live ids under
  * churn fills up with as many untracked slots between two compactions;
  * counting slots, the floor gave it a 512 KiB map every cycle, and that
- * much more memory waited for grace periods. The floor counts live ids. */
+ * much more memory waited for grace periods. The floor counts tracked ids. */
 static void churn(portreg_t *r, size_t live, size_t cycles, size_t *max_capacity)
 {
     char id[32];
@@ -451,6 +451,95 @@ Test(registry, a_map_grows_once_to_its_size)
                       atomic_load(&c.large_allocs) - before);
     }
     cr_assert_eq(capacity_of(r), 16384);
+    portreg_destroy(r);
+    cr_assert(counting_is_empty(&c));
+}
+
+/* Second review of the sparse floor (A, and a placeholder counted as
+ * live): slots the registry keeps for handles on absent ids are not
+ * tracked ids and must not earn the floor, neither in a compaction's new
+ * table nor at the insert of the placeholder itself. */
+Test(registry, held_placeholders_do_not_earn_the_floor)
+{
+    struct counting c;
+    portreg_t *r = counted_registry(&c);
+    char id[32];
+    for (int i = 0; i < 512; i++) {
+        int len = snprintf(id, sizeof id, "churn-%d", i);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+    }
+    portreg_handle_t *h[20];
+    for (int i = 0; i < 20; i++) {
+        int len = snprintf(id, sizeof id, "absent-%d", i);
+        cr_assert_eq(portreg_handle_open(r, id, (size_t)len, &h[i]), 0);
+        cr_assert_eq(capacity_of(r), 4096, "placeholder %d: %zu buckets for 512 tracked ids", i,
+                     capacity_of(r));
+    }
+    /* 500 tracked ids churning beside the 20 held placeholders. */
+    for (int i = 500; i < 512; i++) {
+        int len = snprintf(id, sizeof id, "churn-%d", i);
+        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+    }
+    size_t max_capacity = 0;
+    for (int k = 512; k < 20512; k++) {
+        int len = snprintf(id, sizeof id, "churn-%d", k);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+        len = snprintf(id, sizeof id, "churn-%d", k - 512);
+        if (k - 512 < 500)
+            cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+        else {
+            len = snprintf(id, sizeof id, "churn-%d", k - 500);
+            cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+        }
+        size_t cap = capacity_of(r);
+        max_capacity = cap > max_capacity ? cap : max_capacity;
+    }
+    cr_assert_eq(portreg_count(r), 500);
+    cr_assert_leq(max_capacity, 8192, "a map of %zu buckets for 500 tracked ids", max_capacity);
+    for (int i = 0; i < 20; i++)
+        portreg_handle_close(h[i]);
+    portreg_destroy(r);
+    cr_assert(counting_is_empty(&c));
+}
+
+/* Second review of the sparse floor (C, D): with an allocator that has no
+ * 512 KiB block, a compaction must make one map (it made a half-full one
+ * and then grew it by the quarter rule during its own puts), and inserts
+ * must stop asking for the refused map (every insert asked again). */
+Test(registry, a_refused_floor_is_not_asked_for_again)
+{
+    struct counting c;
+    portreg_options_t o;
+    counting_options(&c, &o);
+    c.max_block = (size_t)300 << 10;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        int len = snprintf(id, sizeof id, "refused-%d", i);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+    }
+    long refused = atomic_load(&c.refused);
+    cr_assert_gt(refused, 0, "the floor was never asked for");
+    for (int i = 1000; i < 2000; i++) {
+        int len = snprintf(id, sizeof id, "refused-%d", i);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+    }
+    cr_assert_eq(atomic_load(&c.refused), refused, "inserts asked for the refused map again");
+    /* Untrack until a compaction runs; it may ask for the floor once, and
+     * must make one map. */
+    portreg_stats_t st;
+    cr_assert_eq(portreg_stats(r, &st), 0);
+    uint64_t compactions = st.compactions;
+    for (int i = 0; i < 2000 && st.compactions == compactions; i++) {
+        long maps = atomic_load(&c.large_allocs);
+        int len = snprintf(id, sizeof id, "refused-%d", i);
+        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+        cr_assert_eq(portreg_stats(r, &st), 0);
+        cr_assert_leq(atomic_load(&c.large_allocs) - maps, 1, "untrack %d made %ld maps", i,
+                      atomic_load(&c.large_allocs) - maps);
+    }
+    cr_assert_gt(st.compactions, compactions, "no compaction ran");
     portreg_destroy(r);
     cr_assert(counting_is_empty(&c));
 }
