@@ -105,9 +105,10 @@ struct portreg {
     bool seed_fixed;        /* the caller chose it: reseeds stay reproducible */
     size_t reseed_after;    /* no reseed before the table holds this many slots */
     size_t full_refusals;   /* inserts refused at max_ids since the last rebuild */
-    /* The allocator refused a sparse map's floor (table.c): no more asking
-     * for it until the next table is made. */
-    bool sparse_refused;
+    /* Buckets of the current table's map when the allocator refused the
+     * sparse floor's larger map (table.c); 0: not refused. Inserts ask
+     * again once the map has grown, or the next table does. */
+    size_t sparse_refused_at;
     /* Non-zero: the probe maximum above which inserts reseed. Only tests
      * set it: ids that defeat the keyed hash cannot be built without the
      * keys, so they lower the bar to reach the reseed path on demand. */

@@ -71,8 +71,8 @@
  * every rebuild defers its old map to the epoch, and a table of a few
  * hundred tracked ids fills up with as many untracked slots (and held
  * placeholders) between two rebuilds. The floor only saves time: when the
- * allocator refuses it, the registry stops asking until its next rebuild
- * (reg->sparse_refused). */
+ * allocator refuses it, inserts ask again only once the map has grown, or
+ * the next table does (reg->sparse_refused_at). */
 #define SMALL_BUCKETS      ((size_t)1 << 10)
 #define SPARSE_LIVE        ((size_t)512)
 #define SPARSE_MIN_BUCKETS ((size_t)1 << 14)
@@ -237,17 +237,17 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s, boo
      * at half full). */
     size_t buckets = (size_t)1 << map_log2_buckets(map_of(t));
     size_t ids = (size_t)ck_ht_count(&t->ht) + 1;
-    /* After the allocator refused the floor's map, no floor until the
-     * next table is made (table_make() asks once). */
-    size_t live = reg->sparse_refused ? 0 : sparse_live(reg, new_slot ? s : NULL);
+    /* After the allocator refused the floor's map for a map of this size,
+     * no floor until the map has grown. */
+    size_t live = buckets == reg->sparse_refused_at ? 0 : sparse_live(reg, new_slot ? s : NULL);
     size_t want = map_buckets_for(ids, live, buckets);
     if (want > buckets && !ck_ht_grow_spmc(&t->ht, want)) {
         /* Without the floor: a smaller map, which the allocator may have. */
         size_t smaller = map_buckets_for(ids, 0, buckets);
-        if (smaller < want)
-            reg->sparse_refused = true;
         if (smaller > buckets && smaller < want)
             ck_ht_grow_spmc(&t->ht, smaller);
+        if (smaller < want)
+            reg->sparse_refused_at = (size_t)1 << map_log2_buckets(map_of(t));
     }
     /* put fails only if the map had to grow first and that allocation
      * failed; then nothing was published. A failed grow after inserting
@@ -288,22 +288,25 @@ static struct table *table_make(struct portreg *reg, size_t capacity, size_t liv
     /* The size the puts would grow the map to (ht_put_for()); if that much
      * memory is not to be had, the size without the floor, then ck_ht's
      * half full: a map's sparseness only saves time, and a rebuild that
-     * fails leaves its untracked slots in place. Each new table asks for
-     * the floor once; the puts into it do not, if it was refused. */
+     * fails leaves its untracked slots in place. */
     size_t sizes[3] = {map_buckets_for(capacity, live, 2), map_buckets_for(capacity, 0, 2),
                        map_half_for(capacity, 2)};
-    bool ok = false;
-    for (size_t i = 0; i < 3 && !ok; i++) {
-        if (i > 0 && sizes[i] == sizes[i - 1])
-            continue;
-        ok = ht_init_for(reg, t, sizes[i]);
-        if (i == 0)
-            reg->sparse_refused = !ok && sizes[0] != sizes[1];
+    size_t i = 0;
+    while (!ht_init_for(reg, t, sizes[i])) {
+        /* The sizes only shrink: on to the next smaller one. */
+        size_t refused = sizes[i];
+        while (i < 3 && sizes[i] == refused)
+            i++;
+        if (i == 3) {
+            portreg__mem_free(reg, t, sizeof *t);
+            return NULL;
+        }
     }
-    if (!ok) {
-        portreg__mem_free(reg, t, sizeof *t);
-        return NULL;
-    }
+    /* If the floor was refused, the puts into this table do not ask again
+     * before its map grows. (Should a rebuild throw t away, the mark may
+     * keep the old table's map of that size from asking; only speed
+     * depends on it.) */
+    reg->sparse_refused_at = sizes[i] < sizes[0] ? sizes[i] : 0;
     return t;
 }
 
@@ -477,9 +480,10 @@ static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
     if (reseed) {
         struct hash_key key;
         hash_key_init(&key, next_seed(reg));
-        fresh = table_make(reg, total + 1, sparse_live(reg, NULL), &key);
+        fresh = table_make(reg, total + 1, sparse_live(reg, NULL) + 1, &key);
     } else {
-        fresh = table_make(reg, total - drop_guess + 1, sparse_live(reg, NULL), &old->key);
+        /* + 1, as in the capacity: room for the insert that may follow. */
+        fresh = table_make(reg, total - drop_guess + 1, sparse_live(reg, NULL) + 1, &old->key);
     }
     if (fresh == NULL) {
         portreg__mem_free(reg, g, graveyard_size(cap));
