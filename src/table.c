@@ -170,6 +170,12 @@ static unsigned map_log2_buckets(const struct map_header *h)
     return 63u - (unsigned)__builtin_clzll((unsigned long long)(h->size / sizeof(ck_ht_entry_t)));
 }
 
+/* The buckets of t's current map. */
+static size_t table_buckets(struct table *t)
+{
+    return (size_t)1 << map_log2_buckets(map_of(t));
+}
+
 static void map_free_now(struct map_header *h)
 {
     books_map_freed(h->reg, h->size);
@@ -235,7 +241,7 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s, boo
      * entry, so that the put does not first grow it by libck's rule. If
      * the grows fail, the put goes on in the map there is (libck grows it
      * at half full). */
-    size_t buckets = (size_t)1 << map_log2_buckets(map_of(t));
+    size_t buckets = table_buckets(t);
     size_t ids = (size_t)ck_ht_count(&t->ht) + 1;
     /* After the allocator refused the floor's map for a map of this size,
      * no floor until the map has grown. */
@@ -247,7 +253,7 @@ static bool ht_put_for(struct portreg *reg, struct table *t, struct slot *s, boo
         if (smaller > buckets && smaller < want)
             ck_ht_grow_spmc(&t->ht, smaller);
         if (smaller < want)
-            reg->sparse_refused_at = (size_t)1 << map_log2_buckets(map_of(t));
+            reg->sparse_refused_at = table_buckets(t);
     }
     /* put fails only if the map had to grow first and that allocation
      * failed; then nothing was published. A failed grow after inserting
@@ -322,7 +328,7 @@ struct table *portreg__table_new(struct portreg *reg, size_t capacity, uint64_t 
 
 void portreg__table_install(struct portreg *reg, struct table *t)
 {
-    books_table(reg, 0, (size_t)1 << map_log2_buckets(map_of(t)));
+    books_table(reg, 0, table_buckets(t));
     /* Nobody else can see reg yet; the store still publishes the table. */
     atomic_store_explicit(&reg->table, t, memory_order_release);
 }
@@ -477,13 +483,14 @@ static void rebuild(struct portreg *reg, bool reseed, struct slot *keep)
     g->cap = cap;
     /* A compaction keeps the keys; a reseed draws new ones. */
     struct table *fresh;
+    /* + 1, as in the capacity: room for the insert that may follow. */
+    size_t live = sparse_live(reg, NULL) + 1;
     if (reseed) {
         struct hash_key key;
         hash_key_init(&key, next_seed(reg));
-        fresh = table_make(reg, total + 1, sparse_live(reg, NULL) + 1, &key);
+        fresh = table_make(reg, total + 1, live, &key);
     } else {
-        /* + 1, as in the capacity: room for the insert that may follow. */
-        fresh = table_make(reg, total - drop_guess + 1, sparse_live(reg, NULL) + 1, &old->key);
+        fresh = table_make(reg, total - drop_guess + 1, live, &old->key);
     }
     if (fresh == NULL) {
         portreg__mem_free(reg, g, graveyard_size(cap));

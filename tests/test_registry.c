@@ -335,13 +335,33 @@ static size_t capacity_of(portreg_t *r)
     return st.table_capacity;
 }
 
-static void fill(portreg_t *r, size_t n)
+/* Registers the ids "prefix-from" up to "prefix-(to - 1)". */
+static void register_range(portreg_t *r, const char *prefix, size_t from, size_t to)
 {
     char id[32];
-    for (size_t i = 0; i < n; i++) {
-        int len = snprintf(id, sizeof id, "spread-%zu", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
+    for (size_t i = from; i < to; i++) {
+        int len = snprintf(id, sizeof id, "%s-%zu", prefix, i);
+        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0, "register %s", id);
     }
+}
+
+static void untrack_one(portreg_t *r, const char *prefix, size_t k)
+{
+    char id[32];
+    int len = snprintf(id, sizeof id, "%s-%zu", prefix, k);
+    cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0, "untrack %s", id);
+}
+
+/* A registry of the test's own, through c, whose allocator has no block
+ * larger than max_block. */
+static portreg_t *capped_registry(struct counting *c, size_t max_block)
+{
+    portreg_options_t o;
+    counting_options(c, &o);
+    c->max_block = max_block;
+    portreg_t *r = portreg_create(&o);
+    cr_assert_not_null(r);
+    return r;
 }
 
 Test(registry, map_size_follows_the_sparse_rule)
@@ -365,8 +385,8 @@ Test(registry, map_size_follows_the_sparse_rule)
         cr_assert(grown != NULL && made != NULL);
         cr_assert_eq(capacity_of(made), want[i].buckets, "made for %zu ids: %zu buckets", n,
                      capacity_of(made));
-        fill(grown, n);
-        fill(made, n);
+        register_range(grown, "spread", 0, n);
+        register_range(made, "spread", 0, n);
         cr_assert_eq(capacity_of(grown), want[i].buckets, "%zu ids grew a map to %zu buckets", n,
                      capacity_of(grown));
         cr_assert_eq(capacity_of(made), want[i].buckets, "made for %zu ids, grew to %zu", n,
@@ -382,14 +402,10 @@ Test(registry, map_size_follows_the_sparse_rule)
  * much more memory waited for grace periods. The floor counts tracked ids. */
 static void churn(portreg_t *r, size_t live, size_t cycles, size_t *max_capacity)
 {
-    char id[32];
     for (size_t k = 0; k < cycles + live; k++) {
-        int len = snprintf(id, sizeof id, "churn-%zu", k);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0, "register %zu", k);
-        if (k >= live) {
-            len = snprintf(id, sizeof id, "churn-%zu", k - live);
-            cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-        }
+        register_range(r, "churn", k, k + 1);
+        if (k >= live)
+            untrack_one(r, "churn", k - live);
         size_t cap = capacity_of(r);
         if (cap > *max_capacity)
             *max_capacity = cap;
@@ -418,11 +434,7 @@ Test(registry, churn_of_a_few_hundred_ids_keeps_a_small_map)
 Test(registry, tables_work_without_the_sparse_map)
 {
     struct counting c;
-    portreg_options_t o;
-    counting_options(&c, &o);
-    c.max_block = (size_t)300 << 10;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
+    portreg_t *r = capped_registry(&c, (size_t)300 << 10);
     size_t max_capacity = 0;
     churn(r, 600, 20000, &max_capacity);
     portreg_stats_t st;
@@ -464,10 +476,7 @@ Test(registry, held_placeholders_do_not_earn_the_floor)
     struct counting c;
     portreg_t *r = counted_registry(&c);
     char id[32];
-    for (int i = 0; i < 512; i++) {
-        int len = snprintf(id, sizeof id, "churn-%d", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-    }
+    register_range(r, "churn", 0, 512);
     portreg_handle_t *h[20];
     for (int i = 0; i < 20; i++) {
         int len = snprintf(id, sizeof id, "absent-%d", i);
@@ -475,22 +484,14 @@ Test(registry, held_placeholders_do_not_earn_the_floor)
         cr_assert_eq(capacity_of(r), 4096, "placeholder %d: %zu buckets for 512 tracked ids", i,
                      capacity_of(r));
     }
-    /* 500 tracked ids churning beside the 20 held placeholders. */
-    for (int i = 500; i < 512; i++) {
-        int len = snprintf(id, sizeof id, "churn-%d", i);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-    }
+    /* 500 tracked ids churning beside the 20 held placeholders: each step
+     * registers one and untracks the oldest tracked one. */
+    for (size_t i = 500; i < 512; i++)
+        untrack_one(r, "churn", i);
     size_t max_capacity = 0;
-    for (int k = 512; k < 20512; k++) {
-        int len = snprintf(id, sizeof id, "churn-%d", k);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-        len = snprintf(id, sizeof id, "churn-%d", k - 512);
-        if (k - 512 < 500)
-            cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-        else {
-            len = snprintf(id, sizeof id, "churn-%d", k - 500);
-            cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-        }
+    for (size_t k = 512; k < 20512; k++) {
+        register_range(r, "churn", k, k + 1);
+        untrack_one(r, "churn", k - 512 < 500 ? k - 512 : k - 500);
         size_t cap = capacity_of(r);
         max_capacity = cap > max_capacity ? cap : max_capacity;
     }
@@ -510,22 +511,11 @@ Test(registry, held_placeholders_do_not_earn_the_floor)
 Test(registry, a_refused_floor_is_not_asked_for_again)
 {
     struct counting c;
-    portreg_options_t o;
-    counting_options(&c, &o);
-    c.max_block = (size_t)300 << 10;
-    portreg_t *r = portreg_create(&o);
-    cr_assert_not_null(r);
-    char id[32];
-    for (int i = 0; i < 1000; i++) {
-        int len = snprintf(id, sizeof id, "refused-%d", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-    }
+    portreg_t *r = capped_registry(&c, (size_t)300 << 10);
+    register_range(r, "refused", 0, 1000);
     long refused = atomic_load(&c.refused);
     cr_assert_gt(refused, 0, "the floor was never asked for");
-    for (int i = 1000; i < 2000; i++) {
-        int len = snprintf(id, sizeof id, "refused-%d", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-    }
+    register_range(r, "refused", 1000, 2000);
     /* Once more at most: when the map has grown past the refused size. */
     cr_assert_leq(atomic_load(&c.refused) - refused, 1,
                   "inserts asked for the refused map %ld times", atomic_load(&c.refused) - refused);
@@ -534,12 +524,11 @@ Test(registry, a_refused_floor_is_not_asked_for_again)
     portreg_stats_t st;
     cr_assert_eq(portreg_stats(r, &st), 0);
     uint64_t compactions = st.compactions;
-    for (int i = 0; i < 2000 && st.compactions == compactions; i++) {
+    for (size_t i = 0; i < 2000 && st.compactions == compactions; i++) {
         long maps = atomic_load(&c.large_allocs);
-        int len = snprintf(id, sizeof id, "refused-%d", i);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
+        untrack_one(r, "refused", i);
         cr_assert_eq(portreg_stats(r, &st), 0);
-        cr_assert_leq(atomic_load(&c.large_allocs) - maps, 1, "untrack %d made %ld maps", i,
+        cr_assert_leq(atomic_load(&c.large_allocs) - maps, 1, "untrack %zu made %ld maps", i,
                       atomic_load(&c.large_allocs) - maps);
     }
     cr_assert_gt(st.compactions, compactions, "no compaction ran");
@@ -556,25 +545,14 @@ Test(registry, churn_at_512_makes_one_map_per_compaction)
 {
     struct counting c;
     portreg_t *r = counted_registry(&c);
-    char id[32];
-    for (int i = 0; i < 512; i++) {
-        int len = snprintf(id, sizeof id, "edge-%d", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-    }
-    long maps = atomic_load(&c.large_allocs);
+    /* Register, then untrack: compactions run at 512 tracked ids. Filling
+     * the first 512 makes no map of 64 KiB or more, nor a compaction. */
+    size_t max_capacity = 0;
+    churn(r, 512, 20000, &max_capacity);
     portreg_stats_t st;
     cr_assert_eq(portreg_stats(r, &st), 0);
-    uint64_t compactions = st.compactions;
-    /* Register, then untrack: compactions run at 512 tracked ids. */
-    for (int k = 512; k < 512 + 20000; k++) {
-        int len = snprintf(id, sizeof id, "edge-%d", k);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-        len = snprintf(id, sizeof id, "edge-%d", k - 512);
-        cr_assert_eq(portreg_untrack(r, id, (size_t)len, NULL), 0);
-    }
-    cr_assert_eq(portreg_stats(r, &st), 0);
-    long made = atomic_load(&c.large_allocs) - maps;
-    uint64_t runs = st.compactions - compactions;
+    long made = atomic_load(&c.large_allocs);
+    uint64_t runs = st.compactions;
     cr_assert_gt(runs, 10);
     cr_assert_leq((uint64_t)made, runs + 1, "%ld maps for %llu compactions", made,
                   (unsigned long long)runs);
@@ -586,20 +564,13 @@ Test(registry, a_failed_floor_is_asked_for_again_when_the_map_grows)
 {
     struct counting c;
     portreg_t *r = counted_registry(&c);
-    char id[32];
-    for (int i = 0; i < 512; i++) {
-        int len = snprintf(id, sizeof id, "again-%d", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-    }
+    register_range(r, "again", 0, 512);
     /* The 513th register: its slot, then the floor's map, which fails. */
     atomic_store(&c.fail_countdown, 2);
-    cr_assert_eq(portreg_register(r, ID("again-512"), 80, NULL), 0);
+    register_range(r, "again", 512, 513);
     cr_assert_eq(atomic_load(&c.failures), 1, "the floor's map was not the one that failed");
     cr_assert_lt(capacity_of(r), 16384);
-    for (int i = 513; i < 2000; i++) {
-        int len = snprintf(id, sizeof id, "again-%d", i);
-        cr_assert_eq(portreg_register(r, id, (size_t)len, 80, NULL), 0);
-    }
+    register_range(r, "again", 513, 2000);
     cr_assert_geq(capacity_of(r), 16384, "the floor never came back: %zu buckets", capacity_of(r));
     portreg_destroy(r);
     cr_assert(counting_is_empty(&c));
